@@ -1,0 +1,57 @@
+"""Every field an experiment has, with the paper's LeNet-300-100/MNIST values as defaults.
+
+Presets (one small file per network) start from `get_config()` and change what differs. Every
+field can be overridden from the command line (`--config.train.steps=2000`). Sentinels instead of
+None keep fields overridable: 0 / -1 / '' mean "unset" where noted.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "lenet_mnist"
+  c.model = "lenet_300_100"
+  c.model_kwargs = ml_collections.ConfigDict()  # e.g. {'dropout': 0.5} or {'width': 2}
+
+  c.dataset = "mnist"
+  c.data_dir = ""                 # '' -> $LTJAX_DATA_DIR, else ~/tensorflow_datasets
+  c.validation_size = 5000        # held out of the training split
+  c.normalization = "dataset"     # per-channel mean/std of the training examples
+
+  c.train = ml_collections.ConfigDict()
+  c.train.optimizer = "adam"
+  c.train.lr = 1.2e-3
+  c.train.momentum = 0.9
+  c.train.nesterov = False
+  c.train.weight_decay = 0.0
+  c.train.warmup_steps = 0
+  c.train.milestones = (0,)       # steps where lr is multiplied by `decay`; (0,) means none
+  c.train.decay = 0.1
+  c.train.batch_size = 60
+  c.train.steps = 50_000
+  c.train.eval_every = 100
+  c.train.eval_batch_size = 1000
+
+  c.prune = ml_collections.ConfigDict()
+  c.prune.mode = "iterative"      # or 'oneshot' (prune the dense net to each of `densities`)
+  c.prune.rounds = 16             # iterative: pruning rounds after the dense round 0
+  c.prune.densities = (0.5, 0.2, 0.1)  # oneshot: target fractions of prunable weights remaining
+  c.prune.conv_rate = 0.0
+  c.prune.fc_rate = 0.2
+  c.prune.output_rate = 0.1
+  c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
+  c.prune.score = "magnitude"
+  c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
+
+  c.trials = 5                    # independent seeds, each its own lineage of masks
+  c.controls = ("reinit", "random_mask")  # '' entries are ignored; () for tickets only
+  c.reinit_draws = 1              # random reinitializations per trial (the paper: 3)
+  c.seed = 0
+
+  c.execution = ml_collections.ConfigDict()
+  c.execution.ticket_batch = -1   # -1 auto; 0 vmap all tickets; 1 sequential; b: chunks of b
+  c.execution.max_tickets = 0     # tickets per compiled program (0 = all at once)
+  c.execution.intervals_per_call = 10
+  c.execution.checkpoint_every = 0  # steps between mid-round checkpoints (0 = per round only)
+  return c

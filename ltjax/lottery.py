@@ -1,0 +1,290 @@
+"""The lottery-ticket experiment: iterative (or one-shot) magnitude pruning with controls.
+
+`run_rounds` is the whole algorithm. Each round trains, as one compiled program, every trial's
+ticket and its controls; then each trial's ticket is pruned to give the next round's mask:
+
+    for r in rounds:
+        lineup  = tickets + controls of round r (ticket: mask_r * theta_0; reinit: mask_r * fresh;
+                  random_mask: shuffled(mask_r) * theta_0)
+        trained = train(lineup)                  # K tickets, one program, early stop by val loss
+        mask_{r+1} = prune(trained tickets, mask_r, rates)
+
+Everything else here builds those pieces from a config. Persistence (results, checkpoints,
+resume) is the caller's, through the `RoundSink` protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Protocol, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ltjax import masks as masks_lib
+from ltjax import models, optimizers, parallel, pruning, tickets, train
+from ltjax.data import Dataset
+
+PyTree = Any
+
+
+# ---------------------------------------------------------------- the experiment's pieces
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What a config resolves to: the network, its layer kinds and rates, and the trainer."""
+  cfg: Any
+  spec: models.ModelSpec
+  init_fn: Callable[[jax.Array], tuple[PyTree, PyTree]]  # key -> (params, model_state)
+  kinds: PyTree
+  rates: PyTree
+  trainer: train.Trainer
+
+
+def build(cfg, dataset: Dataset) -> Setup:
+  spec = models.get(cfg.model)
+  module = spec.build(dataset.num_classes, **dict(cfg.model_kwargs))
+  example = jnp.zeros((1,) + dataset.input_shape, jnp.float32)
+
+  def init_fn(key):
+    variables = module.init({"params": key, "dropout": key}, example, train=False)
+    params = variables["params"]
+    return params, {k: v for k, v in variables.items() if k != "params"}
+
+  kinds = spec.layer_kinds(jax.eval_shape(init_fn, jax.random.key(0))[0])
+  rates = pruning.rates_tree(kinds, {models.CONV: cfg.prune.conv_rate, models.FC: cfg.prune.fc_rate,
+                                     models.OUTPUT: cfg.prune.output_rate})
+  t = cfg.train
+  milestones = tuple(m for m in t.milestones if m > 0)
+  tx = optimizers.make(t.optimizer, t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                       warmup_steps=t.warmup_steps, milestones=milestones, decay=t.decay,
+                       nesterov=t.nesterov)
+  trainer = train.Trainer(module, tx, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
+                          ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds))
+  return Setup(cfg, spec, init_fn, kinds, rates, trainer)
+
+
+def ticket_batch(setting: int, kinds: PyTree) -> int | None:
+  """-1 (auto): sequential on CPU for conv nets (XLA's CPU convs are slower vmapped), else vmap."""
+  if setting == -1:
+    has_conv = models.CONV in jax.tree.leaves(kinds)
+    return 1 if has_conv and jax.default_backend() == "cpu" else None
+  return None if setting == 0 else setting
+
+
+@dataclasses.dataclass(frozen=True)
+class TicketId:
+  kind: str    # tickets.TICKET / REINIT / RANDOM_MASK
+  trial: int
+  draw: int = 0
+
+
+def lineup(cfg, round_index: int) -> list[TicketId]:
+  """Tickets of a round: each trial's ticket, then its controls (none in the dense round 0)."""
+  ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
+  if round_index == 0:
+    return ids
+  for t in range(cfg.trials):
+    for control in (c for c in cfg.controls if c):
+      draws = cfg.reinit_draws if control == tickets.REINIT else 1
+      ids += [TicketId(control, t, d) for d in range(draws)]
+  return ids
+
+
+def key_for(seed: int, *path: int) -> jax.Array:
+  """A key per purpose: folding a path of ints into the run's seed keeps every draw reproducible."""
+  key = jax.random.key(seed)
+  for p in path:
+    key = jax.random.fold_in(key, p)
+  return key
+
+
+_PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4}
+_KIND_INDEX = {k: i for i, k in enumerate(tickets.KINDS)}
+
+
+@flax.struct.dataclass
+class Lineage:
+  """What carries over between rounds, stacked over trials: the starting weights and the masks."""
+  round: int = flax.struct.field(pytree_node=False)   # the next round to train
+  init_params: PyTree        # theta_0 per trial
+  init_model_state: PyTree
+  start_params: PyTree       # theta_0, or theta_k once a rewind point has been saved
+  start_model_state: PyTree
+  mask: PyTree               # the ticket's mask for `round`
+  dense_params: PyTree       # trained dense weights (one-shot prunes these every round)
+
+
+def initial_lineage(setup: Setup) -> Lineage:
+  cfg = setup.cfg
+  keys = jnp.stack([key_for(cfg.seed, _PURPOSE["init"], t) for t in range(cfg.trials)])
+  params, model_state = jax.vmap(setup.init_fn)(keys)
+  return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
+                 start_model_state=model_state, mask=jax.vmap(masks_lib.ones)(params),
+                 dense_params=params)
+
+
+def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.TrainState:
+  """The round's starting TrainStates, one per ticket id (stacked)."""
+  cfg, r = setup.cfg, lineage.round
+  params, mask, model_state, keys = [], [], [], []
+  for tid in ids:
+    take = lambda tree, t=tid.trial: jax.tree.map(lambda x: x[t], tree)  # noqa: E731
+    m = take(lineage.mask)
+    p, ms = take(lineage.start_params), take(lineage.start_model_state)
+    if tid.kind == tickets.REINIT:
+      p, ms = setup.init_fn(key_for(cfg.seed, _PURPOSE["reinit"], r, tid.trial, tid.draw))
+    elif tid.kind == tickets.RANDOM_MASK:
+      m = tickets.shuffle_mask(m, setup.kinds, key_for(cfg.seed, _PURPOSE["shuffle"], r, tid.trial))
+    params.append(tickets.reset(p, m))
+    mask.append(m)
+    model_state.append(ms)
+    keys.append(key_for(cfg.seed, _PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw))
+  states = setup.trainer.init_states(parallel.stack(params), parallel.stack(mask),
+                                     parallel.stack(model_state), jnp.stack(keys))
+  if rewinding(cfg) and r > 0:
+    # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
+    states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
+  return states
+
+
+def rewinding(cfg) -> bool:
+  return cfg.prune.rewind_step > 0
+
+
+def _set_count(opt_state, step: int):
+  try:
+    return optax.tree_utils.tree_set(opt_state, count=jnp.full_like(
+        optax.tree_utils.tree_get(opt_state, "count"), step))
+  except (KeyError, ValueError):
+    return opt_state  # a stateless optimizer has no step count to move
+
+
+def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_params: PyTree,
+              round_index: int) -> PyTree:
+  """Prune each trial's trained ticket (iterative) or its dense net (one-shot) for the next round."""
+  cfg = setup.cfg
+  rows = [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]
+  scores_key = key_for(cfg.seed, _PURPOSE["score"], round_index)
+  if cfg.prune.mode == "oneshot":
+    sizes = {k: masks_lib.size(jax.tree.map(lambda x: x[0], lineage.init_params), k_tree)
+             for k, k_tree in _kind_filters(setup.kinds).items()}
+    per_kind = pruning.one_shot_rates(_kind_rates(cfg), sizes, cfg.prune.densities[round_index])
+    rates = pruning.rates_tree(setup.kinds, per_kind)
+    return pruning.prune_round(lineage.dense_params, lineage.init_params,
+                               jax.vmap(masks_lib.ones)(lineage.init_params), setup.kinds, rates,
+                               cfg.prune.scope, cfg.prune.score, scores_key, ticket_axes=1)
+  trained = parallel.take(final_params, jnp.asarray(rows))
+  return pruning.prune_round(trained, lineage.init_params, lineage.mask, setup.kinds, setup.rates,
+                             cfg.prune.scope, cfg.prune.score, scores_key, ticket_axes=1)
+
+
+def _kind_rates(cfg) -> dict[str, float]:
+  return {models.CONV: cfg.prune.conv_rate, models.FC: cfg.prune.fc_rate,
+          models.OUTPUT: cfg.prune.output_rate}
+
+
+def _kind_filters(kinds) -> dict[str, PyTree]:
+  """For each prunable kind, a kinds tree where only that kind's leaves count as prunable."""
+  return {k: jax.tree.map(lambda x, k=k: x if x == k else models.FIXED, kinds)
+          for k in models.PRUNABLE_KINDS}
+
+
+def num_rounds(cfg) -> int:
+  """Rounds including the dense round 0."""
+  return 1 + (len(cfg.prune.densities) if cfg.prune.mode == "oneshot" else cfg.prune.rounds)
+
+
+# ---------------------------------------------------------------- a trained round
+@dataclasses.dataclass
+class RoundResult:
+  """A round's outcome on the host (numpy), with everything the records and the next round need."""
+  round: int
+  ids: list[TicketId]
+  curves: train.Curves                 # [num_evals, K]
+  early_stop_step: np.ndarray          # [K]; -1 if never finite
+  val_loss: np.ndarray                 # at early stop
+  val_accuracy: np.ndarray
+  test_accuracy: np.ndarray            # at early stop (evaluated once, on the carried best params)
+  final_test_accuracy: np.ndarray
+  diverged: np.ndarray
+  density: np.ndarray                  # [K] fraction of prunable weights remaining
+  layer_density: dict[str, np.ndarray]
+  final_params: PyTree                 # stacked; prunes the next mask
+  masks: PyTree
+  steps_trained: int
+  seconds: float
+
+
+class RoundSink(Protocol):
+  """Where a run reports: progress inside a round, and each finished round (persist it there)."""
+
+  def progress(self, round_index: int, step: int, states: train.TrainState,
+               tracker: train.EarlyStop, curves: train.Curves) -> None: ...
+
+  def round_done(self, result: RoundResult, lineage: Lineage) -> None: ...
+
+
+def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSink | None = None,
+                resume: tuple[int, train.TrainState, train.EarlyStop, train.Curves] | None = None
+                ) -> tuple[RoundResult, Lineage]:
+  """Train one round's lineup as one program; returns its result and the lineage for the next."""
+  cfg, trainer, r = setup.cfg, setup.trainer, lineage.round
+  ids = lineup(cfg, r)
+  t0 = time.perf_counter()
+  start = cfg.prune.rewind_step if (rewinding(cfg) and r > 0) else 0
+  if resume is not None:
+    start, states, tracker, prior = resume
+  else:
+    states, tracker, prior = start_states(setup, lineage, ids), None, None
+  callback = None
+  if sink is not None:
+    callback = lambda step, s, tr, c: sink.progress(  # noqa: E731
+        r, step, s, tr, c if prior is None else train.concat_curves([prior, c]))
+  run = lambda st, tr, a, b: trainer.train(  # noqa: E731
+      st, dataset, cfg.train.steps, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
+      intervals_per_call=cfg.execution.intervals_per_call, callback=callback)
+  if rewinding(cfg) and r == 0 and start < cfg.prune.rewind_step:
+    states, tracker, c = run(states, tracker, start, cfg.prune.rewind_step)
+    prior = c if prior is None else train.concat_curves([prior, c])
+    lineage = lineage.replace(start_params=jax.tree.map(jnp.copy, states.params),
+                              start_model_state=jax.tree.map(jnp.copy, states.model_state))
+    start = cfg.prune.rewind_step
+  states, tracker, curves = run(states, tracker, start, cfg.train.steps)
+  if prior is not None:
+    curves = train.concat_curves([prior, curves])
+  _, test_acc = trainer.evaluate_many(tracker.params, states.mask, tracker.model_state, dataset,
+                                      dataset.test)
+  _, final_acc = trainer.evaluate_many(states.params, states.mask, states.model_state, dataset,
+                                       dataset.test)
+  density = jax.vmap(lambda m: masks_lib.density(m, setup.kinds))(states.mask)
+  layer_density = jax.vmap(lambda m: masks_lib.layer_density(m, setup.kinds))(states.mask)
+  result = RoundResult(
+      round=r, ids=ids, curves=train.to_numpy(curves), early_stop_step=np.asarray(tracker.step),
+      val_loss=np.asarray(tracker.loss), val_accuracy=np.asarray(tracker.accuracy),
+      test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
+      diverged=np.asarray(tracker.diverged), density=np.asarray(density),
+      layer_density=train.to_numpy(layer_density), final_params=states.params, masks=states.mask,
+      steps_trained=cfg.train.steps - (cfg.prune.rewind_step if rewinding(cfg) and r > 0 else 0),
+      seconds=time.perf_counter() - t0)
+  if r == 0:
+    lineage = lineage.replace(dense_params=states.params)
+  if r + 1 < num_rounds(cfg):
+    lineage = lineage.replace(mask=next_mask(setup, lineage, ids, states.params, r))
+  return result, lineage.replace(round=r + 1)
+
+
+def run_rounds(setup: Setup, dataset: Dataset, sink: RoundSink | None = None,
+               lineage: Lineage | None = None, resume=None) -> Lineage:
+  """Train every remaining round, from `lineage` (default: a fresh start) to the last."""
+  lineage = initial_lineage(setup) if lineage is None else lineage
+  while lineage.round < num_rounds(setup.cfg):
+    result, next_lineage = train_round(setup, lineage, dataset, sink, resume)
+    resume = None
+    if sink is not None:
+      sink.round_done(result, next_lineage)
+    lineage = next_lineage
+  return lineage

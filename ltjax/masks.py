@@ -1,0 +1,95 @@
+"""Boolean mask pytrees with the params' structure.
+
+Every parameter leaf gets a mask leaf; leaves of kind `fixed` (biases, norm scales) keep an
+all-True mask forever, so applying a mask is one `where` per leaf and no leaf is special-cased
+downstream. Which leaves count as prunable comes from a `kinds` pytree (see `ltjax.models`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltjax.models.registry import FIXED, PRUNABLE_KINDS
+
+PyTree = Any
+
+
+class MaskError(ValueError):
+  """A mask that does not fit its params (structure, shape or dtype)."""
+
+
+def path_str(path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def ones(params: PyTree) -> PyTree:
+  """The dense mask: True everywhere."""
+  return jax.tree.map(lambda p: jnp.ones(p.shape, jnp.bool_), params)
+
+
+def apply(params: PyTree, mask: PyTree) -> PyTree:
+  """Zero the pruned weights (exactly +0.0, whatever their sign)."""
+  return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, mask)
+
+
+def check(params: PyTree, mask: PyTree, kinds: PyTree | None = None) -> None:
+  """Raise MaskError unless `mask` has params' structure, shapes and a bool dtype (and fixed leaves are dense).
+
+  Works on concrete arrays and on abstract shapes alike; leading ticket axes are allowed as long as
+  params and mask agree on them.
+  """
+  p_def, m_def = jax.tree.structure(params), jax.tree.structure(mask)
+  if p_def != m_def:
+    raise MaskError(f"mask structure does not match params: mask {m_def} vs params {p_def}")
+  flat_p = jax.tree_util.tree_flatten_with_path(params)[0]
+  flat_m = jax.tree.leaves(mask)
+  flat_k = jax.tree.leaves(kinds) if kinds is not None else [None] * len(flat_m)
+  for (path, p), m, kind in zip(flat_p, flat_m, flat_k):
+    name = path_str(path)
+    if tuple(m.shape) != tuple(p.shape):
+      raise MaskError(f"mask leaf {name} has shape {tuple(m.shape)}, params have {tuple(p.shape)}")
+    if m.dtype != jnp.bool_:
+      raise MaskError(f"mask leaf {name} has dtype {m.dtype}, expected bool")
+    if kind == FIXED and isinstance(m, (np.ndarray, jax.Array)) and not isinstance(
+        m, jax.core.Tracer) and not bool(np.all(np.asarray(m))):
+      raise MaskError(f"mask leaf {name} prunes a non-prunable ({FIXED}) leaf")
+
+
+def _prunable_leaves(tree: PyTree, kinds: PyTree) -> list[tuple[str, Any, str]]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return [(path_str(path), leaf, kind) for (path, leaf), kind in zip(flat, jax.tree.leaves(kinds))
+          if kind in PRUNABLE_KINDS]
+
+
+def count(mask: PyTree, kinds: PyTree) -> jax.Array:
+  """Surviving prunable weights (int32)."""
+  return sum((jnp.sum(m, dtype=jnp.int32) for _, m, _ in _prunable_leaves(mask, kinds)),
+             jnp.int32(0))
+
+
+def size(tree: PyTree, kinds: PyTree) -> int:
+  """Total prunable weights (a Python int: it depends on shapes only)."""
+  return sum(int(np.prod(leaf.shape)) for _, leaf, _ in _prunable_leaves(tree, kinds))
+
+
+def density(mask: PyTree, kinds: PyTree) -> jax.Array:
+  """Fraction of prunable weights that survive."""
+  return count(mask, kinds) / size(mask, kinds)
+
+
+def layer_counts(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
+  """Surviving weights per prunable leaf, keyed by path ('fc1/kernel')."""
+  return {name: jnp.sum(m, dtype=jnp.int32) for name, m, _ in _prunable_leaves(mask, kinds)}
+
+
+def layer_density(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
+  """Fraction surviving per prunable leaf, keyed by path."""
+  return {name: jnp.mean(m.astype(jnp.float32)) for name, m, _ in _prunable_leaves(mask, kinds)}
+
+
+def layer_sizes(tree: PyTree, kinds: PyTree) -> dict[str, int]:
+  return {name: int(np.prod(leaf.shape)) for name, leaf, _ in _prunable_leaves(tree, kinds)}

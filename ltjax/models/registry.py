@@ -1,0 +1,79 @@
+"""Model registry: a name maps to a `ModelSpec` that builds a linen module and declares its layers.
+
+The spec, not the pruning code, says which parameter leaves are prunable and which layer is the
+output layer (it gets its own pruning rate), so new architectures drop in without name matching
+anywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+
+# Layer kinds a pruning rate can be attached to; FIXED leaves (biases, norm scales) are never pruned.
+CONV, FC, OUTPUT, FIXED = "conv", "fc", "output", "fixed"
+PRUNABLE_KINDS = (CONV, FC, OUTPUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A buildable network and the declaration of its prunable layers.
+
+  Attributes:
+    name: registry name.
+    build: `build(num_classes, **overrides) -> nn.Module`; the module is called as
+      `module.apply(variables, x, train=bool, rngs=...)` on a batch of NHWC (or N,features) inputs.
+    output_layer: name of the submodule that produces the logits.
+    description: one line for `--help` style listings.
+  """
+
+  name: str
+  build: Callable[..., nn.Module]
+  output_layer: str
+  description: str = ""
+
+  def layer_kinds(self, params: Any) -> Any:
+    """Pytree of kind strings with `params`' structure: conv/fc/output for kernels, fixed otherwise."""
+    return kernel_kinds(params, self.output_layer)
+
+
+def kernel_kinds(params: Any, output_layer: str) -> Any:
+  """The default rule: leaves named `kernel` are prunable; 4-D kernels are conv, 2-D are fc."""
+
+  def kind(path, leaf):
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+    if not names or names[-1] != "kernel":
+      return FIXED
+    if output_layer in names[:-1]:
+      return OUTPUT
+    return CONV if leaf.ndim == 4 else FC
+
+  return jax.tree_util.tree_map_with_path(kind, params)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+  if spec.name in _REGISTRY:
+    raise ValueError(f"model {spec.name!r} is already registered")
+  _REGISTRY[spec.name] = spec
+  return spec
+
+
+def get(name: str) -> ModelSpec:
+  try:
+    return _REGISTRY[name]
+  except KeyError:
+    raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def all_specs() -> Mapping[str, ModelSpec]:
+  return dict(_REGISTRY)

@@ -1,0 +1,303 @@
+"""Masked training of K stacked tickets as one compiled program.
+
+A round is a sequence of compiled calls; each call runs several eval intervals as a `lax.scan`
+of `lax.scan`s: `eval_every` masked train steps (batches gathered by index from the
+device-resident data with a per-ticket, per-epoch permutation), then a validation pass and the
+early-stop bookkeeping. No Python runs inside a call. All tickets share the step counter, so it is
+an unbatched scalar and the epoch's permutation is recomputed (under a real `cond`) only at
+epoch boundaries.
+
+The mask is applied to the weights in the forward pass, to the gradients, and to the weights
+after the optimizer update, so pruned weights are exactly 0.0 after every step whatever the
+optimizer does (Adam moments, momentum, weight decay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ltjax import masks as masks_lib
+from ltjax import parallel
+from ltjax.data import Dataset, Split
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """One ticket's training state (stacked on a leading axis for K tickets)."""
+  params: PyTree
+  mask: PyTree
+  opt_state: PyTree
+  model_state: PyTree  # non-trained collections, e.g. {'batch_stats': ...}; {} for none
+  rng: jax.Array       # the ticket's raw key data (uint32): data order and dropout derive from it
+
+
+@flax.struct.dataclass
+class EarlyStop:
+  """Best-validation-loss bookkeeping, with the parameters at that point for a later test eval."""
+  loss: jax.Array        # minimum validation loss so far (inf before the first eval)
+  step: jax.Array        # iteration at which it was reached (-1 before the first eval)
+  accuracy: jax.Array    # validation accuracy at that iteration
+  params: PyTree
+  model_state: PyTree
+  diverged: jax.Array    # a non-finite training or validation loss was seen
+
+
+@flax.struct.dataclass
+class Curves:
+  """Per-eval-point metrics, arrays shaped [num_evals, K]."""
+  step: jax.Array
+  train_loss: jax.Array  # mean training loss over the interval
+  val_loss: jax.Array
+  val_accuracy: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+  """What is fixed for a run: the network, the optimizer, and the batching/execution settings.
+
+  `ticket_batch` picks the ticket-axis execution (see `ltjax.parallel`); `eval_batch_size` bounds
+  evaluation memory.
+  """
+  module: nn.Module
+  tx: optax.GradientTransformation
+  batch_size: int
+  eval_batch_size: int = 1000
+  ticket_batch: int | None = None
+
+  # ------------------------------------------------------------ single-ticket pieces
+  def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array) -> TrainState:
+    params = masks_lib.apply(params, mask)
+    return TrainState(params=params, mask=mask, opt_state=self.tx.init(params),
+                      model_state=model_state, rng=raw_key(rng))
+
+  def init_states(self, params, mask, model_state, rngs) -> TrainState:
+    """Stacked TrainStates for stacked params/masks/keys."""
+    return jax.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs)
+
+  def _logits(self, params, model_state, images, train: bool, dropout_key=None):
+    variables = {"params": params, **model_state}
+    rngs = {"dropout": dropout_key} if dropout_key is not None else None
+    if train and model_state:
+      logits, updates = self.module.apply(variables, images, train=True, rngs=rngs,
+                                          mutable=list(model_state))
+      return logits, {**model_state, **updates}
+    return self.module.apply(variables, images, train=train, rngs=rngs), model_state
+
+  def train_step(self, state: TrainState, images, labels, step) -> tuple[TrainState, jax.Array]:
+    dropout_key = jax.random.fold_in(jax.random.fold_in(typed_key(state.rng), 1), step)
+
+    def loss_fn(params):
+      logits, model_state = self._logits(masks_lib.apply(params, state.mask), state.model_state,
+                                         images, True, dropout_key)
+      return cross_entropy(logits, labels), model_state
+
+    (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads = masks_lib.apply(grads, state.mask)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = masks_lib.apply(optax.apply_updates(state.params, updates), state.mask)
+    return state.replace(params=params, opt_state=opt_state, model_state=model_state), loss
+
+  def evaluate(self, params, mask, model_state, dataset: Dataset, split: Split):
+    """(mean loss, accuracy) of one ticket over a whole split, in fixed-size padded batches."""
+    n, b = len(split), min(self.eval_batch_size, len(split))
+    num_batches = math.ceil(n / b)
+    params = masks_lib.apply(params, mask)
+
+    def batch(carry, i):
+      idx = i * b + jnp.arange(b)
+      valid = idx < n
+      idx = jnp.minimum(idx, n - 1)
+      logits, _ = self._logits(params, model_state, dataset.normalize(split.images[idx]), False)
+      labels = split.labels[idx]
+      losses = cross_entropy(logits, labels, reduce=False)
+      correct = correct_predictions(logits, labels)
+      loss_sum, correct_sum = carry
+      return (loss_sum + jnp.sum(jnp.where(valid, losses, 0.0)),
+              correct_sum + jnp.sum(jnp.where(valid, correct, 0))), None
+
+    (loss_sum, correct_sum), _ = jax.lax.scan(batch, (jnp.float32(0), jnp.int32(0)),
+                                              jnp.arange(num_batches))
+    return loss_sum / n, correct_sum / n
+
+  # ------------------------------------------------------------ the compiled chunk
+  def steps_per_epoch(self, dataset: Dataset) -> int:
+    return len(dataset.train) // self.batch_size
+
+  def _epoch_perm(self, rng, epoch, n):
+    return jax.random.permutation(jax.random.fold_in(jax.random.fold_in(typed_key(rng), 0), epoch), n)
+
+  @functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
+  def _run_intervals(self, states: TrainState, tracker: EarlyStop, dataset: Dataset, step0,
+                     num_intervals: int, interval: int):
+    n, bsz = len(dataset.train), self.batch_size
+    spe = n // bsz
+    tmap = functools.partial(parallel.ticket_map, ticket_batch=self.ticket_batch)
+    perms = tmap(lambda rng: self._epoch_perm(rng, step0 // spe, n), (0,))(states.rng)
+
+    def one_step(state, perm, s):
+      idx = jax.lax.dynamic_slice_in_dim(perm, (s % spe) * bsz, bsz)
+      images = dataset.normalize(dataset.train.images[idx])
+      return self.train_step(state, images, dataset.train.labels[idx], s)
+
+    def train_body(carry, s):
+      states, perms = carry
+      perms = jax.lax.cond(s % spe == 0,
+                           lambda: tmap(lambda r: self._epoch_perm(r, s // spe, n), (0,))(states.rng),
+                           lambda: perms)
+      states, loss = tmap(one_step, (0, 0, None))(states, perms, s)
+      return (states, perms), loss
+
+    def track(state, best: EarlyStop, train_loss, s):
+      val_loss, val_acc = self.evaluate(state.params, state.mask, state.model_state, dataset,
+                                        dataset.val)
+      finite = jnp.isfinite(val_loss) & jnp.isfinite(train_loss)
+      better = finite & (val_loss < best.loss)
+      pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
+      best = EarlyStop(loss=pick(val_loss, best.loss), step=pick(s, best.step),
+                       accuracy=pick(val_acc, best.accuracy), params=pick(state.params, best.params),
+                       model_state=pick(state.model_state, best.model_state),
+                       diverged=best.diverged | ~finite)
+      return best, (val_loss, val_acc)
+
+    def interval_body(carry, i):
+      states, perms, tracker = carry
+      start = step0 + i * interval
+      (states, perms), losses = jax.lax.scan(train_body, (states, perms), start + jnp.arange(interval))
+      end = start + interval
+      train_loss = jnp.mean(losses, axis=0)
+      tracker, (val_loss, val_acc) = tmap(track, (0, 0, 0, None))(states, tracker, train_loss, end)
+      return (states, perms, tracker), Curves(step=jnp.broadcast_to(end, val_loss.shape),
+                                              train_loss=train_loss, val_loss=val_loss,
+                                              val_accuracy=val_acc)
+
+    (states, _, tracker), curves = jax.lax.scan(interval_body, (states, perms, tracker),
+                                                jnp.arange(num_intervals))
+    return states, tracker, curves
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
+    """(loss[K], accuracy[K]) for stacked tickets."""
+    fn = lambda p, m, ms: self.evaluate(p, m, ms, dataset, split)  # noqa: E731
+    return parallel.ticket_map(fn, (0, 0, 0), self.ticket_batch)(params, mask, model_state)
+
+  # ------------------------------------------------------------ the host loop
+  def new_tracker(self, states: TrainState) -> EarlyStop:
+    k = parallel.num_tickets(states.params)
+    return EarlyStop(loss=jnp.full((k,), jnp.inf, jnp.float32), step=jnp.full((k,), -1, jnp.int32),
+                     accuracy=jnp.zeros((k,), jnp.float32),
+                     params=jax.tree.map(jnp.copy, states.params),
+                     model_state=jax.tree.map(jnp.copy, states.model_state),
+                     diverged=jnp.zeros((k,), jnp.bool_))
+
+  def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
+            tracker: EarlyStop | None = None, start_step: int = 0, stop_step: int | None = None,
+            intervals_per_call: int = 10,
+            callback: Callable[[int, TrainState, EarlyStop, Curves], None] | None = None):
+    """Train stacked tickets over [start_step, stop_step) of a `steps`-long run.
+
+    Validation happens at every multiple of `eval_every` and at `steps`; start and stop must be
+    such points (or 0). Returns (states, tracker, curves). `callback(step, states, tracker,
+    curves_so_far)` runs on the host after each compiled call (progress, mid-round checkpoints).
+    Passing the states/tracker of a saved point with its step resumes exactly. The input `states`
+    and `tracker` are donated to the computation: use the returned ones.
+    """
+    validate_schedule(steps, eval_every, self.batch_size, len(dataset.train))
+    stop_step = steps if stop_step is None else stop_step
+    for name, s in (("start_step", start_step), ("stop_step", stop_step)):
+      if not 0 <= s <= steps or (s % eval_every and s != steps):
+        raise ValueError(f"{name} {s} must be 0, {steps} or a multiple of eval_every ({eval_every})")
+    if start_step > stop_step:
+      raise ValueError(f"start_step {start_step} is after stop_step {stop_step}")
+    tracker = self.new_tracker(states) if tracker is None else tracker
+    curves: list[Curves] = []
+    step = start_step
+    for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
+      states, tracker, c = self._run_intervals(states, tracker, dataset, jnp.int32(step),
+                                               num_intervals, interval)
+      step += num_intervals * interval
+      curves.append(c)
+      if callback is not None:
+        callback(step, states, tracker, concat_curves(curves))
+    return states, tracker, concat_curves(curves)
+
+
+def call_plan(steps: int, eval_every: int, intervals_per_call: int) -> list[tuple[int, int]]:
+  """(num_intervals, interval_length) per compiled call, using at most three distinct shapes.
+
+  Full intervals go in equal calls of the largest divisor of their number <= intervals_per_call
+  (so one compile serves the whole round); a shorter final interval gets its own call.
+  """
+  full, rest = divmod(steps, eval_every)
+  plan = []
+  if full:
+    per_call = max(d for d in range(1, max(1, min(intervals_per_call, full)) + 1) if full % d == 0)
+    plan += [(per_call, eval_every)] * (full // per_call)
+  if rest:
+    plan.append((1, rest))
+  return plan
+
+
+def validate_schedule(steps: int, eval_every: int, batch_size: int, num_train: int) -> None:
+  if steps < 1:
+    raise ValueError(f"training steps must be >= 1, got {steps}")
+  if eval_every < 1:
+    raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+  if eval_every > steps:
+    raise ValueError(f"eval_every ({eval_every}) is larger than the run ({steps} steps)")
+  if not 1 <= batch_size <= num_train:
+    raise ValueError(f"batch size must be in [1, {num_train}] (training examples), got {batch_size}")
+
+
+def concat_curves(curves: list[Curves]) -> Curves:
+  if not curves:
+    empty = jnp.zeros((0, 0))
+    return Curves(step=empty.astype(jnp.int32), train_loss=empty, val_loss=empty, val_accuracy=empty)
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *curves)
+
+
+def cross_entropy(logits, labels, reduce: bool = True):
+  """Softmax cross-entropy on integer labels; sigmoid cross-entropy for a single logit."""
+  if logits.shape[-1] == 1:
+    losses = optax.sigmoid_binary_cross_entropy(logits[..., 0], labels.astype(logits.dtype))
+  else:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return jnp.mean(losses) if reduce else losses
+
+
+def correct_predictions(logits, labels):
+  if logits.shape[-1] == 1:
+    return ((logits[..., 0] > 0).astype(jnp.int32) == labels).astype(jnp.int32)
+  return (jnp.argmax(logits, -1) == labels).astype(jnp.int32)
+
+
+def raw_key(key: jax.Array) -> jax.Array:
+  """Keys are stored as raw uint32 data so states convert to numpy and checkpoint plainly."""
+  return jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def typed_key(key: jax.Array) -> jax.Array:
+  return key if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
+
+
+def timed(fn: Callable, *args, **kwargs):
+  """(result, seconds) with the result's arrays ready."""
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args, **kwargs))
+  return out, time.perf_counter() - t0
+
+
+def to_numpy(tree: PyTree) -> PyTree:
+  return jax.tree.map(np.asarray, tree)

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny models and data so every test runs the real code in seconds on a CPU."""
+
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from ltjax import data, models
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
+
+
+def shared_data_dir() -> pathlib.Path | None:
+  """Prepared TFDS data for integration tests: $LTJAX_DATA_DIR, else ../shared/datasets/tfds."""
+  env = os.environ.get("LTJAX_DATA_DIR")
+  for d in ([pathlib.Path(env)] if env else []) + [SHARED_TFDS]:
+    if (d / "mnist").is_dir():
+      return d
+  return None
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+  return data.synthetic(seed=0, num_train=600, num_test=200, validation_size=200, shape=(6, 6, 1))
+
+
+@pytest.fixture(scope="session")
+def small_mlp(tiny_data):
+  """A 36-16-8-10 MLP with its spec, init function and layer kinds."""
+  spec = models.registry.ModelSpec(
+      name="test_mlp", build=lambda num_classes=10: models.mlp.MLP(hidden=(16, 8), num_classes=num_classes),
+      output_layer="out")
+  module = spec.build()
+  shape = (1,) + tiny_data.input_shape
+
+  def init(key):
+    return module.init(key, jnp.zeros(shape))["params"]
+
+  kinds = spec.layer_kinds(jax.eval_shape(init, jax.random.key(0)))
+  return spec, module, init, kinds
