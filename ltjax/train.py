@@ -1,15 +1,17 @@
 """Masked training of K stacked tickets as one compiled program.
 
-A round is a sequence of compiled calls; each call runs several eval intervals as a `lax.scan`
-of `lax.scan`s: `eval_every` masked train steps (batches gathered by index from the
-device-resident data with a per-ticket, per-epoch permutation), then a validation pass and the
-early-stop bookkeeping. No Python runs inside a call. All tickets share the step counter, so it is
-an unbatched scalar and the epoch's permutation is recomputed (under a real `cond`) only at
-epoch boundaries.
+A round is a sequence of compiled calls; each call maps over the K tickets a `lax.scan` over eval
+intervals of a `lax.scan` over steps: `eval_every` masked train steps (batches gathered by index
+from the device-resident data with a per-ticket, per-epoch permutation), then a validation pass
+and the early-stop bookkeeping. No Python runs inside a call. The step counter comes from the
+scan, not from the tickets, so under vmap it stays unbatched and the epoch's permutation is
+recomputed (under a real `cond`) only at epoch boundaries.
 
-The mask is applied to the weights in the forward pass, to the gradients, and to the weights
-after the optimizer update, so pruned weights are exactly 0.0 after every step whatever the
-optimizer does (Adam moments, momentum, weight decay).
+The mask is applied to the gradients and to the weights after every optimizer update, so pruned
+weights are exactly 0.0 after every step whatever the optimizer does (Adam moments, momentum,
+weight decay) and the forward pass, which reads the stored weights, always sees the masked
+network. (Masking the weights again inside the forward pass would cost a copy of every kernel per
+step and change nothing.)
 """
 
 from __future__ import annotations
@@ -100,8 +102,9 @@ class Trainer:
     dropout_key = jax.random.fold_in(jax.random.fold_in(typed_key(state.rng), 1), step)
 
     def loss_fn(params):
-      logits, model_state = self._logits(masks_lib.apply(params, state.mask), state.model_state,
-                                         images, True, dropout_key)
+      # The forward pass sees masked weights without a copy: stored weights are exactly 0.0 at
+      # pruned positions (init_state masks them; every step re-masks after the update).
+      logits, model_state = self._logits(params, state.model_state, images, True, dropout_key)
       return cross_entropy(logits, labels), model_state
 
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -139,53 +142,81 @@ class Trainer:
   def _epoch_perm(self, rng, epoch, n):
     return jax.random.permutation(jax.random.fold_in(jax.random.fold_in(typed_key(rng), 0), epoch), n)
 
+  def _tmap(self, fn, in_axes):
+    return parallel.ticket_map(fn, in_axes, self.ticket_batch)
+
+  def _scan_steps(self, state: TrainState, perm, dataset: Dataset, start, num_steps: int):
+    """One ticket, `num_steps` masked steps from `start`; its permutation refreshes per epoch."""
+    n, bsz = len(dataset.train), self.batch_size
+    spe = n // bsz
+
+    def body(carry, s):
+      state, perm = carry
+      # `s` is not per-ticket (it comes from the scan, not from the mapped state), so under vmap
+      # this stays a real branch: the permutation is computed once per epoch, not every step.
+      perm = jax.lax.cond(s % spe == 0, lambda: self._epoch_perm(state.rng, s // spe, n),
+                          lambda: perm)
+      idx = jax.lax.dynamic_slice_in_dim(perm, (s % spe) * bsz, bsz)
+      images = dataset.normalize(dataset.train.images[idx])
+      state, loss = self.train_step(state, images, dataset.train.labels[idx], s)
+      return (state, perm), loss
+
+    return jax.lax.scan(body, (state, perm), start + jnp.arange(num_steps))
+
+  def _start_perm(self, state: TrainState, dataset: Dataset, step0):
+    n = len(dataset.train)
+    return self._epoch_perm(state.rng, step0 // (n // self.batch_size), n)
+
+  @functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=1)
+  def train_steps(self, states: TrainState, dataset: Dataset, step0, num_steps: int):
+    """Training only (no evaluation): `num_steps` steps from `step0`; returns (states, losses[K, steps])."""
+
+    def one(state):
+      (state, _), losses = self._scan_steps(state, self._start_perm(state, dataset, step0), dataset,
+                                            step0, num_steps)
+      return state, losses
+
+    return self._tmap(one, (0,))(states)
+
+  def _track(self, state: TrainState, best: EarlyStop, dataset: Dataset, train_loss, s):
+    """Validate one ticket at step `s` and keep the best-validation-loss point (and its weights)."""
+    val_loss, val_acc = self.evaluate(state.params, state.mask, state.model_state, dataset,
+                                      dataset.val)
+    finite = jnp.isfinite(val_loss) & jnp.isfinite(train_loss)
+    better = finite & (val_loss < best.loss)
+    pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
+    best = EarlyStop(loss=pick(val_loss, best.loss), step=pick(s, best.step),
+                     accuracy=pick(val_acc, best.accuracy), params=pick(state.params, best.params),
+                     model_state=pick(state.model_state, best.model_state),
+                     diverged=best.diverged | ~finite)
+    return best, (val_loss, val_acc)
+
   @functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
   def _run_intervals(self, states: TrainState, tracker: EarlyStop, dataset: Dataset, step0,
                      num_intervals: int, interval: int):
-    n, bsz = len(dataset.train), self.batch_size
-    spe = n // bsz
-    tmap = functools.partial(parallel.ticket_map, ticket_batch=self.ticket_batch)
-    perms = tmap(lambda rng: self._epoch_perm(rng, step0 // spe, n), (0,))(states.rng)
+    """K tickets x `num_intervals` x (`interval` steps, then validation) in one program.
 
-    def one_step(state, perm, s):
-      idx = jax.lax.dynamic_slice_in_dim(perm, (s % spe) * bsz, bsz)
-      images = dataset.normalize(dataset.train.images[idx])
-      return self.train_step(state, images, dataset.train.labels[idx], s)
+    The ticket map is the outermost loop, so with `ticket_batch` = b each chunk of b tickets runs
+    all its steps while its weights and optimizer state stay in cache.
+    """
 
-    def train_body(carry, s):
-      states, perms = carry
-      perms = jax.lax.cond(s % spe == 0,
-                           lambda: tmap(lambda r: self._epoch_perm(r, s // spe, n), (0,))(states.rng),
-                           lambda: perms)
-      states, loss = tmap(one_step, (0, 0, None))(states, perms, s)
-      return (states, perms), loss
+    def one_ticket(state, best):
+      def interval_body(carry, i):
+        state, perm, best = carry
+        start = step0 + i * interval
+        (state, perm), losses = self._scan_steps(state, perm, dataset, start, interval)
+        end = start + interval
+        train_loss = jnp.mean(losses)
+        best, (val_loss, val_acc) = self._track(state, best, dataset, train_loss, end)
+        return (state, perm, best), Curves(step=end, train_loss=train_loss, val_loss=val_loss,
+                                           val_accuracy=val_acc)
 
-    def track(state, best: EarlyStop, train_loss, s):
-      val_loss, val_acc = self.evaluate(state.params, state.mask, state.model_state, dataset,
-                                        dataset.val)
-      finite = jnp.isfinite(val_loss) & jnp.isfinite(train_loss)
-      better = finite & (val_loss < best.loss)
-      pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
-      best = EarlyStop(loss=pick(val_loss, best.loss), step=pick(s, best.step),
-                       accuracy=pick(val_acc, best.accuracy), params=pick(state.params, best.params),
-                       model_state=pick(state.model_state, best.model_state),
-                       diverged=best.diverged | ~finite)
-      return best, (val_loss, val_acc)
+      carry = (state, self._start_perm(state, dataset, step0), best)
+      (state, _, best), curves = jax.lax.scan(interval_body, carry, jnp.arange(num_intervals))
+      return state, best, curves
 
-    def interval_body(carry, i):
-      states, perms, tracker = carry
-      start = step0 + i * interval
-      (states, perms), losses = jax.lax.scan(train_body, (states, perms), start + jnp.arange(interval))
-      end = start + interval
-      train_loss = jnp.mean(losses, axis=0)
-      tracker, (val_loss, val_acc) = tmap(track, (0, 0, 0, None))(states, tracker, train_loss, end)
-      return (states, perms, tracker), Curves(step=jnp.broadcast_to(end, val_loss.shape),
-                                              train_loss=train_loss, val_loss=val_loss,
-                                              val_accuracy=val_acc)
-
-    (states, _, tracker), curves = jax.lax.scan(interval_body, (states, perms, tracker),
-                                                jnp.arange(num_intervals))
-    return states, tracker, curves
+    states, tracker, curves = self._tmap(one_ticket, (0, 0))(states, tracker)
+    return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
 
   @functools.partial(jax.jit, static_argnums=0)
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):

@@ -1,0 +1,80 @@
+"""Shared measurement helpers: the device's matmul ceiling, XLA FLOP counts, peak memory, medians."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+  """Median wall time of `fn()` (blocked until ready) over `repeats` runs after one warm-up."""
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+class MatmulCeiling:
+  """A large float32 square matmul: the device's practical FLOP/s ceiling, timed on demand so it
+  can be interleaved with the measurement it normalizes (shared machines drift by +-30%)."""
+
+  def __init__(self, n: int | None = None):
+    self.n = n or (2048 if jax.default_backend() == "cpu" else 8192)
+    self._a = jax.random.normal(jax.random.key(0), (self.n, self.n), jnp.float32)
+    self._b = jax.random.normal(jax.random.key(1), (self.n, self.n), jnp.float32)
+    self._f = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(self._f(self._a, self._b))
+
+  def flops_per_s(self, repeats: int = 3) -> float:
+    return 2 * self.n**3 / median_seconds(lambda: self._f(self._a, self._b), repeats)
+
+
+def interleaved(fn: Callable[[], Any], ceiling: MatmulCeiling, repeats: int) -> tuple[float, float, float]:
+  """(median seconds of fn, median ceiling FLOP/s, median of per-pair ceiling FLOP/s) with each
+  timing of fn next to a timing of the ceiling."""
+  jax.block_until_ready(fn())
+  secs, ceils = [], []
+  for _ in range(repeats):
+    ceils.append(ceiling.flops_per_s(1))
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    secs.append(time.perf_counter() - t0)
+  return statistics.median(secs), statistics.median(ceils), ceils
+
+
+def compiled_flops(jitted, *args, **kwargs) -> float:
+  """FLOPs of one call according to XLA's cost analysis of the compiled program."""
+  cost = jitted.lower(*args, **kwargs).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0]
+  return float(cost["flops"])
+
+
+def peak_memory_mb() -> dict[str, float]:
+  """Peak device memory where the backend reports it, and the process's peak RSS."""
+  out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    out["peak_device_mb"] = stats["peak_bytes_in_use"] / 2**20
+  return out
+
+
+def device_info() -> dict[str, Any]:
+  d = jax.devices()[0]
+  return {"backend": jax.default_backend(), "device": d.device_kind, "jax": jax.__version__}
+
+
+def emit(record: dict[str, Any]) -> None:
+  """One machine-readable JSON line per measurement, on stdout."""
+  print(json.dumps(record, sort_keys=True), flush=True)
+  sys.stdout.flush()

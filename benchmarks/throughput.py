@@ -1,0 +1,126 @@
+r"""Training throughput of masked tickets: model-steps/s and fraction of the matmul ceiling.
+
+  python -m benchmarks.throughput                                   # LeNet-300-100, K = 1, 4, 8, 16
+  python -m benchmarks.throughput --models=lenet_300_100,conv2 --tickets=1,4 --ticket_batch=0,1
+
+Prints one JSON line per (model, K, ticket_batch) plus one for the ceiling. A step's FLOPs come
+from XLA's cost analysis of the compiled single-ticket train step; "fraction_of_ceiling" is
+achieved FLOP/s over the float32 matmul FLOP/s of this device, each training timing interleaved
+with a ceiling timing (medians of both).
+`--pipeline` also times the same scan on one fixed batch, so the data gathering overhead shows.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from benchmarks import common
+from ltjax import data, masks, models, parallel, pruning, train
+
+_MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
+_TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
+_TICKET_BATCH = flags.DEFINE_list("ticket_batch", ["0", "2"], "Ticket-axis execution to compare: "
+                                   "0 = vmap all, 1 = sequential, b = chunks of b vmapped tickets.")
+_STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed compiled call (one lax.scan).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per configuration (median reported).")
+_BATCH = flags.DEFINE_integer("batch_size", 60, "Training batch size.")
+_PIPELINE = flags.DEFINE_bool("pipeline", False, "Also time a fixed batch to isolate data gathering.")
+_DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks keep (random masks).")
+
+INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
+
+
+def fake_dataset(shape, n=2_000) -> data.Dataset:
+  """Random uint8 images of the right shape: throughput does not depend on pixel values."""
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(n + 500, *shape), dtype=np.uint8)
+  labels = rng.integers(0, 10, size=n + 500).astype(np.int32)
+  return data.from_arrays("bench", (images, labels), (images[:500], labels[:500]), 10, 500)
+
+
+def stacked_states(trainer, spec, module, ds, k):
+  example = jnp.zeros((1,) + ds.input_shape)
+
+  def init(key):
+    v = module.init({"params": key, "dropout": key}, example, train=False)
+    return v["params"], {c: x for c, x in v.items() if c != "params"}
+
+  keys = jax.random.split(jax.random.key(0), k)
+  params, model_state = jax.vmap(init)(keys)
+  kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))
+  rate = 1 - _DENSITY.value
+  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), kinds,
+                             pruning.rates_tree(kinds, {"conv": rate, "fc": rate, "output": rate}),
+                             score="random", key=jax.random.key(1), ticket_axes=1)
+  return trainer.init_states(params, mask, model_state, keys), kinds
+
+
+def fixed_batch_scan(trainer, ticket_batch):
+  """The same loops (tickets outside, steps inside) on one fixed batch: no gathering, no shuffles."""
+
+  @jax.jit
+  def run(states, images, labels):
+    def one(state):
+      return jax.lax.scan(lambda st, s: trainer.train_step(st, images, labels, s), state,
+                          jnp.arange(_STEPS.value))
+    return parallel.ticket_map(one, (0,), ticket_batch)(states)
+  return run
+
+
+def measure(model_name, k, ticket_batch, ceiling):
+  spec = models.get(model_name)
+  module = spec.build(10)
+  ds = fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
+  trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
+  states, _ = stacked_states(trainer, spec, module, ds, k)
+  one = parallel.take(states, 0)
+  images = ds.normalize(ds.train.images[:_BATCH.value])
+  labels = ds.train.labels[:_BATCH.value]
+  flops_step = common.compiled_flops(jax.jit(trainer.train_step), one, images, labels, 0)
+  holder = {"states": states}
+
+  def call():
+    holder["states"], losses = trainer.train_steps(holder["states"], ds, jnp.int32(0), _STEPS.value)
+    return losses
+
+  seconds, ceiling_flops, _ = common.interleaved(call, ceiling, _REPEATS.value)
+  model_steps = k * _STEPS.value / seconds
+  record = {"bench": "throughput", "model": model_name, "tickets": k,
+            "ticket_batch": ticket_batch or 0, "batch_size": _BATCH.value,
+            "steps_per_call": _STEPS.value, "seconds_per_call": seconds,
+            "model_steps_per_s": model_steps, "flops_per_step": flops_step,
+            "achieved_flops": model_steps * flops_step, "ceiling_flops": ceiling_flops,
+            "fraction_of_ceiling": model_steps * flops_step / ceiling_flops, **common.device_info()}
+  if _PIPELINE.value:
+    run = fixed_batch_scan(trainer, ticket_batch)  # same steps, no gathering
+    holder2 = {"states": holder["states"]}
+
+    def call_fixed():
+      holder2["states"], losses = run(holder2["states"], images, labels)
+      return losses
+
+    fixed = common.median_seconds(call_fixed, _REPEATS.value)
+    record.update(fixed_batch_seconds_per_call=fixed, pipeline_overhead=seconds / fixed - 1)
+  record.update(common.peak_memory_mb())
+  return record
+
+
+def main(argv):
+  del argv
+  ceiling = common.MatmulCeiling()
+  common.emit({"bench": "matmul_ceiling", "matmul_n": ceiling.n,
+               "ceiling_flops": ceiling.flops_per_s(7), **common.device_info()})
+  for model_name in _MODELS.value:
+    for tb in map(int, _TICKET_BATCH.value):
+      for k in map(int, _TICKETS.value):
+        if tb > 1 and tb >= k:
+          continue  # chunks as large as K are plain vmap
+        common.emit(measure(model_name, k, tb or None, ceiling))
+
+
+if __name__ == "__main__":
+  app.run(main)

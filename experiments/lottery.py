@@ -1,0 +1,80 @@
+r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, many seeds at once.
+
+  python -m experiments.lottery                                  # quick LeNet/MNIST run
+  python -m experiments.lottery --config=lenet_mnist --workdir=/tmp/lenet   # the paper's schedule
+  python -m experiments.lottery --config=lenet_quick --config.train.steps=500 --config.trials=2
+
+`--config` takes a preset name (see ltjax/configs) or a config file path; every field can be
+overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
+"""
+
+import os
+import pathlib
+import sys
+import time
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+import ltjax.configs
+from ltjax import data, experiment
+
+_PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
+
+
+def _preset_path(argv):
+  """Let --config name a preset: rewrite `--config=NAME` to the preset's file before parsing."""
+  out = []
+  for arg in argv:
+    if arg.startswith("--config="):
+      value = arg.split("=", 1)[1]
+      base = value.split(":", 1)[0]
+      if not base.endswith(".py") and not os.path.exists(base):
+        if base not in ltjax.configs.available():
+          sys.exit(f"error: unknown preset {base!r}; presets: {', '.join(ltjax.configs.available())}"
+                   " (or pass a config file path)")
+        arg = f"--config={_PRESET_DIR / base}.py"
+    out.append(arg)
+  return out
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", str(_PRESET_DIR / "lenet_quick.py"),
+                                          "Preset name or config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/lenet_quick", "Where results and checkpoints go.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, f"TFDS data dir (default: ${data.DATA_DIR_ENV}, "
+                                "else ~/tensorflow_datasets). Overrides --config.data_dir.")
+_RESTART = flags.DEFINE_bool("restart", False, "Discard what the workdir holds and start over.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cfg = _CONFIG.value
+  if _DATA_DIR.value:
+    with cfg.unlocked():
+      cfg.data_dir = _DATA_DIR.value
+  try:
+    experiment.train_and_evaluate(cfg, _WORKDIR.value, restart=_RESTART.value, log=_log)
+  except experiment.UsageError as e:
+    sys.exit(f"error: {e}")
+  print(f"results: {os.path.join(_WORKDIR.value, 'results.jsonl')}")
+
+
+def _log(message: str) -> None:
+  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run():
+  logging.set_verbosity(logging.WARNING)  # orbax and tfds are chatty at INFO
+  app.run(main, argv=_preset_path(sys.argv), flags_parser=_parse)
+
+
+def _parse(argv):
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}".splitlines()[0])
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,130 @@
+"""Per-ticket, per-round records: building them, writing them crash-safely, and summarizing them.
+
+results.jsonl is rewritten atomically (temp file + rename) at the end of each round, keeping only
+rounds before the one being written, so a crash at any moment leaves either the old or the new
+file, and a round re-run after a crash never duplicates records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+import tempfile
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
+CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
+              "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
+              "wall_seconds")
+
+
+def records(result, seed: int) -> list[dict[str, Any]]:
+  """One JSON-ready dict per ticket of a `lottery.RoundResult`."""
+  out = []
+  for i, tid in enumerate(result.ids):
+    out.append({
+        "round": result.round, "trial": tid.trial, "kind": tid.kind, "draw": tid.draw, "seed": seed,
+        "density": float(result.density[i]),
+        "layer_density": {k: float(v[i]) for k, v in result.layer_density.items()},
+        "early_stop_step": int(result.early_stop_step[i]),
+        "val_loss": _num(result.val_loss[i]), "val_accuracy": _num(result.val_accuracy[i]),
+        "test_accuracy": _num(result.test_accuracy[i]),
+        "final_test_accuracy": _num(result.final_test_accuracy[i]),
+        "diverged": bool(result.diverged[i]), "steps_trained": int(result.steps_trained),
+        "wall_seconds": round(float(result.seconds), 3),  # the round's, shared by its tickets
+    })
+  return out
+
+
+def _num(x) -> float | None:
+  x = float(x)
+  return x if math.isfinite(x) else None  # JSON has no NaN; a diverged ticket reads null
+
+
+def atomic_write(path: pathlib.Path, text: str) -> None:
+  path = pathlib.Path(path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+def read(workdir: pathlib.Path | str) -> list[dict[str, Any]]:
+  """All complete records (a torn last line, impossible with atomic writes, is skipped anyway)."""
+  path = pathlib.Path(workdir) / RESULTS
+  if not path.exists():
+    return []
+  out = []
+  for line in path.read_text().splitlines():
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return out
+
+
+def write_round(workdir: pathlib.Path | str, round_records: Sequence[dict[str, Any]]) -> None:
+  """Replace this round's (and any later round's) records with `round_records`; refresh the CSV."""
+  workdir = pathlib.Path(workdir)
+  r = round_records[0]["round"]
+  kept = [rec for rec in read(workdir) if rec["round"] < r] + list(round_records)
+  atomic_write(workdir / RESULTS, "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in kept))
+  atomic_write(workdir / RESULTS_CSV, to_csv(kept))
+
+
+def to_csv(recs: Iterable[dict[str, Any]]) -> str:
+  recs = list(recs)
+  layers = sorted({k for rec in recs for k in rec.get("layer_density", {})})
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(list(CSV_FIELDS) + [f"density:{k}" for k in layers])
+  for rec in recs:
+    writer.writerow([rec.get(f) for f in CSV_FIELDS] +
+                    [rec.get("layer_density", {}).get(k) for k in layers])
+  return buf.getvalue()
+
+
+def summarize(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Per (round, kind): density and mean/min/max of early-stop step and test accuracy."""
+  groups: dict[tuple[int, str], list[dict]] = {}
+  for rec in recs:
+    groups.setdefault((rec["round"], rec["kind"]), []).append(rec)
+  rows = []
+  for (r, kind), g in sorted(groups.items()):
+    ok = [x for x in g if not x["diverged"] and x["test_accuracy"] is not None]
+    row = {"round": r, "kind": kind, "n": len(g), "diverged": len(g) - len(ok),
+           "density": float(np.mean([x["density"] for x in g]))}
+    for field in ("early_stop_step", "test_accuracy", "final_test_accuracy"):
+      vals = np.array([x[field] for x in ok], dtype=float)
+      row[field] = ({"mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max())}
+                    if len(vals) else None)
+    rows.append(row)
+  return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+  """A fixed-width text table of `summarize` rows (accuracies in %)."""
+  head = f"{'round':>5} {'kind':<12} {'remain%':>8} {'n':>3} {'early-stop it (min-max)':>24} " \
+         f"{'test acc% @ES (min-max)':>24} {'final acc%':>10}"
+  lines = [head, "-" * len(head)]
+  for row in rows:
+    es, acc, fin = row["early_stop_step"], row["test_accuracy"], row["final_test_accuracy"]
+    es_s = f"{es['mean']:.0f} ({es['min']:.0f}-{es['max']:.0f})" if es else "diverged"
+    acc_s = f"{100 * acc['mean']:.2f} ({100 * acc['min']:.2f}-{100 * acc['max']:.2f})" if acc else "-"
+    fin_s = f"{100 * fin['mean']:.2f}" if fin else "-"
+    div = f" [{row['diverged']} diverged]" if row["diverged"] else ""
+    lines.append(f"{row['round']:>5} {row['kind']:<12} {100 * row['density']:>8.2f} {row['n']:>3} "
+                 f"{es_s:>24} {acc_s:>24} {fin_s:>10}{div}")
+  return "\n".join(lines)
