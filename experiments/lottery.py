@@ -8,6 +8,7 @@ r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, 
 overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
 """
 
+import logging as logging_std
 import os
 import pathlib
 import sys
@@ -64,8 +65,16 @@ def _log(message: str) -> None:
   print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class _DropNoise(logging_std.Filter):
+  """TFDS warns on every image dataset that OpenCV is missing (PIL decodes fine): not news."""
+
+  def filter(self, record):
+    return "OpenCV is not installed" not in record.getMessage()
+
+
 def run():
   logging.set_verbosity(logging.WARNING)  # orbax and tfds are chatty at INFO
+  logging_std.getLogger("absl").addFilter(_DropNoise())
   app.run(main, argv=_preset_path(sys.argv), flags_parser=_parse)
 
 

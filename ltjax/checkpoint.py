@@ -12,6 +12,7 @@ import shutil
 from typing import Any
 
 import orbax.checkpoint as ocp
+from absl import logging
 
 PyTree = Any
 
@@ -20,20 +21,24 @@ def _manager(directory: pathlib.Path, max_to_keep: int) -> ocp.CheckpointManager
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          enable_async_checkpointing=False,
                                          cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
+  return ocp.CheckpointManager(directory.absolute(), options=options,
+                               item_names=("state", "trained", "meta"))
 
 
 class Checkpoints:
-  """`rounds/<r>`: the lineage that starts round r; `midround/<step>`: states inside a round."""
+  """`rounds/<r>`: the lineage that starts round r (plus round r-1's trained weights and masks);
+  `midround/<step>`: the states of a round in progress."""
 
   def __init__(self, workdir: pathlib.Path | str):
     self.root = pathlib.Path(workdir) / "checkpoints"
     self._rounds = _manager(self.root / "rounds", max_to_keep=2)
     self._mid = _manager(self.root / "midround", max_to_keep=1)
 
-  def save_round(self, next_round: int, tree: PyTree, meta: dict) -> None:
-    self._rounds.save(next_round, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
-                                                          meta=ocp.args.JsonSave(meta)), force=True)
+  def save_round(self, next_round: int, tree: PyTree, meta: dict, trained: PyTree) -> None:
+    """`tree` resumes the run; `trained` (the finished round's weights and masks) is for analysis."""
+    self._rounds.save(next_round, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(tree), trained=ocp.args.StandardSave(trained),
+        meta=ocp.args.JsonSave(meta)), force=True)
     self._rounds.wait_until_finished()
     self.clear_midround()
 
@@ -64,10 +69,24 @@ class Checkpoints:
 
 
 def _restore_latest(manager: ocp.CheckpointManager, target: PyTree):
+  """The newest checkpoint that restores; a torn one (killed mid-save or mid-delete) is skipped."""
   manager.reload()
-  step = manager.latest_step()
-  if step is None:
-    return None
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                           meta=ocp.args.JsonRestore()))
-  return step, restored["state"], restored["meta"]
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint is skipped, not fatal
+      logging.warning("skipping unreadable checkpoint %s/%s: %s", manager.directory, step,
+                      str(e).splitlines()[0] if str(e) else type(e).__name__)
+      continue
+    return step, restored["state"], restored["meta"]
+  return None
+
+
+def load_trained(workdir: pathlib.Path | str, next_round: int) -> PyTree:
+  """The trained weights and masks of round `next_round - 1`, as saved (numpy arrays)."""
+  manager = _manager(pathlib.Path(workdir) / "checkpoints" / "rounds", max_to_keep=2)
+  try:
+    return manager.restore(next_round, args=ocp.args.Composite(trained=ocp.args.StandardRestore()))["trained"]
+  finally:
+    manager.close()

@@ -191,10 +191,14 @@ class WorkdirSink:
       self._last_log = now
       k = int(np.asarray(tracker.loss).shape[0])
       best = np.asarray(tracker.loss)
-      rate = (step - s0) / max(now - t0, 1e-9)
-      self.log(f"round {round_index} step {step}/{cfg.train.steps} tickets {k} "
-               f"best val loss {np.nanmean(np.where(np.isfinite(best), best, np.nan)):.4f} "
-               f"{rate:.0f} steps/s ({rate * k:.0f} model-steps/s)")
+      speed = ""
+      if step > s0:  # the first call includes compilation: no rate until a second one
+        rate = (step - s0) / (now - t0)
+        speed = f", {rate:.0f} steps/s ({rate * k:.0f} model-steps/s)"
+      finite = best[np.isfinite(best)]
+      best_s = f"{finite.min():.4f}" if finite.size else "n/a"
+      self.log(f"round {round_index} step {step}/{cfg.train.steps}, {k} tickets, "
+               f"best val loss {best_s}{speed}")
 
   def _save_midround(self, round_index, step, states, tracker, curves):
     tree = {"states": flax.serialization.to_state_dict(states),
@@ -216,7 +220,9 @@ class WorkdirSink:
     _atomic_savez(self.workdir / "masks" / f"round_{r:02d}.npz",
                   **{_key(path): np.packbits(np.asarray(m)[rows], axis=-1) for path, m in flat},
                   **{f"shape:{_key(path)}": np.asarray(m.shape[1:]) for path, m in flat})
-    self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round})
+    trained = {"params": flax.serialization.to_state_dict(result.final_params),
+               "mask": flax.serialization.to_state_dict(result.masks)}
+    self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round}, trained)
     self._last_ckpt_step = 0
     recs = [x for x in results.read(self.workdir) if x["round"] == r]
     self.log(f"round {r} done in {result.seconds:.1f}s\n" +

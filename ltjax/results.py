@@ -28,13 +28,15 @@ def records(result, seed: int) -> list[dict[str, Any]]:
   """One JSON-ready dict per ticket of a `lottery.RoundResult`."""
   out = []
   for i, tid in enumerate(result.ids):
+    stopped = int(result.early_stop_step[i]) >= 0  # else no finite validation loss was ever seen
+    at_stop = lambda x: _num(x) if stopped else None  # noqa: E731
     out.append({
         "round": result.round, "trial": tid.trial, "kind": tid.kind, "draw": tid.draw, "seed": seed,
         "density": float(result.density[i]),
         "layer_density": {k: float(v[i]) for k, v in result.layer_density.items()},
         "early_stop_step": int(result.early_stop_step[i]),
-        "val_loss": _num(result.val_loss[i]), "val_accuracy": _num(result.val_accuracy[i]),
-        "test_accuracy": _num(result.test_accuracy[i]),
+        "val_loss": at_stop(result.val_loss[i]), "val_accuracy": at_stop(result.val_accuracy[i]),
+        "test_accuracy": at_stop(result.test_accuracy[i]),
         "final_test_accuracy": _num(result.final_test_accuracy[i]),
         "diverged": bool(result.diverged[i]), "steps_trained": int(result.steps_trained),
         "wall_seconds": round(float(result.seconds), 3),  # the round's, shared by its tickets
@@ -103,8 +105,8 @@ def summarize(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups.setdefault((rec["round"], rec["kind"]), []).append(rec)
   rows = []
   for (r, kind), g in sorted(groups.items()):
-    ok = [x for x in g if not x["diverged"] and x["test_accuracy"] is not None]
-    row = {"round": r, "kind": kind, "n": len(g), "diverged": len(g) - len(ok),
+    ok = [x for x in g if x["test_accuracy"] is not None]  # a late divergence keeps its early stop
+    row = {"round": r, "kind": kind, "n": len(g), "diverged": sum(x["diverged"] for x in g),
            "density": float(np.mean([x["density"] for x in g]))}
     for field in ("early_stop_step", "test_accuracy", "final_test_accuracy"):
       vals = np.array([x[field] for x in ok], dtype=float)

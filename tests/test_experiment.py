@@ -1,0 +1,176 @@
+"""End to end on real MNIST (small): records, the density ladder, checkpoints, tickets, controls."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from ltjax import checkpoint, configs, experiment, lottery, masks, results, tickets
+from tests.conftest import shared_data_dir
+
+DATA_DIR = shared_data_dir()
+pytestmark = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found "
+                                "($LTJAX_DATA_DIR or ../shared/datasets/tfds)")
+
+
+def tiny_config(**overrides):
+  cfg = configs.get("lenet_quick")
+  cfg.data_dir = str(DATA_DIR)
+  cfg.trials = 2
+  cfg.prune.rounds = 3
+  cfg.train.steps = 200
+  cfg.train.eval_every = 50
+  for key, value in overrides.items():
+    node = cfg
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("lenet")
+  cfg = tiny_config()
+  recs = experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
+  return cfg, workdir, recs
+
+
+def test_records_cover_every_ticket_of_every_round(finished):
+  cfg, workdir, recs = finished
+  by_round = {}
+  for r in recs:
+    by_round.setdefault(r["round"], []).append(r["kind"])
+  assert sorted(by_round[0]) == ["ticket"] * 2  # no controls for the dense net
+  for r in (1, 2, 3):
+    assert sorted(by_round[r]) == sorted(["ticket", "reinit", "random_mask"] * 2)
+  for r in recs:
+    assert r["early_stop_step"] in (50, 100, 150, 200)
+    assert 0.8 < r["test_accuracy"] <= 1.0 and not r["diverged"]
+    assert set(r["layer_density"]) == {"fc1/kernel", "fc2/kernel", "out/kernel"}
+  csv_rows = (workdir / "results.csv").read_text().strip().splitlines()
+  assert len(csv_rows) == len(recs) + 1
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["config"]["train"]["steps"] == 200 and "ltjax_version" in saved
+
+
+def test_density_ladder_is_exact(finished):
+  _, _, recs = finished
+  for r, expected in ((1, 80.04), (2, 64.06), (3, 51.28)):
+    for rec in (x for x in recs if x["round"] == r):
+      assert round(100 * rec["density"], 2) == expected
+      assert rec["layer_density"]["fc1/kernel"] == pytest.approx(0.8 ** r, abs=1e-4)
+      assert rec["layer_density"]["out/kernel"] == pytest.approx(0.9 ** r, abs=2e-3)
+
+
+def test_pruned_weights_zero_in_every_saved_checkpoint(finished):
+  _, workdir, _ = finished
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints" / "rounds").iterdir()
+                 if p.name.isdigit())
+  assert steps == [3, 4]  # the last two rounds are kept
+  for step in steps:
+    trained = checkpoint.load_trained(workdir, step)
+    for p, m in zip(jax.tree.leaves(trained["params"]), jax.tree.leaves(trained["mask"])):
+      assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0)
+    # The saved per-round ticket masks agree with the checkpoint's.
+    saved = np.load(workdir / "masks" / f"round_{step - 1:02d}.npz")
+    np.testing.assert_array_equal(
+        np.unpackbits(saved["fc1/kernel"], axis=-1, count=300).astype(bool),
+        np.asarray(trained["mask"]["fc1"]["kernel"])[:2])
+
+
+def _restored(cfg, workdir):
+  dataset = experiment.load_dataset(cfg)
+  setup = lottery.build(cfg, dataset)
+  ckpt = checkpoint.Checkpoints(workdir)
+  try:
+    fresh = lottery.initial_lineage(setup)
+    step, tree, meta = ckpt.latest_round(experiment.lineage_tree(fresh))
+  finally:
+    ckpt.close()
+  import flax.serialization
+  lineage = flax.serialization.from_state_dict(fresh, tree).replace(round=3)
+  return setup, lineage
+
+
+def test_tickets_reset_to_init_and_controls_are_what_they_claim(finished):
+  cfg, workdir, _ = finished
+  setup, lineage = _restored(cfg, workdir)
+  ids = lottery.lineup(cfg, 3)
+  states = lottery.start_states(setup, lineage, ids)
+  row = {(t.kind, t.trial): i for i, t in enumerate(ids)}
+  for trial in range(cfg.trials):
+    t, re, rm = (row[("ticket", trial)], row[("reinit", trial)], row[("random_mask", trial)])
+    init = jax.tree.map(lambda x: np.asarray(x[trial]), lineage.init_params)
+    mask = jax.tree.map(lambda x: np.asarray(x[trial]), lineage.mask)
+    get = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)  # noqa: E731
+    k = ("fc1", "kernel")
+    m = mask[k[0]][k[1]]
+    ticket_p, reinit_p, rmask_p = (get(states.params, i)[k[0]][k[1]] for i in (t, re, rm))
+    # Winning ticket: survivors at their exact initial values, the rest exactly zero.
+    np.testing.assert_array_equal(ticket_p[m], init[k[0]][k[1]][m])
+    assert np.all(ticket_p[~m] == 0)
+    # Reinit: the same mask, different values.
+    np.testing.assert_array_equal(get(states.mask, re)[k[0]][k[1]], m)
+    assert not np.allclose(reinit_p[m], ticket_p[m])
+    # Random mask: same per-layer density, other positions, the same initial values under it.
+    rm_mask = get(states.mask, rm)
+    assert masks.layer_counts(rm_mask, setup.kinds) == masks.layer_counts(mask, setup.kinds)
+    assert (rm_mask[k[0]][k[1]] != m).mean() > 0.2
+    np.testing.assert_array_equal(rmask_p[rm_mask[k[0]][k[1]]],
+                                  init[k[0]][k[1]][rm_mask[k[0]][k[1]]])
+
+
+def test_rerun_of_a_finished_workdir_is_a_no_op(finished):
+  cfg, workdir, recs = finished
+  again = experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
+  assert again == recs
+
+
+def test_different_config_is_refused_unless_restarting(finished, tmp_path):
+  cfg, workdir, _ = finished
+  other = tiny_config(**{"train.steps": 300})
+  with pytest.raises(experiment.UsageError, match="different config.*train.steps"):
+    experiment.prepare_workdir(pathlib.Path(workdir), other, restart=False)
+  # Execution settings may change between runs of the same experiment.
+  same = tiny_config(**{"execution.ticket_batch": 1})
+  experiment.prepare_workdir(pathlib.Path(workdir), same, restart=False)
+  scratch = tmp_path / "w"
+  scratch.mkdir()
+  (scratch / "results.jsonl").write_text("{}\n")
+  (scratch / "config.json").write_text(json.dumps({"config": {"model": "x"}}))
+  experiment.prepare_workdir(scratch, other, restart=True)
+  assert not (scratch / "results.jsonl").exists()
+
+
+def test_one_shot_rounds_reach_their_target_densities(tmp_path):
+  cfg = tiny_config(**{"prune.mode": "oneshot", "prune.densities": (0.5, 0.2), "trials": 1,
+                       "controls": ()})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  dens = {r["round"]: r["density"] for r in recs}
+  assert dens[0] == 1.0
+  assert dens[1] == pytest.approx(0.5, abs=2e-4) and dens[2] == pytest.approx(0.2, abs=2e-4)
+
+
+def test_diverging_tickets_are_marked(tmp_path):
+  cfg = tiny_config(**{"train.optimizer": "sgd", "train.lr": 1e12, "trials": 2,
+                       "prune.rounds": 0, "train.steps": 100})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  assert all(r["diverged"] for r in recs)
+  assert all(r["test_accuracy"] is None and r["early_stop_step"] == -1 for r in recs)
+  summary = results.format_table(results.summarize(recs))
+  assert "diverged" in summary
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train.steps", -1, "train.steps"), ("train.eval_every", 500, "larger than the run"),
+    ("prune.fc_rate", 1.0, r"\[0, 1\)"), ("prune.conv_rate", -0.2, r"\[0, 1\)"),
+    ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "unknown model"),
+    ("controls", ("reinit", "nope"), "controls"), ("prune.score", "nope", "unknown pruning score"),
+    ("prune.mode", "sometimes", "prune.mode")])
+def test_validate_rejects_bad_configs(field, value, message):
+  with pytest.raises(experiment.UsageError, match=message):
+    experiment.validate(tiny_config(**{field: value}))

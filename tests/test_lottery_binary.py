@@ -1,0 +1,179 @@
+"""The binary as a user runs it: one-line errors, the workdir lock, and resume after SIGKILL."""
+
+import fcntl
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, shared_data_dir
+
+DATA_DIR = shared_data_dir()
+needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found")
+
+TINY = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=2",
+        "--config.train.steps=400", "--config.train.eval_every=50",
+        "--config.execution.intervals_per_call=1", "--config.execution.checkpoint_every=100"]
+
+
+def _env(tmp_cache):
+  env = dict(os.environ)
+  env.update(LTJAX_DATA_DIR=str(DATA_DIR or "/nonexistent"), JAX_PLATFORMS="cpu",
+             # Share compiled programs between the processes of a test: same results, less waiting.
+             JAX_COMPILATION_CACHE_DIR=str(tmp_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  return env
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("jax_cache")
+
+
+def lottery(args, cache, **kw):
+  return subprocess.run([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
+                        env=_env(cache), capture_output=True, text=True, timeout=300, **kw)
+
+
+def _assert_one_line_error(proc, fragment):
+  assert proc.returncode != 0
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert "Traceback" not in proc.stderr, proc.stderr
+  assert len(lines) == 1, proc.stderr
+  assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--config=no_such_preset"], "unknown preset"),
+    (["--config.model=nope"], "unknown model"),
+    (["--config.dataset=no_such_dataset"], "no_such_dataset"),
+    (["--config.prune.fc_rate=1.0"], "[0, 1)"),
+    (["--config.prune.output_rate=-0.1"], "[0, 1)"),
+    (["--config.train.steps=-5"], "train.steps"),
+    (["--config.train.steps=100", "--config.train.eval_every=500"], "larger than the run"),
+    (["--config.train.steps=100", "--config.prune.rewind_step=200"], "beyond the training length"),
+    (["--workdir=/proc/ltjax_cannot_write_here"], "not writable"),
+    (["--data_dir=/nonexistent/tfds"], "/nonexistent/tfds"),
+    (["--no_such_flag"], "no_such_flag"),
+    (["--config.train.steps=abc"], "steps"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, fragment, tmp_path, jax_cache):
+  proc = lottery([f"--workdir={tmp_path / 'w'}", *args] if not any(a.startswith("--workdir")
+                                                                   for a in args) else args,
+                 jax_cache)
+  _assert_one_line_error(proc, fragment)
+
+
+@needs_mnist
+def test_second_process_on_a_workdir_is_refused(tmp_path, jax_cache):
+  with open(tmp_path / ".lock", "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running experiment holds it
+    proc = lottery([f"--workdir={tmp_path}", *TINY], jax_cache)
+  _assert_one_line_error(proc, "in use by another process")
+
+
+@needs_mnist
+def test_workdir_with_another_config_is_refused(tmp_path, jax_cache):
+  (tmp_path / "config.json").write_text(json.dumps({"config": {"model": "conv2"}}))
+  proc = lottery([f"--workdir={tmp_path}", *TINY], jax_cache)
+  _assert_one_line_error(proc, "different config")
+
+
+def _comparable(workdir):
+  recs = [json.loads(l) for l in (workdir / "results.jsonl").read_text().splitlines()]
+  for r in recs:
+    r.pop("wall_seconds")
+  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
+  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
+  return recs, curves, masks
+
+
+def _assert_same_run(a, b):
+  recs_a, curves_a, masks_a = _comparable(a)
+  recs_b, curves_b, masks_b = _comparable(b)
+  assert recs_a == recs_b
+  for blobs_a, blobs_b in ((curves_a, curves_b), (masks_a, masks_b)):
+    assert blobs_a.keys() == blobs_b.keys()
+    for name in blobs_a:
+      for key in blobs_a[name]:
+        np.testing.assert_array_equal(blobs_a[name][key], blobs_b[name][key], err_msg=f"{name}:{key}")
+
+
+def _run_until(args, cache, condition, timeout=240):
+  """Start the binary, SIGKILL it as soon as `condition()` holds; return its output so far."""
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
+                          env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+  deadline = time.monotonic() + timeout
+  try:
+    while not condition():
+      if proc.poll() is not None:
+        raise AssertionError(f"finished before the kill point:\n{proc.stdout.read()}")
+      if time.monotonic() > deadline:
+        raise AssertionError("kill point never reached")
+      time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+  finally:
+    proc.wait()
+  return proc.stdout.read()
+
+
+def _midround_saved(workdir, round_index):
+  """A completed mid-round checkpoint that belongs to `round_index`."""
+  def cond():
+    mid = workdir / "checkpoints" / "midround"
+    if not mid.is_dir():
+      return False
+    for step in (p for p in mid.iterdir() if p.name.isdigit()):
+      try:
+        meta = json.loads((step / "meta" / "metadata").read_text())
+      except (OSError, ValueError):
+        continue
+      if meta.get("round") == round_index and (step / "commit_success.txt").exists():
+        return True
+    return False
+  return cond
+
+
+def _round_files_written(workdir, round_index):
+  return lambda: (workdir / "masks" / f"round_{round_index:02d}.npz").exists()
+
+
+def _checkpoint_being_written(workdir):
+  def cond():
+    root = workdir / "checkpoints" / "rounds"
+    return root.is_dir() and any("tmp" in p.name for p in root.iterdir())
+  return cond
+
+
+@needs_mnist
+@pytest.mark.parametrize("kill_point", ["inside_round", "between_rounds", "during_checkpoint"])
+def test_resume_after_sigkill_matches_uninterrupted_run(kill_point, tmp_path, jax_cache, reference):
+  workdir = tmp_path / "killed"
+  condition = {"inside_round": _midround_saved(workdir, 1),
+               "between_rounds": _round_files_written(workdir, 1),
+               "during_checkpoint": _checkpoint_being_written(workdir)}[kill_point]
+  _run_until([f"--workdir={workdir}", *TINY], jax_cache, condition)
+  resumed = lottery([f"--workdir={workdir}", *TINY], jax_cache)
+  assert resumed.returncode == 0, resumed.stderr
+  if kill_point == "inside_round":
+    assert "resuming round 1 at step" in resumed.stdout, resumed.stdout
+  _assert_same_run(reference, workdir)
+  assert not list(workdir.rglob("*.tmp")), "temporary files left behind"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, jax_cache):
+  if DATA_DIR is None:
+    pytest.skip("prepared MNIST not found")
+  workdir = tmp_path_factory.mktemp("reference")
+  proc = lottery([f"--workdir={workdir}", *TINY], jax_cache)
+  assert proc.returncode == 0, proc.stderr
+  assert "round 2 done" in proc.stdout and "ticket" in proc.stdout
+  return pathlib.Path(workdir)
