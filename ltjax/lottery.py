@@ -173,8 +173,7 @@ def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_par
   rows = [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]
   scores_key = key_for(cfg.seed, _PURPOSE["score"], round_index)
   if cfg.prune.mode == "oneshot":
-    sizes = {k: masks_lib.size(jax.tree.map(lambda x: x[0], lineage.init_params), k_tree)
-             for k, k_tree in _kind_filters(setup.kinds).items()}
+    sizes = masks_lib.sizes_by_kind(jax.tree.map(lambda x: x[0], lineage.init_params), setup.kinds)
     per_kind = pruning.one_shot_rates(_kind_rates(cfg), sizes, cfg.prune.densities[round_index])
     rates = pruning.rates_tree(setup.kinds, per_kind)
     return pruning.prune_round(lineage.dense_params, lineage.init_params,
@@ -188,12 +187,6 @@ def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_par
 def _kind_rates(cfg) -> dict[str, float]:
   return {models.CONV: cfg.prune.conv_rate, models.FC: cfg.prune.fc_rate,
           models.OUTPUT: cfg.prune.output_rate}
-
-
-def _kind_filters(kinds) -> dict[str, PyTree]:
-  """For each prunable kind, a kinds tree where only that kind's leaves count as prunable."""
-  return {k: jax.tree.map(lambda x, k=k: x if x == k else models.FIXED, kinds)
-          for k in models.PRUNABLE_KINDS}
 
 
 def num_rounds(cfg) -> int:

@@ -93,3 +93,11 @@ def layer_density(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
 
 def layer_sizes(tree: PyTree, kinds: PyTree) -> dict[str, int]:
   return {name: int(np.prod(leaf.shape)) for name, leaf, _ in _prunable_leaves(tree, kinds)}
+
+
+def sizes_by_kind(tree: PyTree, kinds: PyTree) -> dict[str, int]:
+  """Total prunable weights per layer kind, e.g. {'fc': 265200, 'output': 1000}."""
+  out: dict[str, int] = {}
+  for _, leaf, kind in _prunable_leaves(tree, kinds):
+    out[kind] = out.get(kind, 0) + int(np.prod(leaf.shape))
+  return out

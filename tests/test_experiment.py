@@ -82,7 +82,7 @@ def test_pruned_weights_zero_in_every_saved_checkpoint(finished):
         np.asarray(trained["mask"]["fc1"]["kernel"])[:2])
 
 
-def _restored(cfg, workdir):
+def _restored(cfg, workdir, next_round=4):
   dataset = experiment.load_dataset(cfg)
   setup = lottery.build(cfg, dataset)
   ckpt = checkpoint.Checkpoints(workdir)
@@ -92,7 +92,8 @@ def _restored(cfg, workdir):
   finally:
     ckpt.close()
   import flax.serialization
-  lineage = flax.serialization.from_state_dict(fresh, tree).replace(round=3)
+  assert step == next_round
+  lineage = flax.serialization.from_state_dict(fresh, tree).replace(round=next_round - 1)
   return setup, lineage
 
 
@@ -174,3 +175,15 @@ def test_diverging_tickets_are_marked(tmp_path):
 def test_validate_rejects_bad_configs(field, value, message):
   with pytest.raises(experiment.UsageError, match=message):
     experiment.validate(tiny_config(**{field: value}))
+
+
+def test_rewinding_starts_later_rounds_from_step_k(tmp_path):
+  cfg = tiny_config(**{"prune.rewind_step": 50, "prune.rounds": 1, "trials": 1, "controls": ()})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  assert [r["steps_trained"] for r in recs] == [200, 150]
+  curves = np.load(tmp_path / "curves" / "round_01.npz")
+  np.testing.assert_array_equal(curves["step"][:, 0], [100, 150, 200])
+  # The lineage's starting weights are theta_50, not theta_0.
+  setup, lineage = _restored(cfg, tmp_path, next_round=2)
+  assert not np.allclose(np.asarray(lineage.start_params["fc1"]["kernel"]),
+                         np.asarray(lineage.init_params["fc1"]["kernel"]))

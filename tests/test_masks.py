@@ -69,3 +69,8 @@ def test_functions_vmap_over_ticket_axis():
   stacked = jax.tree.map(lambda x: jnp.stack([x, x]), masks.ones(p))
   stacked["fc1"]["kernel"] = stacked["fc1"]["kernel"].at[1, 0].set(False)
   np.testing.assert_array_equal(jax.vmap(lambda m: masks.count(m, k))(stacked), [20, 16])
+
+
+def test_sizes_by_kind():
+  p = _params()
+  assert masks.sizes_by_kind(p, _kinds(p)) == {"fc": 12, "output": 8}

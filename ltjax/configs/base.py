@@ -50,8 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.execution = ml_collections.ConfigDict()
-  c.execution.ticket_batch = -1   # -1 auto; 0 vmap all tickets; 1 sequential; b: chunks of b
-  c.execution.max_tickets = 0     # tickets per compiled program (0 = all at once)
+  # How the ticket axis runs: -1 auto; 0 vmap all tickets; 1 one at a time; b: chunks of b vmapped
+  # tickets. Chunks bound activation memory (only one chunk is in flight) in one program.
+  c.execution.ticket_batch = -1
   c.execution.intervals_per_call = 10
   c.execution.checkpoint_every = 0  # steps between mid-round checkpoints (0 = per round only)
   return c
