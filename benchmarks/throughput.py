@@ -12,6 +12,7 @@ with a ceiling timing (medians of both).
 
 from __future__ import annotations
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +20,7 @@ import optax
 from absl import app, flags
 
 from benchmarks import common
-from ltjax import data, masks, models, parallel, pruning, train
+from ltjax import data, lottery, masks, models, parallel, pruning, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
 _TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
@@ -29,6 +30,7 @@ _STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed compiled call (one 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per configuration (median reported).")
 _BATCH = flags.DEFINE_integer("batch_size", 60, "Training batch size.")
 _PIPELINE = flags.DEFINE_bool("pipeline", False, "Also time a fixed batch to isolate data gathering.")
+_UNROLL = flags.DEFINE_integer("unroll", -1, "Unroll device loops: -1 auto (conv nets on CPU), 0, 1.")
 _DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks keep (random masks).")
 
 INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
@@ -76,7 +78,9 @@ def measure(model_name, k, ticket_batch, ceiling):
   module = spec.build(10)
   ds = fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
-  states, _ = stacked_states(trainer, spec, module, ds, k)
+  states, kinds = stacked_states(trainer, spec, module, ds, k)
+  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.train)
+  trainer = dataclasses.replace(trainer, unroll=unroll)
   one = parallel.take(states, 0)
   images = ds.normalize(ds.train.images[:_BATCH.value])
   labels = ds.train.labels[:_BATCH.value]
@@ -90,12 +94,12 @@ def measure(model_name, k, ticket_batch, ceiling):
   seconds, ceiling_flops, _ = common.interleaved(call, ceiling, _REPEATS.value)
   model_steps = k * _STEPS.value / seconds
   record = {"bench": "throughput", "model": model_name, "tickets": k,
-            "ticket_batch": ticket_batch or 0, "batch_size": _BATCH.value,
+            "ticket_batch": ticket_batch or 0, "unroll": unroll, "batch_size": _BATCH.value,
             "steps_per_call": _STEPS.value, "seconds_per_call": seconds,
             "model_steps_per_s": model_steps, "flops_per_step": flops_step,
             "achieved_flops": model_steps * flops_step, "ceiling_flops": ceiling_flops,
             "fraction_of_ceiling": model_steps * flops_step / ceiling_flops, **common.device_info()}
-  if _PIPELINE.value:
+  if _PIPELINE.value and not unroll:
     run = fixed_batch_scan(trainer, ticket_batch)  # same steps, no gathering
     holder2 = {"states": holder["states"]}
 

@@ -74,6 +74,7 @@ def validate(cfg) -> None:
       (cfg.validation_size >= 1, f"validation_size must be >= 1, got {cfg.validation_size}"),
       (cfg.execution.ticket_batch >= -1, f"execution.ticket_batch must be >= -1, got {cfg.execution.ticket_batch}"),
       (cfg.execution.intervals_per_call >= 1, "execution.intervals_per_call must be >= 1"),
+      (cfg.execution.unroll in (-1, 0, 1), f"execution.unroll must be -1, 0 or 1, got {cfg.execution.unroll}"),
       (cfg.execution.checkpoint_every >= 0, "execution.checkpoint_every must be >= 0"),
   ]
   for ok, message in checks:
@@ -263,7 +264,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
       sink = WorkdirSink(workdir, setup, ckpt, log)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lottery.num_rounds(cfg)} rounds "
           f"from round {lineage.round}, backend {jax.default_backend()}, ticket_batch "
-          f"{setup.trainer.ticket_batch}")
+          f"{setup.trainer.ticket_batch}, unroll {setup.trainer.unroll}")
       lottery.run_rounds(setup, dataset, sink, lineage, resume)
     finally:
       ckpt.close()

@@ -55,15 +55,15 @@ def build(cfg, dataset: Dataset) -> Setup:
     return params, {k: v for k, v in variables.items() if k != "params"}
 
   kinds = spec.layer_kinds(jax.eval_shape(init_fn, jax.random.key(0))[0])
-  rates = pruning.rates_tree(kinds, {models.CONV: cfg.prune.conv_rate, models.FC: cfg.prune.fc_rate,
-                                     models.OUTPUT: cfg.prune.output_rate})
+  rates = pruning.rates_tree(kinds, _kind_rates(cfg))
   t = cfg.train
   milestones = tuple(m for m in t.milestones if m > 0)
   tx = optimizers.make(t.optimizer, t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
                        warmup_steps=t.warmup_steps, milestones=milestones, decay=t.decay,
                        nesterov=t.nesterov)
   trainer = train.Trainer(module, tx, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
-                          ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds))
+                          ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds),
+                          unroll=unroll(cfg.execution.unroll, kinds))
   return Setup(cfg, spec, init_fn, kinds, rates, trainer)
 
 
@@ -76,6 +76,14 @@ def ticket_batch(setting: int, kinds: PyTree) -> int | None:
       return None
     return 1 if models.CONV in jax.tree.leaves(kinds) else 2
   return None if setting == 0 else setting
+
+
+def unroll(setting: int, kinds: PyTree) -> bool:
+  """-1 (auto): unroll (no device loops) for conv nets on CPU, where XLA runs convolutions inside
+  while loops ~70x slower (jax issue #12868); 0 never; 1 always."""
+  if setting == -1:
+    return jax.default_backend() == "cpu" and models.CONV in jax.tree.leaves(kinds)
+  return bool(setting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +239,7 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
   cfg, trainer, r = setup.cfg, setup.trainer, lineage.round
   ids = lineup(cfg, r)
   t0 = time.perf_counter()
-  start = cfg.prune.rewind_step if (rewinding(cfg) and r > 0) else 0
+  first_step = start = cfg.prune.rewind_step if (rewinding(cfg) and r > 0) else 0
   if resume is not None:
     start, states, tracker, prior = resume
   else:
@@ -264,7 +272,7 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
       diverged=np.asarray(tracker.diverged), density=np.asarray(density),
       layer_density=train.to_numpy(layer_density), final_params=states.params, masks=states.mask,
-      steps_trained=cfg.train.steps - (cfg.prune.rewind_step if rewinding(cfg) and r > 0 else 0),
+      steps_trained=cfg.train.steps - first_step,
       seconds=time.perf_counter() - t0)
   if r == 0:
     lineage = lineage.replace(dense_params=states.params)

@@ -78,6 +78,10 @@ class Trainer:
   batch_size: int
   eval_batch_size: int = 1000
   ticket_batch: int | None = None
+  # No device loops: unroll the step/interval/eval scans and loop over tickets on the host.
+  # XLA:CPU runs convolutions inside while loops ~70x slower than outside (jax issue #12868);
+  # unrolling trades ~0.4 s of compile per step of an eval interval for the fast path.
+  unroll: bool = False
 
   # ------------------------------------------------------------ single-ticket pieces
   def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array) -> TrainState:
@@ -131,8 +135,8 @@ class Trainer:
       return (loss_sum + jnp.sum(jnp.where(valid, losses, 0.0)),
               correct_sum + jnp.sum(jnp.where(valid, correct, 0))), None
 
-    (loss_sum, correct_sum), _ = jax.lax.scan(batch, (jnp.float32(0), jnp.int32(0)),
-                                              jnp.arange(num_batches))
+    (loss_sum, correct_sum), _ = self._scan(batch, (jnp.float32(0), jnp.int32(0)),
+                                            jnp.arange(num_batches))
     return loss_sum / n, correct_sum / n
 
   # ------------------------------------------------------------ the compiled chunk
@@ -142,8 +146,27 @@ class Trainer:
   def _epoch_perm(self, rng, epoch, n):
     return jax.random.permutation(jax.random.fold_in(jax.random.fold_in(typed_key(rng), 0), epoch), n)
 
+  def _scan(self, body, carry, xs):
+    """`lax.scan`, or with `unroll` a Python loop: no device loop at all, whatever the length
+    (`lax.scan(unroll=True)` of length 1 is still a while loop)."""
+    if not self.unroll:
+      return jax.lax.scan(body, carry, xs)
+    outs = []
+    for i in range(xs.shape[0]):
+      carry, out = body(carry, xs[i])
+      outs.append(out)
+    return carry, jax.tree.map(lambda *ys: jnp.stack(ys), *outs)
+
   def _tmap(self, fn, in_axes):
-    return parallel.ticket_map(fn, in_axes, self.ticket_batch)
+    if not self.unroll:
+      return parallel.ticket_map(fn, in_axes, self.ticket_batch)
+
+    # Unrolled programs get one ticket (the host loops over tickets). No vmap: a vmapped conv has
+    # batched kernels, which XLA:CPU also runs on its slow path.
+    def single(*args):
+      args = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, in_axes)]
+      return jax.tree.map(lambda x: x[None], fn(*args))
+    return single
 
   def _scan_steps(self, state: TrainState, perm, dataset: Dataset, start, num_steps: int):
     """One ticket, `num_steps` masked steps from `start`; its permutation refreshes per epoch."""
@@ -161,15 +184,22 @@ class Trainer:
       state, loss = self.train_step(state, images, dataset.train.labels[idx], s)
       return (state, perm), loss
 
-    return jax.lax.scan(body, (state, perm), start + jnp.arange(num_steps))
+    return self._scan(body, (state, perm), start + jnp.arange(num_steps))
 
   def _start_perm(self, state: TrainState, dataset: Dataset, step0):
     n = len(dataset.train)
     return self._epoch_perm(state.rng, step0 // (n // self.batch_size), n)
 
-  @functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=1)
   def train_steps(self, states: TrainState, dataset: Dataset, step0, num_steps: int):
     """Training only (no evaluation): `num_steps` steps from `step0`; returns (states, losses[K, steps])."""
+    if not self.unroll:
+      return self._train_steps(states, dataset, step0, num_steps)
+    outs = [self._train_steps(parallel.take(states, slice(i, i + 1)), dataset, step0, num_steps)
+            for i in range(parallel.num_tickets(states.params))]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
+  @functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=1)
+  def _train_steps(self, states: TrainState, dataset: Dataset, step0, num_steps: int):
 
     def one(state):
       (state, _), losses = self._scan_steps(state, self._start_perm(state, dataset, step0), dataset,
@@ -212,11 +242,24 @@ class Trainer:
                                            val_accuracy=val_acc)
 
       carry = (state, self._start_perm(state, dataset, step0), best)
-      (state, _, best), curves = jax.lax.scan(interval_body, carry, jnp.arange(num_intervals))
+      (state, _, best), curves = self._scan(interval_body, carry, jnp.arange(num_intervals))
       return state, best, curves
 
     states, tracker, curves = self._tmap(one_ticket, (0, 0))(states, tracker)
     return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
+
+  def _call_intervals(self, states, tracker, dataset, step, num_intervals, interval):
+    """One compiled call for all tickets, or (unrolled) one call per ticket of the same program."""
+    if not self.unroll:
+      return self._run_intervals(states, tracker, dataset, step, num_intervals, interval)
+    outs = [self._run_intervals(parallel.take(states, slice(i, i + 1)),
+                                parallel.take(tracker, slice(i, i + 1)), dataset, step,
+                                num_intervals, interval)
+            for i in range(parallel.num_tickets(states.params))]
+    states, tracker = (jax.tree.map(lambda *xs: jnp.concatenate(xs), *(o[j] for o in outs))
+                       for j in (0, 1))
+    curves = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *(o[2] for o in outs))
+    return states, tracker, curves
 
   @functools.partial(jax.jit, static_argnums=0)
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
@@ -255,9 +298,11 @@ class Trainer:
     tracker = self.new_tracker(states) if tracker is None else tracker
     curves: list[Curves] = []
     step = start_step
+    if self.unroll:
+      intervals_per_call = 1  # compile time grows with the unrolled steps
     for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
-      states, tracker, c = self._run_intervals(states, tracker, dataset, jnp.int32(step),
-                                               num_intervals, interval)
+      states, tracker, c = self._call_intervals(states, tracker, dataset, jnp.int32(step),
+                                                num_intervals, interval)
       step += num_intervals * interval
       curves.append(c)
       if callback is not None:

@@ -210,3 +210,15 @@ def test_binary_logit_loss_and_accuracy():
   np.testing.assert_array_equal(train.correct_predictions(logits, labels), [1, 1, 0])
   np.testing.assert_allclose(train.cross_entropy(logits, labels),
                              np.mean(np.log1p(np.exp(-np.array([2.0, 1.0, -0.5])))), rtol=1e-6)
+
+
+def test_unrolled_host_loop_matches_device_loops(small_mlp, tiny_data):
+  """The CPU-conv path (no device loops, one program per ticket) computes the same training."""
+  looped = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32, ticket_batch=2)
+  unrolled = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32, unroll=True)
+  a_states, a_tracker, a_curves = _train(looped, small_mlp, tiny_data, steps=60, eval_every=20)
+  b_states, b_tracker, b_curves = _train(unrolled, small_mlp, tiny_data, steps=60, eval_every=20)
+  chex.assert_trees_all_close(a_states.params, b_states.params, atol=1e-5, rtol=1e-5)
+  np.testing.assert_array_equal(a_tracker.step, b_tracker.step)
+  np.testing.assert_allclose(a_curves.val_loss, b_curves.val_loss, rtol=1e-5)
+  assert b_curves.val_loss.shape == (3, K)

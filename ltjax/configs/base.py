@@ -53,6 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
   # How the ticket axis runs: -1 auto; 0 vmap all tickets; 1 one at a time; b: chunks of b vmapped
   # tickets. Chunks bound activation memory (only one chunk is in flight) in one program.
   c.execution.ticket_batch = -1
+  # Unroll all device loops (-1 auto: conv nets on CPU, where XLA's in-loop convs are ~70x slower).
+  c.execution.unroll = -1
   c.execution.intervals_per_call = 10
   c.execution.checkpoint_every = 0  # steps between mid-round checkpoints (0 = per round only)
   return c
