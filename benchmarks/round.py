@@ -16,7 +16,6 @@ from __future__ import annotations
 import tempfile
 import time
 
-import jax
 import jax.numpy as jnp
 from absl import app, flags
 

@@ -8,16 +8,16 @@ r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, 
 overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
 """
 
-import logging as logging_std
 import os
 import pathlib
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 import ltjax.configs
+from experiments import cli
 from ltjax import data, experiment
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
@@ -32,7 +32,7 @@ def _preset_path(argv):
       base = value.split(":", 1)[0]
       if not base.endswith(".py") and not os.path.exists(base):
         if base not in ltjax.configs.available():
-          sys.exit(f"error: unknown preset {base!r}; presets: {', '.join(ltjax.configs.available())}"
+          cli.fail(f"unknown preset {base!r}; presets: {', '.join(ltjax.configs.available())}"
                    " (or pass a config file path)")
         arg = f"--config={_PRESET_DIR / base}.py"
     out.append(arg)
@@ -57,7 +57,7 @@ def main(argv):
   try:
     experiment.train_and_evaluate(cfg, _WORKDIR.value, restart=_RESTART.value, log=_log)
   except experiment.UsageError as e:
-    sys.exit(f"error: {e}")
+    cli.fail(e)
   print(f"results: {os.path.join(_WORKDIR.value, 'results.jsonl')}")
 
 
@@ -65,24 +65,8 @@ def _log(message: str) -> None:
   print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-class _DropNoise(logging_std.Filter):
-  """TFDS warns on every image dataset that OpenCV is missing (PIL decodes fine): not news."""
-
-  def filter(self, record):
-    return "OpenCV is not installed" not in record.getMessage()
-
-
 def run():
-  logging.set_verbosity(logging.WARNING)  # orbax and tfds are chatty at INFO
-  logging_std.getLogger("absl").addFilter(_DropNoise())
-  app.run(main, argv=_preset_path(sys.argv), flags_parser=_parse)
-
-
-def _parse(argv):
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}".splitlines()[0])
+  cli.run(main, argv=_preset_path(sys.argv))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
 import pathlib
-import sys
 
-from absl import app, flags, logging
 
+from absl import flags
+
+from experiments import cli
 from ltjax import analysis
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by experiments.lottery; "
@@ -23,36 +24,28 @@ _LABELS = flags.DEFINE_multi_string("label", None, "A legend label per workdir (
 
 def main(argv):
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
   if not workdirs:
-    sys.exit("error: --workdir is required")
+    cli.fail("--workdir is required")
   if labels and len(labels) != len(workdirs):
-    sys.exit(f"error: got {len(labels)} --label for {len(workdirs)} --workdir; "
+    cli.fail(f"got {len(labels)} --label for {len(workdirs)} --workdir; "
              "give one per workdir")
   try:
     runs = [analysis.load_run(w, labels[i] if labels else None) for i, w in enumerate(workdirs)]
   except analysis.ReportError as e:
-    sys.exit(f"error: {e}")
+    cli.fail(e)
   out = pathlib.Path(_OUT.value) if _OUT.value else pathlib.Path(workdirs[0]) / "report"
   from ltjax import plots  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   try:
     path = plots.write_report(runs, out, log=print)
   except OSError as e:
-    sys.exit(f"error: cannot write the report to {out}: {e.strerror or e}")
+    cli.fail(f"cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")
 
 
-def _parse(argv):
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}".splitlines()[0])
-
-
 def run():
-  logging.set_verbosity(logging.WARNING)
-  app.run(main, flags_parser=_parse)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ Definitions (DB, ZL), setup and strategies: see ltjax/xor.py.
 
 import json
 import pathlib
-import sys
 
-from absl import app, flags, logging
 
+from absl import flags
+
+from experiments import cli
 from ltjax import xor
 
 _DEFAULT = xor.XorConfig()
@@ -29,7 +30,7 @@ _OUT = flags.DEFINE_string("out", None, "Directory for xor.json and xor.md (opti
 
 def main(argv):
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   cfg = xor.XorConfig(inits=_INITS.value, steps=_STEPS.value, seed=_SEED.value,
                       learning_rate=_LR.value, optimizer=_OPTIMIZER.value,
                       activation=_ACTIVATION.value, inputs=_INPUTS.value, zl_threshold=_ZL.value)
@@ -51,19 +52,11 @@ def main(argv):
       (out / "xor.md").write_text(text + "\n")
       print(f"results: {out / 'xor.json'}, {out / 'xor.md'}")
   except (xor.XorError, OSError) as e:
-    sys.exit(f"error: {e}")
-
-
-def _parse(argv):
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}".splitlines()[0])
+    cli.fail(e)
 
 
 def run():
-  logging.set_verbosity(logging.WARNING)
-  app.run(main, flags_parser=_parse)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -399,5 +399,5 @@ def test_prepare_data_binary_one_line_errors(args, tmp_path):
   assert result.returncode != 0
   assert "Traceback" not in result.stderr
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("prepare_data: error: "), result.stderr
+  assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
   assert not (tmp_path / "tfds").exists()
