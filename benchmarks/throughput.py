@@ -45,12 +45,7 @@ def fake_dataset(shape, n=2_000) -> data.Dataset:
 
 
 def stacked_states(trainer, spec, module, ds, k):
-  example = jnp.zeros((1,) + ds.input_shape)
-
-  def init(key):
-    v = module.init({"params": key, "dropout": key}, example, train=False)
-    return v["params"], {c: x for c, x in v.items() if c != "params"}
-
+  init = lottery.make_init(module, ds.input_shape)
   keys = jax.random.split(jax.random.key(0), k)
   params, model_state = jax.vmap(init)(keys)
   kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ltjax import results
+from ltjax.results import unpack_masks  # noqa: F401  (also part of this module's API)
 
 # Input shapes of the datasets a run may name; the initial weights are rebuilt from these.
 INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (28, 28, 1),
@@ -144,19 +145,6 @@ def spread(items: Sequence[Any], k: int) -> list[Any]:
 
 
 # ---------------------------------------------------------------- reading a workdir
-def unpack_masks(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """masks/round_XX.npz contents -> {leaf path: bool [trials, ...]} (see WorkdirSink.round_done)."""
-  out = {}
-  for key, packed in arrays.items():
-    if key.startswith("shape:"):
-      continue
-    shape = np.asarray(arrays[f"shape:{key}"])
-    if shape.size == 0:
-      continue  # a scalar leaf was packed along trials; never prunable
-    out[key] = np.unpackbits(packed, axis=-1, count=int(shape[-1])).astype(bool)
-  return out
-
-
 @dataclasses.dataclass
 class Run:
   """One workdir's results, read lazily: records now, curves/masks/initial weights on demand."""

@@ -217,10 +217,8 @@ class WorkdirSink:
     _atomic_savez(self.workdir / "curves" / f"round_{r:02d}.npz", ids=ids,
                   kinds=np.array(tickets.KINDS), **flax.serialization.to_state_dict(result.curves))
     rows = [i for i, t in enumerate(result.ids) if t.kind == tickets.TICKET]
-    flat = jax.tree_util.tree_flatten_with_path(result.masks)[0]
     _atomic_savez(self.workdir / "masks" / f"round_{r:02d}.npz",
-                  **{_key(path): np.packbits(np.asarray(m)[rows], axis=-1) for path, m in flat},
-                  **{f"shape:{_key(path)}": np.asarray(m.shape[1:]) for path, m in flat})
+                  **results.pack_masks(result.masks, rows))
     trained = {"params": flax.serialization.to_state_dict(result.final_params),
                "mask": flax.serialization.to_state_dict(result.masks)}
     self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round}, trained)
@@ -228,10 +226,6 @@ class WorkdirSink:
     recs = [x for x in results.read(self.workdir) if x["round"] == r]
     self.log(f"round {r} done in {result.seconds:.1f}s\n" +
              results.format_table(results.summarize(recs)))
-
-
-def _key(path) -> str:
-  return "/".join(str(getattr(k, "key", k)) for k in path)
 
 
 def _atomic_savez(path: pathlib.Path, **arrays) -> None:

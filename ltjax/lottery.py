@@ -47,13 +47,7 @@ class Setup:
 def build(cfg, dataset: Dataset) -> Setup:
   spec = models.get(cfg.model)
   module = spec.build(dataset.num_classes, **dict(cfg.model_kwargs))
-  example = jnp.zeros((1,) + dataset.input_shape, jnp.float32)
-
-  def init_fn(key):
-    variables = module.init({"params": key, "dropout": key}, example, train=False)
-    params = variables["params"]
-    return params, {k: v for k, v in variables.items() if k != "params"}
-
+  init_fn = make_init(module, dataset.input_shape)
   kinds = spec.layer_kinds(jax.eval_shape(init_fn, jax.random.key(0))[0])
   rates = pruning.rates_tree(kinds, _kind_rates(cfg))
   t = cfg.train
@@ -65,6 +59,17 @@ def build(cfg, dataset: Dataset) -> Setup:
                           ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds),
                           unroll=unroll(cfg.execution.unroll, kinds))
   return Setup(cfg, spec, init_fn, kinds, rates, trainer)
+
+
+def make_init(module, input_shape) -> Callable[[jax.Array], tuple[PyTree, PyTree]]:
+  """key -> (params, model_state): the module's own initializer, other collections kept apart."""
+  example = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+
+  def init_fn(key):
+    variables = module.init({"params": key, "dropout": key}, example, train=False)
+    return variables["params"], {k: v for k, v in variables.items() if k != "params"}
+
+  return init_fn
 
 
 def ticket_batch(setting: int, kinds: PyTree) -> int | None:

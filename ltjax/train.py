@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import time
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -366,13 +365,6 @@ def raw_key(key: jax.Array) -> jax.Array:
 
 def typed_key(key: jax.Array) -> jax.Array:
   return key if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
-
-
-def timed(fn: Callable, *args, **kwargs):
-  """(result, seconds) with the result's arrays ready."""
-  t0 = time.perf_counter()
-  out = jax.block_until_ready(fn(*args, **kwargs))
-  return out, time.perf_counter() - t0
 
 
 def to_numpy(tree: PyTree) -> PyTree:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ltjax import data, models
+from ltjax import configs, data, models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
@@ -41,3 +41,21 @@ def small_mlp(tiny_data):
 
   kinds = spec.layer_kinds(jax.eval_shape(init, jax.random.key(0)))
   return spec, module, init, kinds
+
+
+def tiny_lottery_config(**overrides):
+  """The quick LeNet preset shrunk for tests (2 trials, 3 rounds of 200 steps) on the shared
+  MNIST; `overrides` are dotted field paths, e.g. tiny_lottery_config(**{"train.steps": 100})."""
+  cfg = configs.get("lenet_quick")
+  cfg.data_dir = str(shared_data_dir())
+  cfg.trials = 2
+  cfg.prune.rounds = 3
+  cfg.train.steps = 200
+  cfg.train.eval_every = 50
+  for key, value in overrides.items():
+    node = cfg
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return cfg

@@ -7,28 +7,15 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import checkpoint, configs, experiment, lottery, masks, results, tickets
-from tests.conftest import shared_data_dir
+from ltjax import checkpoint, experiment, lottery, masks, results
+from tests.conftest import shared_data_dir, tiny_lottery_config
 
 DATA_DIR = shared_data_dir()
 pytestmark = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found "
                                 "($LTJAX_DATA_DIR or ../shared/datasets/tfds)")
 
 
-def tiny_config(**overrides):
-  cfg = configs.get("lenet_quick")
-  cfg.data_dir = str(DATA_DIR)
-  cfg.trials = 2
-  cfg.prune.rounds = 3
-  cfg.train.steps = 200
-  cfg.train.eval_every = 50
-  for key, value in overrides.items():
-    node = cfg
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return cfg
+tiny_config = tiny_lottery_config
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ltjax import analysis, configs, experiment, masks, plots, results
-from tests.conftest import REPO, shared_data_dir
+from ltjax import analysis, experiment, masks, plots, results
+from tests.conftest import REPO, shared_data_dir, tiny_lottery_config
 
 DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found "
@@ -34,12 +34,7 @@ def workdir(tmp_path_factory):
   if DATA_DIR is None:
     pytest.skip("prepared MNIST not found")
   path = tmp_path_factory.mktemp("lenet")
-  cfg = configs.get("lenet_quick")
-  cfg.data_dir = str(DATA_DIR)
-  cfg.trials = 2
-  cfg.prune.rounds = 2
-  cfg.train.steps = 100
-  cfg.train.eval_every = 50
+  cfg = tiny_lottery_config(**{"prune.rounds": 2, "train.steps": 100})
   experiment.train_and_evaluate(cfg, path, log=lambda _: None)
   done = report(f"--workdir={path}")
   assert done.returncode == 0, done.stderr
