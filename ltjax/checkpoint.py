@@ -11,6 +11,8 @@ import pathlib
 import shutil
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -37,7 +39,7 @@ class Checkpoints:
   def save_round(self, next_round: int, tree: PyTree, meta: dict, trained: PyTree) -> None:
     """`tree` resumes the run; `trained` (the finished round's weights and masks) is for analysis."""
     self._rounds.save(next_round, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(tree), trained=ocp.args.StandardSave(trained),
+        state=ocp.args.StandardSave(_host(tree)), trained=ocp.args.StandardSave(_host(trained)),
         meta=ocp.args.JsonSave(meta)), force=True)
     self._rounds.wait_until_finished()
     self.clear_midround()
@@ -47,7 +49,7 @@ class Checkpoints:
     return _restore_latest(self._rounds, target)
 
   def save_midround(self, step: int, tree: PyTree, meta: dict) -> None:
-    self._mid.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+    self._mid.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_host(tree)),
                                                  meta=ocp.args.JsonSave(meta)), force=True)
     self._mid.wait_until_finished()
 
@@ -68,8 +70,15 @@ class Checkpoints:
     shutil.rmtree(pathlib.Path(workdir) / "checkpoints", ignore_errors=True)
 
 
+def _host(tree: PyTree) -> PyTree:
+  """Checkpoints hold host arrays, complete on every process: with several processes, orbax's
+  convention is that the primary process writes them (and every process can read them back)."""
+  return jax.tree.map(np.asarray, tree)
+
+
 def _restore_latest(manager: ocp.CheckpointManager, target: PyTree):
   """The newest checkpoint that restores; a torn one (killed mid-save or mid-delete) is skipped."""
+  target = _host(target)
   manager.reload()
   for step in sorted(manager.all_steps(), reverse=True):
     try:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import checkpoint, data, lottery, models, pruning, results, tickets, train
+from ltjax import checkpoint, data, lottery, models, parallel, pruning, results, tickets, train
 
 CONFIG = "config.json"
 _LOCK = ".lock"
@@ -76,10 +76,16 @@ def validate(cfg) -> None:
       (cfg.execution.intervals_per_call >= 1, "execution.intervals_per_call must be >= 1"),
       (cfg.execution.unroll in (-1, 0, 1), f"execution.unroll must be -1, 0 or 1, got {cfg.execution.unroll}"),
       (cfg.execution.checkpoint_every >= 0, "execution.checkpoint_every must be >= 0"),
+      (cfg.execution.cpu_devices == -1 or cfg.execution.cpu_devices >= 1,
+       f"execution.cpu_devices must be -1 (auto) or >= 1, got {cfg.execution.cpu_devices}"),
   ]
   for ok, message in checks:
     if not ok:
       raise UsageError(message)
+  try:
+    parallel.parse_mesh(str(cfg.execution.mesh))
+  except parallel.LayoutError as e:
+    raise UsageError(f"execution.mesh: {e}") from None
   if p.mode == "oneshot" and not p.densities:
     raise UsageError("prune.mode='oneshot' needs prune.densities")
   try:
@@ -172,14 +178,15 @@ class WorkdirSink:
   """Logs progress, writes each round's files, checkpoints the lineage (and mid-round states)."""
 
   def __init__(self, workdir: pathlib.Path, setup: lottery.Setup, ckpt: checkpoint.Checkpoints,
-               log: Callable[[str], None], log_every_s: float = 5.0):
+               log: Callable[[str], None], log_every_s: float = 5.0, writer: bool = True):
     self.workdir, self.setup, self.ckpt, self.log = workdir, setup, ckpt, log
+    self.writer = writer  # only one process writes results; all take part in checkpoints
     self.log_every_s = log_every_s
     self._last_log = 0.0
     self._round_t0: dict[int, tuple[float, int]] = {}
     self._last_ckpt_step = 0
 
-  def progress(self, round_index, step, states, tracker, curves):
+  def progress(self, round_index, step, snapshot, curves):
     cfg = self.setup.cfg
     now = time.perf_counter()
     t0, s0 = self._round_t0.setdefault(round_index, (now, step))  # rates exclude the compile
@@ -187,16 +194,16 @@ class WorkdirSink:
     # Round 0 of a rewinding run holds theta_k outside the states: it restarts rather than resumes.
     resumable = not (lottery.rewinding(cfg) and round_index == 0)
     if every and resumable and step < cfg.train.steps and step - self._last_ckpt_step >= every:
-      self._save_midround(round_index, step, states, tracker, curves)
+      self._save_midround(round_index, step, *snapshot(), curves)
     if now - self._last_log >= self.log_every_s or step == cfg.train.steps:
       self._last_log = now
-      k = int(np.asarray(tracker.loss).shape[0])
-      best = np.asarray(tracker.loss)
+      val = np.asarray(curves.val_loss)
+      k = val.shape[1]
       speed = ""
       if step > s0:  # the first call includes compilation: no rate until a second one
         rate = (step - s0) / (now - t0)
         speed = f", {rate:.0f} steps/s ({rate * k:.0f} model-steps/s)"
-      finite = best[np.isfinite(best)]
+      finite = val[np.isfinite(val)]
       best_s = f"{finite.min():.4f}" if finite.size else "n/a"
       self.log(f"round {round_index} step {step}/{cfg.train.steps}, {k} tickets, "
                f"best val loss {best_s}{speed}")
@@ -212,17 +219,20 @@ class WorkdirSink:
 
   def round_done(self, result: lottery.RoundResult, lineage: lottery.Lineage):
     cfg, r = self.setup.cfg, result.round
-    results.write_round(self.workdir, results.records(result, cfg.seed))
-    ids = np.array([(t.trial, tickets.KINDS.index(t.kind), t.draw) for t in result.ids])
-    _atomic_savez(self.workdir / "curves" / f"round_{r:02d}.npz", ids=ids,
-                  kinds=np.array(tickets.KINDS), **flax.serialization.to_state_dict(result.curves))
-    rows = [i for i, t in enumerate(result.ids) if t.kind == tickets.TICKET]
-    _atomic_savez(self.workdir / "masks" / f"round_{r:02d}.npz",
-                  **results.pack_masks(result.masks, rows))
+    if self.writer:
+      results.write_round(self.workdir, results.records(result, cfg.seed))
+      ids = np.array([(t.trial, tickets.KINDS.index(t.kind), t.draw) for t in result.ids])
+      _atomic_savez(self.workdir / "curves" / f"round_{r:02d}.npz", ids=ids,
+                    kinds=np.array(tickets.KINDS), **flax.serialization.to_state_dict(result.curves))
+      rows = [i for i, t in enumerate(result.ids) if t.kind == tickets.TICKET]
+      _atomic_savez(self.workdir / "masks" / f"round_{r:02d}.npz",
+                    **results.pack_masks(result.masks, rows))
     trained = {"params": flax.serialization.to_state_dict(result.final_params),
                "mask": flax.serialization.to_state_dict(result.masks)}
     self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round}, trained)
     self._last_ckpt_step = 0
+    if not self.writer:
+      return
     recs = [x for x in results.read(self.workdir) if x["round"] == r]
     self.log(f"round {r} done in {result.seconds:.1f}s\n" +
              results.format_table(results.summarize(recs)))
@@ -245,24 +255,43 @@ def lineage_tree(lineage: lottery.Lineage) -> dict:
 # ---------------------------------------------------------------- the entry point
 def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
                        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-  """Run (or resume) the experiment `cfg` in `workdir`; returns all result records."""
+  """Run (or resume) the experiment `cfg` in `workdir`; returns all result records.
+
+  In a multi-process run (`parallel.join_cluster` first) every process computes its share of the
+  tickets and takes part in checkpoints; only process 0 writes results and logs.
+  """
   validate(cfg)
-  workdir = _writable_dir(pathlib.Path(workdir))
-  with locked(workdir):
-    prepare_workdir(workdir, cfg, restart)
-    dataset = load_dataset(cfg)
-    setup = lottery.build(cfg, dataset)
+  dataset, setup = _build(cfg)
+  writer = jax.process_index() == 0
+  log = log if writer else (lambda _: None)
+  workdir = pathlib.Path(workdir)
+  with (locked(_writable_dir(workdir)) if writer else contextlib.nullcontext()):
+    if writer:
+      prepare_workdir(workdir, cfg, restart)
+    parallel.barrier("workdir_ready")  # others read checkpoints only after a restart cleared them
     ckpt = checkpoint.Checkpoints(workdir)
     try:
       lineage, resume = _restore(setup, ckpt, log)
-      sink = WorkdirSink(workdir, setup, ckpt, log)
+      sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lottery.num_rounds(cfg)} rounds "
-          f"from round {lineage.round}, backend {jax.default_backend()}, ticket_batch "
-          f"{setup.trainer.ticket_batch}, unroll {setup.trainer.unroll}")
+          f"from round {lineage.round}, {setup.trainer.layout.describe()}, {jax.process_count()} "
+          f"process(es), ticket_batch {setup.trainer.ticket_batch}, unroll {setup.trainer.unroll}")
       lottery.run_rounds(setup, dataset, sink, lineage, resume)
     finally:
       ckpt.close()
+  parallel.barrier("results_written")
   return results.read(workdir)
+
+
+def _build(cfg) -> tuple[data.Dataset, lottery.Setup]:
+  """Devices, data and the compiled pieces' setup: every check that needs them, before writing."""
+  try:
+    parallel.use_cpu_devices(cfg.execution.cpu_devices)
+    dataset = load_dataset(cfg)
+    setup = lottery.build(cfg, dataset)
+  except parallel.LayoutError as e:
+    raise UsageError(f"execution.mesh: {e}") from None
+  return setup.trainer.layout.replicate(dataset), setup
 
 
 def _restore(setup: lottery.Setup, ckpt: checkpoint.Checkpoints, log):

@@ -48,17 +48,25 @@ def build(cfg, dataset: Dataset) -> Setup:
   spec = models.get(cfg.model)
   module = spec.build(dataset.num_classes, **dict(cfg.model_kwargs))
   init_fn = make_init(module, dataset.input_shape)
-  kinds = spec.layer_kinds(jax.eval_shape(init_fn, jax.random.key(0))[0])
+  params, model_state = jax.eval_shape(init_fn, jax.random.key(0))
+  kinds = spec.layer_kinds(params)
   rates = pruning.rates_tree(kinds, _kind_rates(cfg))
   t = cfg.train
   milestones = tuple(m for m in t.milestones if m > 0)
   tx = optimizers.make(t.optimizer, t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
                        warmup_steps=t.warmup_steps, milestones=milestones, decay=t.decay,
                        nesterov=t.nesterov)
+  layout = parallel.make_layout(cfg.execution.mesh, max_tickets(cfg), t.batch_size,
+                                splittable=not jax.tree.leaves(model_state))
   trainer = train.Trainer(module, tx, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
-                          ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds),
-                          unroll=unroll(cfg.execution.unroll, kinds))
+                          ticket_batch=ticket_batch(cfg.execution.ticket_batch, kinds, layout),
+                          unroll=unroll(cfg.execution.unroll, kinds), layout=layout)
   return Setup(cfg, spec, init_fn, kinds, rates, trainer)
+
+
+def max_tickets(cfg) -> int:
+  """Tickets in the largest round (a pruned round with every control)."""
+  return len(lineup(cfg, 1 if num_rounds(cfg) > 1 else 0))
 
 
 def make_init(module, input_shape) -> Callable[[jax.Array], tuple[PyTree, PyTree]]:
@@ -72,14 +80,15 @@ def make_init(module, input_shape) -> Callable[[jax.Array], tuple[PyTree, PyTree
   return init_fn
 
 
-def ticket_batch(setting: int, kinds: PyTree) -> int | None:
-  """-1 (auto): vmap everything on accelerators. On CPU, chunks of 2 tickets for dense nets (a
-  chunk's weights and Adam state stay in cache across its steps: measured 1.5x over full vmap at
-  K=16) and one at a time for conv nets (XLA's CPU convolutions are slower vmapped)."""
+def ticket_batch(setting: int, kinds: PyTree, layout: parallel.Layout = parallel.Layout()) -> int | None:
+  """-1 (auto): vmap every device's tickets on accelerators. On CPU, one ticket at a time per
+  device when the cores are devices (each core keeps one ticket's weights and Adam state in its
+  cache; measured fastest, BUILD_NOTES.md); on one CPU device, chunks of 2 tickets for dense nets
+  (1.5x over full vmap at K=16) and one at a time for conv nets (slower vmapped on XLA:CPU)."""
   if setting == -1:
     if jax.default_backend() != "cpu":
       return None
-    return 1 if models.CONV in jax.tree.leaves(kinds) else 2
+    return 1 if layout.mesh is not None or models.CONV in jax.tree.leaves(kinds) else 2
   return None if setting == 0 else setting
 
 
@@ -231,8 +240,9 @@ class RoundResult:
 class RoundSink(Protocol):
   """Where a run reports: progress inside a round, and each finished round (persist it there)."""
 
-  def progress(self, round_index: int, step: int, states: train.TrainState,
-               tracker: train.EarlyStop, curves: train.Curves) -> None: ...
+  def progress(self, round_index: int, step: int,
+               snapshot: Callable[[], tuple[train.TrainState, train.EarlyStop]],
+               curves: train.Curves) -> None: ...
 
   def round_done(self, result: RoundResult, lineage: Lineage) -> None: ...
 
@@ -251,8 +261,8 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
     states, tracker, prior = start_states(setup, lineage, ids), None, None
   callback = None
   if sink is not None:
-    callback = lambda step, s, tr, c: sink.progress(  # noqa: E731
-        r, step, s, tr, c if prior is None else train.concat_curves([prior, c]))
+    callback = lambda step, snapshot, c: sink.progress(  # noqa: E731
+        r, step, snapshot, c if prior is None else train.concat_curves([prior, c]))
   run = lambda st, tr, a, b: trainer.train(  # noqa: E731
       st, dataset, cfg.train.steps, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
       intervals_per_call=cfg.execution.intervals_per_call, callback=callback)

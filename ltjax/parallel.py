@@ -1,21 +1,39 @@
-"""The ticket axis: K tickets stacked on a leading axis of every pytree, run as one program.
+"""The ticket axis: K tickets stacked on a leading axis of every pytree, laid over the devices.
 
-One knob, `ticket_batch`, picks how the axis is executed, without forking any code:
-  None  -> `vmap` over all K tickets (best where batched kernels are fast: GPU/TPU, dense on CPU);
-  1     -> a sequential `lax.map` (XLA's CPU convolutions are ~3x slower vmapped than looped);
-  b > 1 -> `lax.map` over chunks of b vmapped tickets.
-Sharding the axis over a device mesh slots in here.
+Two levels, each one setting:
+  * the mesh (`Layout.mesh`): devices arranged as (tickets, batch). Stacked trees are padded to a
+    multiple of the `tickets` axis and sharded along it; the `batch` axis, when larger than 1,
+    splits each ticket's training batch (and evaluation batches) and averages gradients, for
+    fewer tickets than devices. No mesh is exactly the single-device program.
+  * on each device, `ticket_batch`: None -> `vmap` over the device's tickets; 1 -> sequential
+    `lax.map`; b > 1 -> `lax.map` over chunks of b vmapped tickets.
+Padding tickets are copies of the last real one; `unpad` drops them, so they never reach
+results, curves, masks or checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+import re
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 PyTree = Any
+TICKETS, BATCH = "tickets", "batch"
 
 
+class LayoutError(ValueError):
+  """A layout that cannot run on the devices at hand."""
+
+
+# ---------------------------------------------------------------- stacking
 def stack(trees: Sequence[PyTree]) -> PyTree:
   """[tree_0, ..., tree_{K-1}] -> one tree with a leading ticket axis of size K."""
   return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *trees)
@@ -55,3 +73,184 @@ def ticket_map(fn: Callable, in_axes: Sequence[int | None],
     return jax.lax.map(one, stacked, batch_size=None if ticket_batch == 1 else ticket_batch)
 
   return mapped
+
+
+# ---------------------------------------------------------------- the mesh
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """Where the stacked tickets run: a (tickets, batch) mesh, or None for one device."""
+  mesh: Mesh | None = None
+
+  @property
+  def ticket_shards(self) -> int:
+    return 1 if self.mesh is None else self.mesh.shape[TICKETS]
+
+  @property
+  def batch_shards(self) -> int:
+    return 1 if self.mesh is None else self.mesh.shape[BATCH]
+
+  def padded(self, k: int) -> int:
+    return -(-k // self.ticket_shards) * self.ticket_shards
+
+  def describe(self) -> str:
+    if self.mesh is None:
+      return f"one device ({jax.devices()[0].platform})"
+    return (f"{self.ticket_shards}x{self.batch_shards} mesh (tickets x batch) over "
+            f"{self.mesh.devices.size} {self.mesh.devices.flat[0].platform} devices")
+
+  def map(self, fn: Callable, in_axes: Sequence[int | None], ticket_batch: int | None) -> Callable:
+    """A single-ticket `fn` over stacked inputs: `ticket_map` on each device's share."""
+    return self.shard(ticket_map(fn, in_axes, ticket_batch), in_axes)
+
+  def shard(self, fn: Callable, in_axes: Sequence[int | None]) -> Callable:
+    """Run `fn` on each device's block of the tickets; shared inputs (axis None) are replicated."""
+    if self.mesh is None:
+      return fn
+    in_specs = tuple(P(TICKETS) if ax == 0 else P() for ax in in_axes)
+    # check_vma off: the step counter and the data are replicated values used in per-ticket code.
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=P(TICKETS),
+                         check_vma=False)
+
+  def pad(self, tree: PyTree) -> PyTree:
+    """Repeat the last ticket up to a multiple of the ticket shards (the caller drops them)."""
+    k = num_tickets(tree)
+    extra = self.padded(k) - k
+    if not extra:
+      return tree
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+
+  def place(self, tree: PyTree, spec: P = P(TICKETS)) -> PyTree:
+    """Shard a stacked tree over the ticket axis (or, with spec P(), replicate it)."""
+    if self.mesh is None:
+      return tree
+    sharding = NamedSharding(self.mesh, spec)
+
+    def one(x):
+      if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+        return x
+      if jax.process_count() > 1:  # every process holds the same full value; each keeps its shards
+        x = np.asarray(host(x))
+      return jax.device_put(x, sharding)
+    return jax.tree.map(one, tree)
+
+  def replicate(self, tree: PyTree) -> PyTree:
+    return self.place(tree, P())
+
+
+def host(tree: PyTree) -> PyTree:
+  """The full value of every leaf: numpy gathered from all processes where a leaf spans several."""
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return multihost_utils.process_allgather(x, tiled=True)
+    return x
+  return jax.tree.map(one, tree)
+
+
+def batch_index() -> jax.Array:
+  """This device's position on the batch axis (inside a mapped function; 0 without a mesh)."""
+  return jax.lax.axis_index(BATCH)
+
+
+# ---------------------------------------------------------------- choosing a layout
+def parse_mesh(setting: str) -> tuple[int, int] | None:
+  """'auto' -> None; 'single' -> (1, 1); 'T' -> (T, 1); 'TxB' -> (T, B)."""
+  s = setting.strip().lower()
+  if s == "auto":
+    return None
+  if s == "single":
+    return (1, 1)
+  m = re.fullmatch(r"(\d+)(?:x(\d+))?", s)
+  if not m or int(m.group(1)) < 1 or int(m.group(2) or 1) < 1:
+    raise LayoutError(f"unknown layout {setting!r}: use 'auto', 'single', 'T' or 'TxB' (tickets x "
+                      "batch devices, e.g. '8' or '4x2')")
+  return int(m.group(1)), int(m.group(2) or 1)
+
+
+def make_layout(setting: str, num_tickets: int, batch_size: int, splittable: bool,
+                devices: Sequence[jax.Device] | None = None) -> Layout:
+  """The mesh for `setting` ('auto', 'single', 'T' or 'TxB') over `devices` (default: all).
+
+  `splittable` says whether a ticket's batch may be split over devices (not with BatchNorm,
+  whose statistics would become per-device). Auto uses every device: tickets over devices, and
+  when there are fewer tickets than devices, the batch split too where that cuts per-device work.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  shape = parse_mesh(setting)
+  if shape is None:
+    shape = _auto_shape(len(devices), num_tickets, batch_size, splittable)
+  t, b = shape
+  if t * b == 1:
+    return Layout()
+  if t * b != len(devices):
+    raise LayoutError(f"mesh {t}x{b} needs {t * b} devices; {len(devices)} available "
+                      f"({devices[0].platform})")
+  if b > 1 and batch_size % b:
+    raise LayoutError(f"mesh {t}x{b}: train.batch_size ({batch_size}) must be divisible by the "
+                      f"batch axis ({b})")
+  if b > 1 and not splittable:
+    raise LayoutError(f"mesh {t}x{b}: this model keeps batch statistics (BatchNorm), so its batch "
+                      "cannot be split over devices; use a tickets-only mesh")
+  return Layout(Mesh(np.asarray(devices).reshape(t, b), (TICKETS, BATCH)))
+
+
+def _auto_shape(d: int, k: int, batch_size: int, splittable: bool) -> tuple[int, int]:
+  """Least per-device work (tickets per device / batch split), then least padding, then the most
+  ticket shards (no gradient all-reduce)."""
+  best = None
+  for t in (t for t in range(1, d + 1) if d % t == 0):
+    b = d // t
+    if b > 1 and (not splittable or batch_size % b):
+      continue
+    work = math.ceil(k / t) / b
+    key = (work, -(-k // t) * t - k, -t)
+    if best is None or key < best[0]:
+      best = (key, (t, b))
+  return best[1] if best else (1, 1)
+
+
+def use_cpu_devices(setting: int) -> int:
+  """Expose CPU cores as JAX devices: -1 (auto) one per core, up to 8; n exactly n.
+
+  JAX fixes the count when its backend starts, so this must run before any JAX computation.
+  Auto then leaves a started backend as it is; an explicit count that cannot be had is an error.
+  Returns the number of CPU devices in use.
+  """
+  from jax._src import xla_bridge  # noqa: PLC0415 -- the only way to ask without starting it
+  want = max(1, min(len(os.sched_getaffinity(0)), 8)) if setting == -1 else setting
+  if not xla_bridge.backends_are_initialized():
+    jax.config.update("jax_num_cpu_devices", want)
+  have = len(jax.devices("cpu"))
+  if setting != -1 and have != want:
+    raise LayoutError(f"execution.cpu_devices={want} cannot be honoured: JAX already started with "
+                      f"{have} CPU devices (set it before any JAX computation)")
+  return have
+
+
+# ---------------------------------------------------------------- several processes
+def join_cluster(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
+                 auto: bool = False) -> None:
+  """Join a multi-process run before any JAX computation.
+
+  Either all three of coordinator address, process count and process id (a run launched by
+  hand), or `auto`: JAX's own detection of TPU pods, SLURM and other cluster environments. On
+  CPU, processes all-reduce through gloo.
+  """
+  given = [bool(coordinator_address), num_processes > 0, process_id >= 0]
+  if any(given) and not all(given):
+    raise LayoutError("a multi-process run needs all of --coordinator_address, --num_processes "
+                      "and --process_id (or --multihost to detect them)")
+  if all(given) and not 0 <= process_id < num_processes:
+    raise LayoutError(f"--process_id must be in [0, {num_processes}), got {process_id}")
+  if not (auto or all(given)):
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if auto:
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def barrier(name: str) -> None:
+  """Wait for every process (a no-op in a single-process run)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)

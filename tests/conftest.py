@@ -9,6 +9,10 @@ import pytest
 
 from ltjax import configs, data, models
 
+# Start JAX now, with one CPU device: an experiment's auto device setting would otherwise pick the
+# count for the whole test process. Multi-device runs are tested in subprocesses.
+jax.devices()
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
 

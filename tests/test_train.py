@@ -114,7 +114,7 @@ def test_tickets_get_different_data_orders(small_mlp, tiny_data):
 def test_each_epoch_visits_every_example_once():
   trainer = train.Trainer(None, optax.sgd(0.1), batch_size=7)
   rng = jax.random.key(3)
-  p0, p1 = trainer._epoch_perm(rng, 0, 50), trainer._epoch_perm(rng, 1, 50)
+  p0, p1 = trainer.epoch_perm(rng, 0, 50), trainer.epoch_perm(rng, 1, 50)
   assert sorted(np.asarray(p0).tolist()) == list(range(50))
   assert not np.array_equal(p0, p1)
 

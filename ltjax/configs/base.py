@@ -50,7 +50,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.execution = ml_collections.ConfigDict()
-  # How the ticket axis runs: -1 auto; 0 vmap all tickets; 1 one at a time; b: chunks of b vmapped
+  # Devices for the ticket axis: 'auto' (every device, tickets first; the batch is split too when
+  # there are fewer tickets than devices), 'single' (today's one-device program), 'T' or 'TxB'
+  # (T devices over tickets x B devices splitting each ticket's batch; T*B = all devices).
+  c.execution.mesh = "auto"
+  # CPU cores as JAX devices: -1 auto (one per core, up to 8), n exactly n. Fixed at JAX start.
+  c.execution.cpu_devices = -1
+  # How each device runs its tickets: -1 auto; 0 vmap all; 1 one at a time; b: chunks of b vmapped
   # tickets. Chunks bound activation memory (only one chunk is in flight) in one program.
   c.execution.ticket_batch = -1
   # Unroll all device loops (-1 auto: conv nets on CPU, where XLA's in-loop convs are ~70x slower).

@@ -1,0 +1,156 @@
+"""The compiled programs of a round: K tickets x eval intervals x masked steps, and evaluation.
+
+Inside one program the ticket map is the outermost loop (`Layout.map`: over the mesh, then the
+per-device `ticket_batch` strategy), then a `lax.scan` over eval intervals, then a `lax.scan`
+over steps, so a device's chunk of tickets keeps its weights and optimizer state in cache
+across all its steps. No Python runs inside a call. The step counter comes from the scan, not
+from the tickets, so under vmap it stays unbatched and the epoch's permutation is recomputed
+(under a real `cond`) only at epoch boundaries.
+
+With `trainer.unroll` there are no device loops at all (XLA:CPU runs convolutions inside while
+loops ~70x slower, jax issue #12868): the scans become Python loops at trace time and each
+program holds one ticket per device; the host loops over groups of tickets.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ltjax import early_stop, parallel
+from ltjax.data import Dataset, Split
+
+PyTree = Any
+
+
+def scan(trainer, body, carry, xs):
+  """`lax.scan`, or with `unroll` a Python loop: no device loop at all, whatever the length
+  (`lax.scan(unroll=True)` of length 1 is still a while loop)."""
+  if not trainer.unroll:
+    return jax.lax.scan(body, carry, xs)
+  outs = []
+  for i in range(xs.shape[0]):
+    carry, out = body(carry, xs[i])
+    outs.append(out)
+  return carry, jax.tree.map(lambda *ys: jnp.stack(ys), *outs)
+
+
+def ticket_map(trainer, fn, in_axes):
+  """Lift a single-ticket fn over the tickets of one program (see module doc)."""
+  if not trainer.unroll:
+    return trainer.layout.map(fn, in_axes, trainer.ticket_batch)
+
+  # One ticket per device. No vmap: a vmapped conv has batched kernels, which XLA:CPU also runs
+  # on its slow path.
+  def single(*args):
+    args = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, in_axes)]
+    return jax.tree.map(lambda x: x[None], fn(*args))
+  return trainer.layout.shard(single, in_axes)
+
+
+def start_perm(trainer, state, dataset: Dataset, step0):
+  n = len(dataset.train)
+  return trainer.epoch_perm(state.rng, step0 // (n // trainer.batch_size), n)
+
+
+def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int):
+  """One ticket, `num_steps` masked steps from `start`; its permutation refreshes per epoch.
+  With a batch axis, each device gathers its slice of the step's batch."""
+  n, bsz = len(dataset.train), trainer.batch_size
+  spe = n // bsz
+  shards = trainer.layout.batch_shards
+  local = bsz // shards
+
+  def body(carry, s):
+    state, perm = carry
+    # `s` is not per-ticket (it comes from the scan, not from the mapped state), so under vmap
+    # this stays a real branch: the permutation is computed once per epoch, not every step.
+    perm = jax.lax.cond(s % spe == 0, lambda: trainer.epoch_perm(state.rng, s // spe, n), lambda: perm)
+    offset = (s % spe) * bsz + (parallel.batch_index() * local if shards > 1 else 0)
+    idx = jax.lax.dynamic_slice_in_dim(perm, offset, local)
+    images = dataset.normalize(dataset.train.images[idx])
+    state, loss = trainer.train_step(state, images, dataset.train.labels[idx], s)
+    return (state, perm), loss
+
+  return scan(trainer, body, (state, perm), start + jnp.arange(num_steps))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=1)
+def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
+  """Training only: `num_steps` steps from `step0`; (states, losses[K, steps])."""
+
+  def one(state, dataset, step0):
+    (state, _), losses = scan_steps(trainer, state, start_perm(trainer, state, dataset, step0),
+                                    dataset, step0, num_steps)
+    return state, losses
+
+  # The data and step go in as (replicated) arguments: a mapped function must not close over
+  # arrays placed on the mesh.
+  return ticket_map(trainer, one, (0, None, None))(states, dataset, step0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
+def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0,
+                  num_intervals: int, interval: int):
+  """K tickets x `num_intervals` x (`interval` steps, then validation) in one program."""
+
+  def one_ticket(state, best, dataset, step0):
+    def interval_body(carry, i):
+      state, perm, best = carry
+      start = step0 + i * interval
+      (state, perm), losses = scan_steps(trainer, state, perm, dataset, start, interval)
+      end = start + interval
+      train_loss = jnp.mean(losses)
+      val_loss, val_acc = evaluate(trainer, state.params, state.model_state, dataset, dataset.val)
+      best = early_stop.update(best, state.params, state.model_state, train_loss, val_loss,
+                               val_acc, end)
+      return (state, perm, best), early_stop.Curves(step=end, train_loss=train_loss,
+                                                    val_loss=val_loss, val_accuracy=val_acc)
+
+    carry = (state, start_perm(trainer, state, dataset, step0), best)
+    (state, _, best), curves = scan(trainer, interval_body, carry, jnp.arange(num_intervals))
+    return state, best, curves
+
+  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None))(
+      states, tracker, dataset, step0)
+  return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
+
+
+def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):
+  """(mean loss, accuracy) of one ticket over a whole split, in fixed-size padded batches.
+
+  The stored weights are already masked (training re-masks after every step). With a batch
+  axis, each device takes a slice of every eval batch and the sums are added across devices.
+  """
+  n, b = len(split), min(trainer.eval_batch_size, len(split))
+  shards = trainer.layout.batch_shards
+  local = -(-b // shards)
+  first = parallel.batch_index() * local if shards > 1 else 0
+
+  def batch(carry, i):
+    pos = first + jnp.arange(local)
+    idx = i * b + pos
+    valid = (idx < n) & (pos < b)
+    idx = jnp.minimum(idx, n - 1)
+    losses, correct = trainer.eval_batch(params, model_state, dataset.normalize(split.images[idx]),
+                                         split.labels[idx])
+    loss_sum, correct_sum = carry
+    return (loss_sum + jnp.sum(jnp.where(valid, losses, 0.0)),
+            correct_sum + jnp.sum(jnp.where(valid, correct, 0))), None
+
+  (loss_sum, correct_sum), _ = scan(trainer, batch, (jnp.float32(0), jnp.int32(0)),
+                                    jnp.arange(math.ceil(n / b)))
+  if shards > 1:
+    loss_sum, correct_sum = jax.lax.psum((loss_sum, correct_sum), parallel.BATCH)
+  return loss_sum / n, correct_sum / n
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def evaluate_many(trainer, params, model_state, dataset: Dataset, split: Split):
+  """(loss[K], accuracy[K]) for stacked tickets."""
+  fn = lambda p, ms, data, split: evaluate(trainer, p, ms, data, split)  # noqa: E731
+  return ticket_map(trainer, fn, (0, 0, None, None))(params, model_state, dataset, split)
