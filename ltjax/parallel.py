@@ -138,11 +138,14 @@ class Layout:
 
 
 def host(tree: PyTree) -> PyTree:
-  """The full value of every leaf: numpy gathered from all processes where a leaf spans several."""
+  """Every leaf as one complete numpy array, gathered from all devices and processes.
+
+  Results leave the mesh this way so that no later eager op on them needs a collective (on CPU
+  an eager all-gather over more devices than cores can deadlock)."""
   def one(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       return multihost_utils.process_allgather(x, tiled=True)
-    return x
+    return np.asarray(x)
   return jax.tree.map(one, tree)
 
 

@@ -125,7 +125,9 @@ class Trainer:
     return [self.layout.place(parallel.take(tree, slice(i, i + size))) for i in range(0, k, size)]
 
   def _ungroup(self, groups: list[PyTree], k: int, axis: int = 0) -> PyTree:
-    groups = [parallel.host(g) for g in groups]
+    """Groups back to one unpadded tree, complete on the host when it came off a mesh."""
+    if self.layout.mesh is not None:
+      groups = [parallel.host(g) for g in groups]
     tree = groups[0] if len(groups) == 1 else jax.tree.map(
         lambda *xs: jnp.concatenate(xs, axis=axis), *groups)
     if jax.tree.leaves(tree)[0].shape[axis] == k:
