@@ -3,6 +3,7 @@ r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, 
   python -m experiments.lottery                                  # quick LeNet/MNIST run
   python -m experiments.lottery --config=lenet_mnist --workdir=/tmp/lenet   # the paper's schedule
   python -m experiments.lottery --config=lenet_quick --config.train.steps=500 --config.trials=2
+  python -m experiments.lottery --coordinator_address=host0:1234 --num_processes=2 --process_id=0
 
 `--config` takes a preset name (see ltjax/configs) or a config file path; every field can be
 overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
@@ -13,12 +14,13 @@ import pathlib
 import sys
 import time
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 import ltjax.configs
 from experiments import cli
-from ltjax import data, experiment
+from ltjax import data, experiment, parallel, runtime
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 
@@ -45,6 +47,12 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/lenet_quick", "Where results
 _DATA_DIR = flags.DEFINE_string("data_dir", None, f"TFDS data dir (default: ${data.DATA_DIR_ENV}, "
                                 "else ~/tensorflow_datasets). Overrides --config.data_dir.")
 _RESTART = flags.DEFINE_bool("restart", False, "Discard what the workdir holds and start over.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "", "Multi-process run: host:port of "
+                                   "process 0 (with --num_processes and --process_id).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Multi-process run: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "Multi-process run: this process's index.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Join a multi-process run that JAX detects "
+                               "(TPU pods, SLURM, ...).")
 
 
 def main(argv):
@@ -55,10 +63,13 @@ def main(argv):
     with cfg.unlocked():
       cfg.data_dir = _DATA_DIR.value
   try:
+    runtime.join_cluster(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         _MULTIHOST.value)
     experiment.train_and_evaluate(cfg, _WORKDIR.value, restart=_RESTART.value, log=_log)
-  except experiment.UsageError as e:
+  except (experiment.UsageError, parallel.LayoutError) as e:
     cli.fail(e)
-  print(f"results: {os.path.join(_WORKDIR.value, 'results.jsonl')}")
+  if jax.process_index() == 0:
+    print(f"results: {os.path.join(_WORKDIR.value, 'results.jsonl')}")
 
 
 def _log(message: str) -> None:

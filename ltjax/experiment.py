@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import checkpoint, data, lottery, models, parallel, pruning, results, tickets, train
+from ltjax import checkpoint, data, lottery, models, parallel, pruning, results, runtime, tickets, train
 
 CONFIG = "config.json"
 _LOCK = ".lock"
@@ -76,6 +76,8 @@ def validate(cfg) -> None:
       (cfg.execution.intervals_per_call >= 1, "execution.intervals_per_call must be >= 1"),
       (cfg.execution.unroll in (-1, 0, 1), f"execution.unroll must be -1, 0 or 1, got {cfg.execution.unroll}"),
       (cfg.execution.checkpoint_every >= 0, "execution.checkpoint_every must be >= 0"),
+      (t.matmul_precision in runtime.PRECISIONS,
+       f"train.matmul_precision must be one of {runtime.PRECISIONS}, got {t.matmul_precision!r}"),
       (cfg.execution.cpu_devices == -1 or cfg.execution.cpu_devices >= 1,
        f"execution.cpu_devices must be -1 (auto) or >= 1, got {cfg.execution.cpu_devices}"),
   ]
@@ -140,8 +142,8 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> str:
   for key in sorted(set(old) | set(new)):
-    if not prefix and key in _EXECUTION_ONLY:
-      continue
+    if not prefix and key in _EXECUTION_ONLY or key not in old:
+      continue  # how it runs; or a field added to ltjax after that workdir was made
     a, b = old.get(key), new.get(key)
     if isinstance(a, dict) and isinstance(b, dict):
       d = _config_diff(a, b, f"{prefix}{key}.")
@@ -257,7 +259,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
                        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
   """Run (or resume) the experiment `cfg` in `workdir`; returns all result records.
 
-  In a multi-process run (`parallel.join_cluster` first) every process computes its share of the
+  In a multi-process run (`runtime.join_cluster` first) every process computes its share of the
   tickets and takes part in checkpoints; only process 0 writes results and logs.
   """
   validate(cfg)
@@ -268,7 +270,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   with (locked(_writable_dir(workdir)) if writer else contextlib.nullcontext()):
     if writer:
       prepare_workdir(workdir, cfg, restart)
-    parallel.barrier("workdir_ready")  # others read checkpoints only after a restart cleared them
+    runtime.barrier("workdir_ready")  # others read checkpoints only after a restart cleared them
     ckpt = checkpoint.Checkpoints(workdir)
     try:
       lineage, resume = _restore(setup, ckpt, log)
@@ -279,15 +281,22 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
       lottery.run_rounds(setup, dataset, sink, lineage, resume)
     finally:
       ckpt.close()
-  parallel.barrier("results_written")
+  runtime.barrier("results_written")
   return results.read(workdir)
 
 
 def _build(cfg) -> tuple[data.Dataset, lottery.Setup]:
   """Devices, data and the compiled pieces' setup: every check that needs them, before writing."""
+  ex = cfg.execution
   try:
-    parallel.use_cpu_devices(cfg.execution.cpu_devices)
-    dataset = load_dataset(cfg)
+    runtime.start(ex.cpu_devices, ex.compilation_cache, ex.compilation_cache_dir,
+                  cfg.train.matmul_precision)
+  except parallel.LayoutError as e:
+    raise UsageError(str(e)) from None
+  except OSError as e:
+    raise UsageError(f"execution.compilation_cache_dir: cannot use it: {e.strerror or e}") from None
+  dataset = load_dataset(cfg)
+  try:
     setup = lottery.build(cfg, dataset)
   except parallel.LayoutError as e:
     raise UsageError(f"execution.mesh: {e}") from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from typing import Any, Callable, Sequence
 
@@ -209,51 +208,3 @@ def _auto_shape(d: int, k: int, batch_size: int, splittable: bool) -> tuple[int,
     if best is None or key < best[0]:
       best = (key, (t, b))
   return best[1] if best else (1, 1)
-
-
-def use_cpu_devices(setting: int) -> int:
-  """Expose CPU cores as JAX devices: -1 (auto) one per core, up to 8; n exactly n.
-
-  JAX fixes the count when its backend starts, so this must run before any JAX computation.
-  Auto then leaves a started backend as it is; an explicit count that cannot be had is an error.
-  Returns the number of CPU devices in use.
-  """
-  from jax._src import xla_bridge  # noqa: PLC0415 -- the only way to ask without starting it
-  want = max(1, min(len(os.sched_getaffinity(0)), 8)) if setting == -1 else setting
-  if not xla_bridge.backends_are_initialized():
-    jax.config.update("jax_num_cpu_devices", want)
-  have = len(jax.devices("cpu"))
-  if setting != -1 and have != want:
-    raise LayoutError(f"execution.cpu_devices={want} cannot be honoured: JAX already started with "
-                      f"{have} CPU devices (set it before any JAX computation)")
-  return have
-
-
-# ---------------------------------------------------------------- several processes
-def join_cluster(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
-                 auto: bool = False) -> None:
-  """Join a multi-process run before any JAX computation.
-
-  Either all three of coordinator address, process count and process id (a run launched by
-  hand), or `auto`: JAX's own detection of TPU pods, SLURM and other cluster environments. On
-  CPU, processes all-reduce through gloo.
-  """
-  given = [bool(coordinator_address), num_processes > 0, process_id >= 0]
-  if any(given) and not all(given):
-    raise LayoutError("a multi-process run needs all of --coordinator_address, --num_processes "
-                      "and --process_id (or --multihost to detect them)")
-  if all(given) and not 0 <= process_id < num_processes:
-    raise LayoutError(f"--process_id must be in [0, {num_processes}), got {process_id}")
-  if not (auto or all(given)):
-    return
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  if auto:
-    jax.distributed.initialize()
-  else:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
-
-
-def barrier(name: str) -> None:
-  """Wait for every process (a no-op in a single-process run)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)

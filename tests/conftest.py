@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,8 @@ import pytest
 
 from ltjax import configs, data, models
 
+# Compiled programs go to a per-session cache, not the user's (subprocesses inherit it).
+os.environ.setdefault("LTJAX_CACHE_DIR", tempfile.mkdtemp(prefix="ltjax-test-cache-"))
 # Start JAX now, with one CPU device: an experiment's auto device setting would otherwise pick the
 # count for the whole test process. Multi-device runs are tested in subprocesses.
 jax.devices()

@@ -1,0 +1,97 @@
+"""A multi-process run: two local processes share a mesh (gloo all-reduce on CPU), both compute,
+only process 0 writes results, both take part in orbax checkpoints, and a killed run resumes.
+The tickets of a process run the same per-ticket program as one process running them all one
+at a time, so the records are bitwise those of the single-process run."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, shared_data_dir
+from tests.test_devices import assert_same_results
+from tests.test_lottery_binary import _env, _midround_saved, jax_cache, lottery  # noqa: F401
+
+needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
+
+ARGS = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=1",
+        "--config.train.steps=200", "--config.train.eval_every=50",
+        "--config.execution.ticket_batch=1", "--config.execution.intervals_per_call=1",
+        "--config.execution.checkpoint_every=50"]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _start_pair(workdir, cache):
+  port = _free_port()
+  return [subprocess.Popen(
+      [sys.executable, "-m", "experiments.lottery", f"--workdir={workdir}", *ARGS,
+       "--config.execution.cpu_devices=1", f"--coordinator_address=127.0.0.1:{port}",
+       "--num_processes=2", f"--process_id={i}"],
+      cwd=REPO, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+
+
+def _finish(procs, timeout=240):
+  outs = []
+  for p in procs:
+    out, _ = p.communicate(timeout=timeout)
+    assert p.returncode == 0, out
+    outs.append(out)
+  return outs
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, jax_cache):
+  workdir = tmp_path_factory.mktemp("single")
+  proc = lottery([f"--workdir={workdir}", *ARGS, "--config.execution.cpu_devices=1",
+                  "--config.execution.mesh=single"], jax_cache)
+  assert proc.returncode == 0, proc.stderr
+  return workdir
+
+
+@needs_mnist
+def test_two_processes_match_one(tmp_path, jax_cache, single):
+  out0, out1 = _finish(_start_pair(tmp_path / "w", jax_cache))
+  assert "2x1 mesh" in out0 and "2 process(es)" in out0, out0
+  assert "round 1 done" in out0 and "round" not in out1, out1  # only process 0 reports
+  assert_same_results(single, tmp_path / "w", exact=True)
+
+
+@needs_mnist
+def test_two_processes_resume_after_both_are_killed(tmp_path, jax_cache, single):
+  workdir = tmp_path / "w"
+  procs = _start_pair(workdir, jax_cache)
+  saved = _midround_saved(workdir, 1)
+  deadline = time.monotonic() + 240
+  try:
+    while not saved():
+      assert all(p.poll() is None for p in procs), "finished before the kill point"
+      assert time.monotonic() < deadline, "kill point never reached"
+      time.sleep(0.002)
+  finally:
+    for p in procs:
+      p.send_signal(signal.SIGKILL)
+      p.wait()
+  out0, _ = _finish(_start_pair(workdir, jax_cache))
+  assert "resuming round 1 at step" in out0, out0
+  assert_same_results(single, workdir, exact=True)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--num_processes=2"], "needs all of"),
+    (["--coordinator_address=127.0.0.1:1", "--process_id=0"], "needs all of"),
+    (["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"], "process_id"),
+])
+def test_partial_cluster_flags_are_one_line_errors(args, fragment, tmp_path, jax_cache):
+  proc = lottery([f"--workdir={tmp_path / 'w'}", *args], jax_cache)
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 1 and len(lines) == 1 and fragment in lines[0], proc.stderr
+  assert not (tmp_path / "w").exists()
