@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import sys
@@ -71,7 +72,8 @@ def peak_memory_mb() -> dict[str, float]:
 
 def device_info() -> dict[str, Any]:
   d = jax.devices()[0]
-  return {"backend": jax.default_backend(), "device": d.device_kind, "jax": jax.__version__}
+  return {"backend": jax.default_backend(), "device": d.device_kind, "devices": len(jax.devices()),
+          "cores": len(os.sched_getaffinity(0)), "jax": jax.__version__}
 
 
 def emit(record: dict[str, Any]) -> None:

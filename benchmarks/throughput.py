@@ -1,9 +1,13 @@
 r"""Training throughput of masked tickets: model-steps/s and fraction of the matmul ceiling.
 
   python -m benchmarks.throughput                                   # LeNet-300-100, K = 1, 4, 8, 16
-  python -m benchmarks.throughput --models=lenet_300_100,conv2 --tickets=1,4 --ticket_batch=0,1
+  python -m benchmarks.throughput --models=lenet_300_100,conv2 --tickets=1,4 --layouts=single:1,auto:1
 
-Prints one JSON line per (model, K, ticket_batch) plus one for the ceiling. A step's FLOPs come
+Prints one JSON line per (model, K, layout) plus one for the ceiling. A layout is MESH:TICKET_BATCH:
+MESH as `execution.mesh` ('single' = one device, 'auto' = every device), TICKET_BATCH the strategy on
+each device (0 = vmap all, 1 = sequential, b = chunks of b). On CPU the cores are devices
+(`--cpu_devices`), so one run compares one device using both cores against one core per device.
+A step's FLOPs come
 from XLA's cost analysis of the compiled single-ticket train step; "fraction_of_ceiling" is
 achieved FLOP/s over the float32 matmul FLOP/s of this device, each training timing interleaved
 with a ceiling timing (medians of both).
@@ -20,12 +24,13 @@ import optax
 from absl import app, flags
 
 from benchmarks import common
-from ltjax import data, lottery, masks, models, parallel, pruning, train
+from ltjax import data, lottery, masks, models, parallel, programs, pruning, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
 _TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
-_TICKET_BATCH = flags.DEFINE_list("ticket_batch", ["0", "2"], "Ticket-axis execution to compare: "
-                                   "0 = vmap all, 1 = sequential, b = chunks of b vmapped tickets.")
+_LAYOUTS = flags.DEFINE_list("layouts", ["single:0", "single:2", "auto:1"],
+                             "MESH:TICKET_BATCH pairs to compare (see the module doc).")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as devices (-1: one per core).")
 _STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed compiled call (one lax.scan).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per configuration (median reported).")
 _BATCH = flags.DEFINE_integer("batch_size", 60, "Training batch size.")
@@ -68,35 +73,41 @@ def fixed_batch_scan(trainer, ticket_batch):
   return run
 
 
-def measure(model_name, k, ticket_batch, ceiling):
+def measure(model_name, k, mesh, ticket_batch, ceiling):
   spec = models.get(model_name)
   module = spec.build(10)
   ds = fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
   states, kinds = stacked_states(trainer, spec, module, ds, k)
-  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.train)
-  trainer = dataclasses.replace(trainer, unroll=unroll)
+  layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
+  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.programs)
+  trainer = dataclasses.replace(trainer, unroll=unroll, layout=layout)
   one = parallel.take(states, 0)
   images = ds.normalize(ds.train.images[:_BATCH.value])
   labels = ds.train.labels[:_BATCH.value]
-  flops_step = common.compiled_flops(jax.jit(trainer.train_step), one, images, labels, 0)
-  holder = {"states": states}
+  flops_step = common.compiled_flops(jax.jit(dataclasses.replace(trainer, layout=parallel.Layout()).train_step),
+                                     one, images, labels, 0)
+  # As in a round: the tickets stay placed on the mesh between calls.
+  holder = {"groups": trainer.place_groups(states)}
+  ds_placed = layout.replicate(ds)
 
   def call():
-    holder["states"], losses = trainer.train_steps(holder["states"], ds, jnp.int32(0), _STEPS.value)
-    return losses
+    outs = [programs.train_steps(trainer, g, ds_placed, jnp.int32(0), _STEPS.value)
+            for g in holder["groups"]]
+    holder["groups"] = [o[0] for o in outs]
+    return [o[1] for o in outs]
 
   seconds, ceiling_flops, _ = common.interleaved(call, ceiling, _REPEATS.value)
   model_steps = k * _STEPS.value / seconds
-  record = {"bench": "throughput", "model": model_name, "tickets": k,
-            "ticket_batch": ticket_batch or 0, "unroll": unroll, "batch_size": _BATCH.value,
-            "steps_per_call": _STEPS.value, "seconds_per_call": seconds,
+  record = {"bench": "throughput", "model": model_name, "tickets": k, "mesh": mesh,
+            "layout": layout.describe(), "ticket_batch": ticket_batch or 0, "unroll": unroll,
+            "batch_size": _BATCH.value, "steps_per_call": _STEPS.value, "seconds_per_call": seconds,
             "model_steps_per_s": model_steps, "flops_per_step": flops_step,
             "achieved_flops": model_steps * flops_step, "ceiling_flops": ceiling_flops,
             "fraction_of_ceiling": model_steps * flops_step / ceiling_flops, **common.device_info()}
-  if _PIPELINE.value and not unroll:
+  if _PIPELINE.value and not unroll and layout.mesh is None:
     run = fixed_batch_scan(trainer, ticket_batch)  # same steps, no gathering
-    holder2 = {"states": holder["states"]}
+    holder2 = {"states": holder["groups"][0]}
 
     def call_fixed():
       holder2["states"], losses = run(holder2["states"], images, labels)
@@ -110,15 +121,18 @@ def measure(model_name, k, ticket_batch, ceiling):
 
 def main(argv):
   del argv
+  runtime.start(_CPU_DEVICES.value, compilation_cache=False)
   ceiling = common.MatmulCeiling()
   common.emit({"bench": "matmul_ceiling", "matmul_n": ceiling.n,
                "ceiling_flops": ceiling.flops_per_s(7), **common.device_info()})
   for model_name in _MODELS.value:
-    for tb in map(int, _TICKET_BATCH.value):
+    for layout in _LAYOUTS.value:
+      mesh, _, tb = layout.partition(":")
+      tb = int(tb or 0)
       for k in map(int, _TICKETS.value):
-        if tb and tb >= k:
+        if tb > 1 and tb >= k:
           continue  # a chunk as large as K is plain vmap
-        common.emit(measure(model_name, k, tb or None, ceiling))
+        common.emit(measure(model_name, k, mesh, tb or None, ceiling))
 
 
 if __name__ == "__main__":

@@ -173,17 +173,18 @@ def make_layout(setting: str, num_tickets: int, batch_size: int, splittable: boo
   """The mesh for `setting` ('auto', 'single', 'T' or 'TxB') over `devices` (default: all).
 
   `splittable` says whether a ticket's batch may be split over devices (not with BatchNorm,
-  whose statistics would become per-device). Auto uses every device: tickets over devices, and
-  when there are fewer tickets than devices, the batch split too where that cuts per-device work.
+  whose statistics would become per-device). An explicit T x B must use every device.
   """
   devices = list(jax.devices() if devices is None else devices)
   shape = parse_mesh(setting)
-  if shape is None:
-    shape = _auto_shape(len(devices), num_tickets, batch_size, splittable)
+  auto = shape is None
+  if auto:
+    shape = _auto_shape(len(devices), num_tickets, batch_size, splittable,
+                        split_batches=devices[0].platform != "cpu")
   t, b = shape
   if t * b == 1:
     return Layout()
-  if t * b != len(devices):
+  if t * b != len(devices) and not (auto and t * b < len(devices)):
     raise LayoutError(f"mesh {t}x{b} needs {t * b} devices; {len(devices)} available "
                       f"({devices[0].platform})")
   if b > 1 and batch_size % b:
@@ -192,19 +193,19 @@ def make_layout(setting: str, num_tickets: int, batch_size: int, splittable: boo
   if b > 1 and not splittable:
     raise LayoutError(f"mesh {t}x{b}: this model keeps batch statistics (BatchNorm), so its batch "
                       "cannot be split over devices; use a tickets-only mesh")
-  return Layout(Mesh(np.asarray(devices).reshape(t, b), (TICKETS, BATCH)))
+  return Layout(Mesh(np.asarray(devices[:t * b]).reshape(t, b), (TICKETS, BATCH)))
 
 
-def _auto_shape(d: int, k: int, batch_size: int, splittable: bool) -> tuple[int, int]:
-  """Least per-device work (tickets per device / batch split), then least padding, then the most
-  ticket shards (no gradient all-reduce)."""
-  best = None
-  for t in (t for t in range(1, d + 1) if d % t == 0):
-    b = d // t
-    if b > 1 and (not splittable or batch_size % b):
-      continue
-    work = math.ceil(k / t) / b
-    key = (work, -(-k // t) * t - k, -t)
-    if best is None or key < best[0]:
-      best = (key, (t, b))
-  return best[1] if best else (1, 1)
+def _auto_shape(d: int, k: int, batch_size: int, splittable: bool,
+                split_batches: bool) -> tuple[int, int]:
+  """Tickets over devices first (no communication). With fewer tickets than devices, an
+  accelerator also splits batches (the t x b <= d that leaves the least work per device);
+  CPU devices do not (measured slower than one ticket per core, BUILD_NOTES.md), so only K of
+  them are used and one ticket on CPU stays the one-device program, with every core on it."""
+  if k >= d:
+    return d, 1
+  if split_batches and splittable:
+    options = [(math.ceil(k / t) / b, -t, t * b, (t, b)) for t in range(1, k + 1)
+               for b in range(1, d // t + 1) if batch_size % b == 0]
+    return min(options)[-1]
+  return k, 1

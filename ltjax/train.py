@@ -115,7 +115,7 @@ class Trainer:
   def new_tracker(self, states: TrainState) -> EarlyStop:
     return early_stop.new_tracker(states.params, states.model_state)
 
-  def _groups(self, tree: PyTree) -> list[PyTree]:
+  def place_groups(self, tree: PyTree) -> list[PyTree]:
     """Padded, placed ticket groups: one, or (unrolled) one ticket per device per group."""
     tree = self.layout.pad(tree)
     k = parallel.num_tickets(tree)
@@ -124,7 +124,7 @@ class Trainer:
       return [self.layout.place(tree)]
     return [self.layout.place(parallel.take(tree, slice(i, i + size))) for i in range(0, k, size)]
 
-  def _ungroup(self, groups: list[PyTree], k: int, axis: int = 0) -> PyTree:
+  def gather_groups(self, groups: list[PyTree], k: int, axis: int = 0) -> PyTree:
     """Groups back to one unpadded tree, complete on the host when it came off a mesh."""
     if self.layout.mesh is not None:
       groups = [parallel.host(g) for g in groups]
@@ -137,16 +137,16 @@ class Trainer:
   def train_steps(self, states: TrainState, dataset: Dataset, step0, num_steps: int):
     """Training only (no evaluation): `num_steps` steps from `step0`; returns (states, losses[K, steps])."""
     k, dataset = parallel.num_tickets(states.params), self.layout.replicate(dataset)
-    outs = [programs.train_steps(self, g, dataset, step0, num_steps) for g in self._groups(states)]
-    return (self._ungroup([o[0] for o in outs], k), self._ungroup([o[1] for o in outs], k))
+    outs = [programs.train_steps(self, g, dataset, step0, num_steps) for g in self.place_groups(states)]
+    return (self.gather_groups([o[0] for o in outs], k), self.gather_groups([o[1] for o in outs], k))
 
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
     """(loss[K], accuracy[K]) for stacked tickets."""
     k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
     params = jax.vmap(masks_lib.apply)(params, mask)
     outs = [programs.evaluate_many(self, *g, dataset, split)
-            for g in self._groups((params, model_state))]
-    return self._ungroup(outs, k)
+            for g in self.place_groups((params, model_state))]
+    return self.gather_groups(outs, k)
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
             tracker: EarlyStop | None = None, start_step: int = 0, stop_step: int | None = None,
@@ -171,17 +171,17 @@ class Trainer:
     k = parallel.num_tickets(states.params)
     tracker = self.new_tracker(states) if tracker is None else tracker
     dataset = self.layout.replicate(dataset)
-    groups = self._groups((states, tracker))
+    groups = self.place_groups((states, tracker))
     curves: list[Curves] = []
     step = start_step
     if self.unroll:
       intervals_per_call = 1  # compile time grows with the unrolled steps
-    snapshot = lambda: self._ungroup(groups, k)  # noqa: E731
+    snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
     for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
       outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval)
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
-      curves.append(self._ungroup([c for _, _, c in outs], k, axis=1))
+      curves.append(self.gather_groups([c for _, _, c in outs], k, axis=1))
       step += num_intervals * interval
       if callback is not None:
         callback(step, snapshot, concat_curves(curves))

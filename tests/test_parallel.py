@@ -29,3 +29,41 @@ def test_ticket_map_rejects_bad_settings():
     parallel.ticket_map(lambda x: x, (1,))
   with pytest.raises(ValueError):
     parallel.ticket_map(lambda x: x, (0,), ticket_batch=0)
+
+
+@pytest.mark.parametrize("platform, d, k, batch, splittable, want", [
+    ("cpu", 2, 15, 60, True, (2, 1)),    # tickets over cores, padded to 16
+    ("cpu", 2, 1, 60, True, (1, 1)),     # one ticket on CPU: the one-device program, both cores
+    ("cpu", 8, 3, 60, True, (3, 1)),     # CPU never splits batches: 3 of 8 devices
+    ("gpu", 8, 16, 60, True, (8, 1)),
+    ("gpu", 8, 2, 60, True, (2, 4)),     # fewer tickets than GPUs: split each batch over 4
+    ("gpu", 8, 3, 64, True, (1, 8)),     # 3 tickets, each batch over 8: least work per device
+    ("gpu", 8, 1, 60, True, (1, 6)),     # 60 splits over 6 of the 8 (not 8)
+    ("gpu", 8, 2, 60, False, (2, 1)),    # BatchNorm: no batch split, 2 of 8 devices
+    ("gpu", 8, 1, 7, True, (1, 7)),      # a batch of 7 splits over 7 of the 8
+])
+def test_auto_layout_shapes(platform, d, k, batch, splittable, want):
+  assert parallel._auto_shape(d, k, batch, splittable, split_batches=platform != "cpu") == want
+
+
+def test_single_device_layout_is_todays_program():
+  layout = parallel.make_layout("auto", 15, 60, True, devices=jax.devices()[:1])
+  assert layout.mesh is None and layout.padded(15) == 15
+  assert layout.map(lambda x: x, (0,), None) is not None
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("sideways", "unknown layout"), ("0", "unknown layout"), ("2x0", "unknown layout"),
+    ("2x2", "needs 4 devices"),
+])
+def test_bad_layouts(setting, fragment):
+  with pytest.raises(parallel.LayoutError, match=fragment):
+    parallel.make_layout(setting, 4, 60, True, devices=jax.devices()[:1])
+
+
+def test_padding_repeats_the_last_ticket_and_place_without_mesh_is_identity():
+  layout = parallel.Layout()
+  tree = {"a": jnp.arange(3.0)}
+  assert layout.pad(tree) is tree and layout.place(tree) is tree
+  assert parallel.parse_mesh("4x2") == (4, 2) and parallel.parse_mesh("8") == (8, 1)
+  assert parallel.parse_mesh("single") == (1, 1) and parallel.parse_mesh("auto") is None
