@@ -1,77 +1,137 @@
-r"""End-to-end cost of one lottery round versus pure training at the same throughput.
+r"""End-to-end cost of one lottery round, per ticket layout, in one run.
 
-  python -m benchmarks.round                          # LeNet-300-100: 5 trials + reinit + random mask
-  python -m benchmarks.round --steps=50000 --rounds=16 --full   # the paper's whole schedule (GPU)
+  python -m benchmarks.round --preset=lenet_quick --trials=5 --steps=5000      # 15 tickets
+  python -m benchmarks.round --layouts=single,auto                              # today's vs the mesh
+  python -m benchmarks.round --steps=50000 --rounds=16 --full                   # the paper's schedule
 
-Times a pruned round (15 tickets, 5,000 steps, validation every 100 steps, test eval at the
-early-stop point, result bookkeeping) through `lottery.train_round`, and pure training of the same
-15 tickets for the same steps through `Trainer.train_steps` (no evaluation), in the same run.
-"overhead" = round / pure - 1 covers evaluation, early-stop tracking, data and bookkeeping.
-With --full, runs the whole experiment (all rounds) via `experiment.train_and_evaluate` in a
-temporary workdir and reports its wall time.
+For each layout (`execution.mesh`: 'single' is the one-device program, 'auto' spreads the
+tickets over every device; on CPU the cores are devices) it times a pruned round (tickets,
+reinits, random masks; validation every `eval_every` steps; test evaluation at the early-stop
+point) through `lottery.train_round`, and pure training of the same tickets for the same steps
+(no evaluation). It reports the round's FLOPs counted honestly — training steps, every
+validation pass and the two test passes, each from XLA's cost analysis — as a fraction of the
+matmul ceiling timed next to it, and validation's own throughput against training's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 import tempfile
 import time
 
+import jax
 import jax.numpy as jnp
 from absl import app, flags
 
 from benchmarks import common
-from ltjax import configs, experiment, lottery
+from ltjax import configs, experiment, lottery, parallel, programs, runtime
 
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Paper preset.")
 _STEPS = flags.DEFINE_integer("steps", 5000, "Training steps per round.")
 _EVAL = flags.DEFINE_integer("eval_every", 100, "Validation interval.")
-_TRIALS = flags.DEFINE_integer("trials", 5, "Trials (each adds a ticket, a reinit and a random mask).")
+_TRIALS = flags.DEFINE_integer("trials", 5, "Trials (each adds a ticket, its reinits and a random mask).")
 _ROUNDS = flags.DEFINE_integer("rounds", 16, "Pruning rounds for --full.")
-_FULL = flags.DEFINE_bool("full", False, "Also run the whole experiment end to end.")
+_LAYOUTS = flags.DEFINE_list("layouts", ["single", "auto"], "execution.mesh settings to compare.")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as devices (-1: one per core).")
+_FULL = flags.DEFINE_bool("full", False, "Also run the whole experiment end to end (last layout).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default $LTJAX_DATA_DIR).")
 
 
-def main(argv):
-  del argv
-  cfg = configs.get(_PRESET.value)
-  cfg.train.steps, cfg.train.eval_every, cfg.trials = _STEPS.value, _EVAL.value, _TRIALS.value
-  cfg.prune.rounds = _ROUNDS.value
-  if _DATA_DIR.value:
-    cfg.data_dir = _DATA_DIR.value
-  dataset = experiment.load_dataset(cfg)
+def flop_counts(setup, dataset):
+  """FLOPs of one training step, one validation pass and one test pass of one ticket (unrolled:
+  XLA's cost analysis counts a loop's body once, whatever its trip count)."""
+  one = dataclasses.replace(setup.trainer, layout=parallel.Layout(), unroll=True)
+  params, model_state = setup.init_fn(jax.random.key(0))
+  state = one.init_state(params, jax.tree.map(lambda p: jnp.ones(p.shape, bool), params),
+                         model_state, jax.random.key(0))
+  images = dataset.normalize(dataset.train.images[:one.batch_size])
+  step = common.compiled_flops(jax.jit(one.train_step), state, images,
+                               dataset.train.labels[:one.batch_size], 0)
+  evaluate = jax.jit(lambda p, ms, split: programs.evaluate(one, p, ms, dataset, split))
+  return (step, common.compiled_flops(evaluate, params, model_state, dataset.val),
+          common.compiled_flops(evaluate, params, model_state, dataset.test))
+
+
+def measure(cfg, dataset, ceiling):
   setup = lottery.build(cfg, dataset)
+  dataset = setup.trainer.layout.replicate(dataset)
   lineage = lottery.initial_lineage(setup)
   # A pruned round (round 1) has the full line-up: tickets, reinits and random masks.
   lineage = lineage.replace(round=1, mask=lottery.next_mask(
       setup, lineage, lottery.lineup(cfg, 0), lineage.init_params, 0))
   ids = lottery.lineup(cfg, 1)
-  timings = []
-  for _ in range(2):  # the first includes compilation
+  k = len(ids)
+  t0 = time.perf_counter()
+  lottery.train_round(setup, lineage, dataset)  # includes compilation
+  first = time.perf_counter() - t0
+  timings, ceilings = [], []
+  for _ in range(2):
+    ceilings.append(ceiling.flops_per_s(3))
     t0 = time.perf_counter()
-    result, _ = lottery.train_round(setup, lineage, dataset)
+    lottery.train_round(setup, lineage, dataset)
     timings.append(time.perf_counter() - t0)
-  states = lottery.start_states(setup, lineage, ids)
-  holder = {"s": states}
+  ceilings.append(ceiling.flops_per_s(3))
+  round_s, ceil = min(timings), statistics.median(ceilings)
+
+  trainer = setup.trainer
+  holder = {"g": trainer.place_groups(lottery.start_states(setup, lineage, ids))}
 
   def pure():
-    holder["s"], losses = setup.trainer.train_steps(holder["s"], dataset, jnp.int32(0), cfg.train.steps)
-    return losses
+    outs = [programs.train_steps(trainer, g, dataset, jnp.int32(0), cfg.train.steps)
+            for g in holder["g"]]
+    holder["g"] = [o[0] for o in outs]
+    return [o[1] for o in outs]
 
   pure_s = common.median_seconds(pure, 1)
-  record = {"bench": "round", "preset": cfg.name, "model": cfg.model, "tickets": len(ids),
-            "steps": cfg.train.steps, "eval_every": cfg.train.eval_every,
-            "ticket_batch": setup.trainer.ticket_batch or 0,
-            "round_seconds_first": timings[0], "round_seconds": timings[1],
-            "pure_training_seconds": pure_s, "overhead": timings[1] / pure_s - 1,
-            "model_steps_per_s_round": len(ids) * cfg.train.steps / timings[1],
-            **common.device_info(), **common.peak_memory_mb()}
-  common.emit(record)
+  states = lottery.start_states(setup, lineage, ids)
+  val_s = common.median_seconds(lambda: trainer.evaluate_many(
+      states.params, states.mask, states.model_state, dataset, dataset.val), 3)
+
+  step_f, val_f, test_f = flop_counts(setup, dataset)
+  evals = len(range(cfg.train.eval_every, cfg.train.steps + 1, cfg.train.eval_every)) + (
+      cfg.train.steps % cfg.train.eval_every != 0)
+  train_flops = k * cfg.train.steps * step_f
+  round_flops = train_flops + k * (evals * val_f + 2 * test_f)
+  return {"bench": "round", "preset": cfg.name, "model": cfg.model, "tickets": k,
+          "mesh": cfg.execution.mesh, "layout": trainer.layout.describe(),
+          "ticket_batch": trainer.ticket_batch or 0, "steps": cfg.train.steps,
+          "eval_every": cfg.train.eval_every, "round_seconds_first": first,
+          "round_seconds": round_s, "pure_training_seconds": pure_s,
+          "overhead": round_s / pure_s - 1, "model_steps_per_s_round": k * cfg.train.steps / round_s,
+          "flops_train_step": step_f, "flops_validation": val_f, "flops_test": test_f,
+          "eval_flops_share": 1 - train_flops / round_flops, "ceiling_flops": ceil,
+          "round_fraction_of_ceiling": round_flops / round_s / ceil,
+          "training_fraction_of_ceiling": train_flops / pure_s / ceil,
+          "validation_fraction_of_ceiling": k * val_f / val_s / ceil,
+          **common.device_info(), **common.peak_memory_mb()}
+
+
+def main(argv):
+  del argv
+  runtime.start(_CPU_DEVICES.value, compilation_cache=False)
+  base = configs.get(_PRESET.value)
+  base.train.steps, base.train.eval_every, base.trials = _STEPS.value, _EVAL.value, _TRIALS.value
+  base.prune.rounds = _ROUNDS.value
+  if _DATA_DIR.value:
+    base.data_dir = _DATA_DIR.value
+  dataset = experiment.load_dataset(base)
+  ceiling = common.MatmulCeiling()
+  records = []
+  for mesh in _LAYOUTS.value:
+    cfg = base.copy_and_resolve_references()
+    cfg.execution.mesh = mesh
+    records.append(measure(cfg, dataset, ceiling))
+    common.emit(records[-1])
+  if len(records) > 1:
+    common.emit({"bench": "round_speedup", "layouts": _LAYOUTS.value,
+                 "speedup_vs_first": [records[0]["round_seconds"] / r["round_seconds"] for r in records]})
   if _FULL.value:
     with tempfile.TemporaryDirectory() as workdir:
       t0 = time.perf_counter()
       experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
       common.emit({"bench": "full_experiment", "preset": cfg.name, "rounds": cfg.prune.rounds,
-                   "steps": cfg.train.steps, "trials": cfg.trials,
+                   "steps": cfg.train.steps, "trials": cfg.trials, "mesh": cfg.execution.mesh,
                    "wall_seconds": time.perf_counter() - t0, **common.device_info()})
 
 

@@ -3,7 +3,7 @@
 import json
 import sys
 
-KEYS = ("model", "tickets", "ticket_batch", "model_steps_per_s", "fraction_of_ceiling",
+KEYS = ("model", "tickets", "mesh", "layout", "ticket_batch", "model_steps_per_s", "fraction_of_ceiling",
         "pipeline_overhead", "peak_rss_mb")
 
 
@@ -12,6 +12,9 @@ def main():
     if not line.startswith("{"):
       continue
     r = json.loads(line)
+    if r["bench"] != "throughput" and r["bench"] != "matmul_ceiling":
+      print(line.strip())
+      continue
     if r["bench"] == "matmul_ceiling":
       print(f"ceiling: {r['ceiling_flops'] / 1e9:.0f} GFLOP/s ({r['device']}, n={r['matmul_n']})")
       continue

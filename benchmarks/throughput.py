@@ -41,7 +41,7 @@ _DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks kee
 INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
 
 
-def fake_dataset(shape, n=2_000) -> data.Dataset:
+def fake_dataset(shape, n=55_000) -> data.Dataset:
   """Random uint8 images of the right shape: throughput does not depend on pixel values."""
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(n + 500, *shape), dtype=np.uint8)
