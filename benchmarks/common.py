@@ -12,6 +12,9 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ltjax import data, lottery, masks, pruning
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -80,3 +83,24 @@ def emit(record: dict[str, Any]) -> None:
   """One machine-readable JSON line per measurement, on stdout."""
   print(json.dumps(record, sort_keys=True), flush=True)
   sys.stdout.flush()
+
+
+def fake_dataset(shape, n=2_000) -> data.Dataset:
+  """Random uint8 images of the right shape: throughput does not depend on pixel values."""
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(n + 500, *shape), dtype=np.uint8)
+  labels = rng.integers(0, 10, size=n + 500).astype(np.int32)
+  return data.from_arrays("bench", (images, labels), (images[:500], labels[:500]), 10, 500)
+
+
+def stacked_states(trainer, spec, module, ds, k: int, density: float):
+  """K tickets of `spec` with random masks at `density`, as stacked TrainStates (and the kinds)."""
+  init = lottery.make_init(module, ds.input_shape)
+  keys = jax.random.split(jax.random.key(0), k)
+  params, model_state = jax.vmap(init)(keys)
+  kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))
+  rate = 1 - density
+  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), kinds,
+                             pruning.rates_tree(kinds, {"conv": rate, "fc": rate, "output": rate}),
+                             score="random", key=jax.random.key(1), ticket_axes=1)
+  return trainer.init_states(params, mask, model_state, keys), kinds

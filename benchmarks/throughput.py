@@ -19,12 +19,11 @@ from __future__ import annotations
 import dataclasses
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app, flags
 
 from benchmarks import common
-from ltjax import data, lottery, masks, models, parallel, programs, pruning, runtime, train
+from ltjax import lottery, models, parallel, programs, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
 _TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
@@ -39,26 +38,6 @@ _UNROLL = flags.DEFINE_integer("unroll", -1, "Unroll device loops: -1 auto (conv
 _DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks keep (random masks).")
 
 INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
-
-
-def fake_dataset(shape, n=55_000) -> data.Dataset:
-  """Random uint8 images of the right shape: throughput does not depend on pixel values."""
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, size=(n + 500, *shape), dtype=np.uint8)
-  labels = rng.integers(0, 10, size=n + 500).astype(np.int32)
-  return data.from_arrays("bench", (images, labels), (images[:500], labels[:500]), 10, 500)
-
-
-def stacked_states(trainer, spec, module, ds, k):
-  init = lottery.make_init(module, ds.input_shape)
-  keys = jax.random.split(jax.random.key(0), k)
-  params, model_state = jax.vmap(init)(keys)
-  kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))
-  rate = 1 - _DENSITY.value
-  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), kinds,
-                             pruning.rates_tree(kinds, {"conv": rate, "fc": rate, "output": rate}),
-                             score="random", key=jax.random.key(1), ticket_axes=1)
-  return trainer.init_states(params, mask, model_state, keys), kinds
 
 
 def fixed_batch_scan(trainer, ticket_batch):
@@ -76,9 +55,9 @@ def fixed_batch_scan(trainer, ticket_batch):
 def measure(model_name, k, mesh, ticket_batch, ceiling):
   spec = models.get(model_name)
   module = spec.build(10)
-  ds = fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
+  ds = common.fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
-  states, kinds = stacked_states(trainer, spec, module, ds, k)
+  states, kinds = common.stacked_states(trainer, spec, module, ds, k, _DENSITY.value)
   layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
   unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.programs)
   trainer = dataclasses.replace(trainer, unroll=unroll, layout=layout)

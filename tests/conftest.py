@@ -66,3 +66,9 @@ def tiny_lottery_config(**overrides):
       node = node[p]
     node[last] = value
   return cfg
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory):
+  """A compilation cache shared by the binary's subprocesses in a test session."""
+  return tmp_path_factory.mktemp("jax_cache")

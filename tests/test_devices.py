@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_data_dir
-from tests.test_lottery_binary import _midround_saved, _run_until, jax_cache, lottery  # noqa: F401
+from tests.test_lottery_binary import _midround_saved, _run_until, lottery
 
 DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found")

@@ -31,11 +31,6 @@ def _env(tmp_cache):
   return env
 
 
-@pytest.fixture(scope="module")
-def jax_cache(tmp_path_factory):
-  return tmp_path_factory.mktemp("jax_cache")
-
-
 def lottery(args, cache, **kw):
   return subprocess.run([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
                         env=_env(cache), capture_output=True, text=True, timeout=300, **kw)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO, shared_data_dir
 from tests.test_devices import assert_same_results
-from tests.test_lottery_binary import _env, _midround_saved, jax_cache, lottery  # noqa: F401
+from tests.test_lottery_binary import _env, _midround_saved, lottery
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
 
