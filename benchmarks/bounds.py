@@ -18,9 +18,10 @@ import sys
 import jax
 import jax.numpy as jnp
 import optax
-from absl import app, flags
+from absl import flags
 
 from benchmarks import common
+from experiments import cli
 from ltjax import models, parallel, runtime, train
 
 _TICKETS = flags.DEFINE_integer("tickets", 16, "Tickets K.")
@@ -58,6 +59,8 @@ def one_core_ceiling() -> float:
 
 def main(argv):
   del argv
+  if _TICKETS.value < 1 or _STEPS.value < 1 or _REPEATS.value < 1:
+    cli.fail("--tickets, --steps and --repeats must be >= 1")
   cores = runtime.start(-1, compilation_cache=False)
   spec = models.get("lenet_300_100")
   module = spec.build(10)
@@ -94,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

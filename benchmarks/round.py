@@ -22,9 +22,10 @@ import time
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
 from benchmarks import common
+from experiments import cli
 from ltjax import configs, experiment, lottery, parallel, programs, runtime
 
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Paper preset.")
@@ -109,19 +110,34 @@ def measure(cfg, dataset, ceiling):
 
 def main(argv):
   del argv
-  runtime.start(_CPU_DEVICES.value, compilation_cache=False)
+  try:
+    for mesh in _LAYOUTS.value:
+      parallel.parse_mesh(mesh)
+    runtime.start(_CPU_DEVICES.value, compilation_cache=False)
+  except parallel.LayoutError as e:
+    cli.fail(e)
+  if _STEPS.value < _EVAL.value or _EVAL.value < 1 or _TRIALS.value < 1:
+    cli.fail("need --steps >= --eval_every >= 1 and --trials >= 1")
+  if _PRESET.value not in configs.available():
+    cli.fail(f"unknown preset {_PRESET.value!r}; presets: {', '.join(configs.available())}")
   base = configs.get(_PRESET.value)
   base.train.steps, base.train.eval_every, base.trials = _STEPS.value, _EVAL.value, _TRIALS.value
   base.prune.rounds = _ROUNDS.value
   if _DATA_DIR.value:
     base.data_dir = _DATA_DIR.value
-  dataset = experiment.load_dataset(base)
+  try:
+    dataset = experiment.load_dataset(base)
+  except experiment.UsageError as e:
+    cli.fail(e)
   ceiling = common.MatmulCeiling()
   records = []
   for mesh in _LAYOUTS.value:
     cfg = base.copy_and_resolve_references()
     cfg.execution.mesh = mesh
-    records.append(measure(cfg, dataset, ceiling))
+    try:
+      records.append(measure(cfg, dataset, ceiling))
+    except parallel.LayoutError as e:
+      cli.fail(e)
     common.emit(records[-1])
   if len(records) > 1:
     common.emit({"bench": "round_speedup", "layouts": _LAYOUTS.value,
@@ -136,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

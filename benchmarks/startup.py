@@ -16,9 +16,11 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 from benchmarks import common
+from experiments import cli
+from ltjax import configs
 
 _PRESET = flags.DEFINE_string("preset", "lenet_quick", "Preset to start.")
 
@@ -37,12 +39,14 @@ def first_step_seconds(workdir: str, cache: str) -> float:
     if seconds is None and " step 100/" in line:
       seconds = time.perf_counter() - t0
   if proc.wait() != 0 or seconds is None:
-    raise SystemExit(f"the lottery binary failed (status {proc.returncode})")
+    cli.fail(f"the lottery binary failed (status {proc.returncode}); run it alone to see why")
   return seconds
 
 
 def main(argv):
   del argv
+  if _PRESET.value not in configs.available():
+    cli.fail(f"unknown preset {_PRESET.value!r}; presets: {', '.join(configs.available())}")
   with tempfile.TemporaryDirectory() as tmp:
     cache = os.path.join(tmp, "cache")
     cold = first_step_seconds(os.path.join(tmp, "cold"), cache)
@@ -52,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -20,9 +20,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import optax
-from absl import app, flags
+from absl import flags
 
 from benchmarks import common
+from experiments import cli
 from ltjax import lottery, models, parallel, programs, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
@@ -98,21 +99,42 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   return record
 
 
+def parse_layouts(values):
+  """MESH:TICKET_BATCH strings -> (mesh, ticket_batch or None); a bad one is a one-line error."""
+  out = []
+  for value in values:
+    mesh, _, tb = value.partition(":")
+    try:
+      parallel.parse_mesh(mesh)
+      tb = int(tb or 0)
+      if tb < 0:
+        raise ValueError
+    except (parallel.LayoutError, ValueError) as e:
+      cli.fail(f"--layouts: bad layout {value!r} (MESH:TICKET_BATCH, e.g. single:2 or auto:1) {e}")
+    out.append((mesh, tb or None))
+  return out
+
+
 def main(argv):
   del argv
-  runtime.start(_CPU_DEVICES.value, compilation_cache=False)
+  layouts = parse_layouts(_LAYOUTS.value)
+  try:
+    runtime.start(_CPU_DEVICES.value, compilation_cache=False)
+  except parallel.LayoutError as e:
+    cli.fail(e)
   ceiling = common.MatmulCeiling()
   common.emit({"bench": "matmul_ceiling", "matmul_n": ceiling.n,
                "ceiling_flops": ceiling.flops_per_s(7), **common.device_info()})
   for model_name in _MODELS.value:
-    for layout in _LAYOUTS.value:
-      mesh, _, tb = layout.partition(":")
-      tb = int(tb or 0)
+    for mesh, tb in layouts:
       for k in map(int, _TICKETS.value):
-        if tb > 1 and tb >= k:
+        if tb and tb > 1 and tb >= k:
           continue  # a chunk as large as K is plain vmap
-        common.emit(measure(model_name, k, mesh, tb or None, ceiling))
+        try:
+          common.emit(measure(model_name, k, mesh, tb, ceiling))
+        except parallel.LayoutError as e:
+          cli.fail(e)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

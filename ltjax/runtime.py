@@ -62,6 +62,8 @@ def use_cpu_devices(setting: int) -> int:
   Returns the number of CPU devices in use.
   """
   from jax._src import xla_bridge  # noqa: PLC0415 -- the only way to ask without starting it
+  if setting != -1 and setting < 1:
+    raise LayoutError(f"cpu_devices must be -1 (one per core) or >= 1, got {setting}")
   want = max(1, min(len(os.sched_getaffinity(0)), 8)) if setting == -1 else setting
   if not xla_bridge.backends_are_initialized():
     jax.config.update("jax_num_cpu_devices", want)
