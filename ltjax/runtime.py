@@ -80,11 +80,15 @@ def join_cluster(coordinator_address: str = "", num_processes: int = 0, process_
   """Join a multi-process run before any JAX computation.
 
   Either all three of coordinator address, process count and process id (a run launched by
-  hand), or `auto`: JAX's own detection of TPU pods, SLURM and other cluster environments. On
-  CPU, processes all-reduce through gloo.
+  hand), or `auto`: JAX's own detection of TPU pods, SLURM and other cluster environments (any
+  of the three given as well overrides the detected value). On CPU, processes all-reduce
+  through gloo.
   """
+  if num_processes < 0 or process_id < -1:
+    raise LayoutError(f"--num_processes must be >= 1 and --process_id >= 0 (got {num_processes} and "
+                      f"{process_id})")
   given = [bool(coordinator_address), num_processes > 0, process_id >= 0]
-  if any(given) and not all(given):
+  if any(given) and not all(given) and not auto:
     raise LayoutError("a multi-process run needs all of --coordinator_address, --num_processes "
                       "and --process_id (or --multihost to detect them)")
   if all(given) and not 0 <= process_id < num_processes:
@@ -92,10 +96,9 @@ def join_cluster(coordinator_address: str = "", num_processes: int = 0, process_
   if not (auto or all(given)):
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  if auto:
-    jax.distributed.initialize()
-  else:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  # With --multihost, whatever was given by hand overrides what JAX detects.
+  jax.distributed.initialize(coordinator_address or None, num_processes or None,
+                             process_id if process_id >= 0 else None)
 
 
 def barrier(name: str) -> None:

@@ -89,6 +89,7 @@ def test_two_processes_resume_after_both_are_killed(tmp_path, jax_cache, single)
     (["--num_processes=2"], "needs all of"),
     (["--coordinator_address=127.0.0.1:1", "--process_id=0"], "needs all of"),
     (["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"], "process_id"),
+    (["--num_processes=-3"], "num_processes"),
 ])
 def test_partial_cluster_flags_are_one_line_errors(args, fragment, tmp_path, jax_cache):
   proc = lottery([f"--workdir={tmp_path / 'w'}", *args], jax_cache)
