@@ -93,12 +93,23 @@ def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
   return ticket_map(trainer, one, (0, None, None))(states, dataset, step0)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
-def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0,
-                  num_intervals: int, interval: int):
-  """K tickets x `num_intervals` x (`interval` steps, then validation) in one program."""
+@functools.partial(jax.jit, static_argnums=0)
+def start_perms(trainer, states, dataset: Dataset, step0):
+  """Each ticket's data order for the epoch of `step0` (carried between calls from then on)."""
+  fn = lambda state, dataset, step0: start_perm(trainer, state, dataset, step0)  # noqa: E731
+  return ticket_map(trainer, fn, (0, None, None))(states, dataset, step0)
 
-  def one_ticket(state, best, dataset, step0):
+
+@functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=(1, 2, 3))
+def run_intervals(trainer, states, tracker: early_stop.EarlyStop, perms, dataset: Dataset, step0,
+                  num_intervals: int, interval: int):
+  """K tickets x `num_intervals` x (`interval` steps, then validation) in one program.
+
+  `perms` is each ticket's permutation for the epoch of `step0` (`start_perms`); the one for the
+  epoch reached comes back, so no call starts by recomputing it.
+  """
+
+  def one_ticket(state, best, perm, dataset, step0):
     def interval_body(carry, i):
       state, perm, best = carry
       start = step0 + i * interval
@@ -111,13 +122,13 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
       return (state, perm, best), early_stop.Curves(step=end, train_loss=train_loss,
                                                     val_loss=val_loss, val_accuracy=val_acc)
 
-    carry = (state, start_perm(trainer, state, dataset, step0), best)
-    (state, _, best), curves = scan(trainer, interval_body, carry, jnp.arange(num_intervals))
-    return state, best, curves
+    (state, perm, best), curves = scan(trainer, interval_body, (state, perm, best),
+                                       jnp.arange(num_intervals))
+    return state, best, perm, curves
 
-  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None))(
-      states, tracker, dataset, step0)
-  return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
+  states, tracker, perms, curves = ticket_map(trainer, one_ticket, (0, 0, 0, None, None))(
+      states, tracker, perms, dataset, step0)
+  return states, tracker, perms, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
 
 
 def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):
