@@ -18,7 +18,8 @@ cores** as one compiled program per round.
 Runtime → Change runtime type → TPU. The parameters cell below is the only thing to edit; the
 paper's full schedule (16 rounds x 50,000 iterations, 5 trials, 3 reinit draws) is the default."""),
     ("code", """# parameters
-INSTALL = "pip install -q 'ltjax[tf] @ git+https://github.com/ltjax/ltjax'"  # '' if installed
+# Where ltjax comes from: this repository's URL (edit it for a fork), or '' if already installed.
+INSTALL = "pip install -q 'ltjax[tf] @ git+https://github.com/ltjax/ltjax'"
 DATA_DIR = "/content/tensorflow_datasets"   # MNIST is prepared here if it is missing
 WORKDIR = "/content/workdirs/lenet_mnist"   # results, checkpoints; rerun this notebook to resume
 PRESET = "lenet_mnist"                      # the paper's schedule
