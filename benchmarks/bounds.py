@@ -3,8 +3,8 @@ r"""What bounds LeNet training throughput on CPU: the step's parts, one ticket p
   python -m benchmarks.bounds                 # K tickets over the cores, 100-step scans
 
 Times, with the tickets laid over every CPU core as devices (one ticket at a time per core), a
-scan of steps on a fixed batch for three steps of decreasing work: the real masked Adam step,
-a plain SGD step without masks, and forward+backward alone (the gradient is reduced to a scalar
+scan of steps on a fixed batch for steps of decreasing work: the real masked Adam step, Adam
+without masks, a plain SGD step without masks, and forward+backward alone (the gradient is reduced to a scalar
 so nothing is dead code, and the input varies with the step so nothing is hoisted). FLOPs of each from XLA's cost analysis; the ceiling is the 2048^2
 float32 matmul timed next to each measurement (every core), and once pinned to one core.
 """
@@ -33,6 +33,12 @@ def variants(trainer):
   def masked_adam(state, x, y, s):
     return trainer.train_step(state, x, y, s)
 
+  def adam_unmasked(state, x, y, s):
+    loss, g = jax.value_and_grad(lambda p: train.cross_entropy(
+        trainer.logits(p, {}, x, True)[0], y))(state.params)
+    updates, opt_state = trainer.tx.update(g, state.opt_state, state.params)
+    return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state), loss
+
   def sgd_unmasked(state, x, y, s):
     loss, g = jax.value_and_grad(lambda p: train.cross_entropy(
         trainer.logits(p, {}, x, True)[0], y))(state.params)
@@ -46,7 +52,7 @@ def variants(trainer):
         trainer.logits(p, {}, x, True)[0], y))(state.params)
     return state, loss + sum(jnp.sum(v) for v in jax.tree.leaves(g)) * 0.0
 
-  return {"masked_adam": masked_adam, "sgd_unmasked": sgd_unmasked,
+  return {"masked_adam": masked_adam, "adam_unmasked": adam_unmasked, "sgd_unmasked": sgd_unmasked,
           "forward_backward": forward_backward}
 
 
