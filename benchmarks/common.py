@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import data, lottery, masks, pruning
+from ltjax import data, lottery, masks, programs, pruning
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -104,3 +104,16 @@ def stacked_states(trainer, spec, module, ds, k: int, density: float):
                              pruning.rates_tree(kinds, {"conv": rate, "fc": rate, "output": rate}),
                              score="random", key=jax.random.key(1), ticket_axes=1)
   return trainer.init_states(params, mask, model_state, keys), kinds
+
+
+def training_call(trainer, states, dataset, steps: int) -> Callable[[], Any]:
+  """A zero-argument call that trains `states` `steps` more steps (no evaluation), keeping them
+  placed on the trainer's layout between calls as a round does; returns the losses."""
+  holder = {"groups": trainer.place_groups(states)}
+  dataset = trainer.layout.replicate(dataset)
+
+  def call():
+    outs = [programs.train_steps(trainer, g, dataset, jnp.int32(0), steps) for g in holder["groups"]]
+    holder["groups"] = [o[0] for o in outs]
+    return [o[1] for o in outs]
+  return call

@@ -76,14 +76,8 @@ def measure(cfg, dataset, ceiling):
   round_s, ceil = min(timings), statistics.median(ceilings)
 
   trainer = setup.trainer
-  holder = {"g": trainer.place_groups(lottery.start_states(setup, lineage, ids))}
-
-  def pure():
-    outs = [programs.train_steps(trainer, g, dataset, jnp.int32(0), cfg.train.steps)
-            for g in holder["g"]]
-    holder["g"] = [o[0] for o in outs]
-    return [o[1] for o in outs]
-
+  pure = common.training_call(trainer, lottery.start_states(setup, lineage, ids), dataset,
+                              cfg.train.steps)
   pure_s = common.median_seconds(pure, 1)
   states = lottery.start_states(setup, lineage, ids)
   val_s = common.median_seconds(lambda: trainer.evaluate_many(
@@ -118,9 +112,10 @@ def main(argv):
     cli.fail(e)
   if _STEPS.value < _EVAL.value or _EVAL.value < 1 or _TRIALS.value < 1:
     cli.fail("need --steps >= --eval_every >= 1 and --trials >= 1")
-  if _PRESET.value not in configs.available():
-    cli.fail(f"unknown preset {_PRESET.value!r}; presets: {', '.join(configs.available())}")
-  base = configs.get(_PRESET.value)
+  try:
+    base = configs.get(_PRESET.value)
+  except KeyError as e:
+    cli.fail(e.args[0])
   base.train.steps, base.train.eval_every, base.trials = _STEPS.value, _EVAL.value, _TRIALS.value
   base.prune.rounds = _ROUNDS.value
   if _DATA_DIR.value:

@@ -45,8 +45,10 @@ def first_step_seconds(workdir: str, cache: str) -> float:
 
 def main(argv):
   del argv
-  if _PRESET.value not in configs.available():
-    cli.fail(f"unknown preset {_PRESET.value!r}; presets: {', '.join(configs.available())}")
+  try:
+    configs.get(_PRESET.value)
+  except KeyError as e:
+    cli.fail(e.args[0])
   with tempfile.TemporaryDirectory() as tmp:
     cache = os.path.join(tmp, "cache")
     cold = first_step_seconds(os.path.join(tmp, "cold"), cache)

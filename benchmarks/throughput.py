@@ -24,7 +24,7 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import lottery, models, parallel, programs, runtime, train
+from ltjax import lottery, models, parallel, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
 _TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
@@ -67,16 +67,8 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   labels = ds.train.labels[:_BATCH.value]
   flops_step = common.compiled_flops(jax.jit(dataclasses.replace(trainer, layout=parallel.Layout()).train_step),
                                      one, images, labels, 0)
-  # As in a round: the tickets stay placed on the mesh between calls.
-  holder = {"groups": trainer.place_groups(states)}
-  ds_placed = layout.replicate(ds)
-
-  def call():
-    outs = [programs.train_steps(trainer, g, ds_placed, jnp.int32(0), _STEPS.value)
-            for g in holder["groups"]]
-    holder["groups"] = [o[0] for o in outs]
-    return [o[1] for o in outs]
-
+  fixed_states = jax.tree.map(jnp.copy, states) if _PIPELINE.value else None
+  call = common.training_call(trainer, states, ds, _STEPS.value)  # donates `states`
   seconds, ceiling_flops, _ = common.interleaved(call, ceiling, _REPEATS.value)
   model_steps = k * _STEPS.value / seconds
   record = {"bench": "throughput", "model": model_name, "tickets": k, "mesh": mesh,
@@ -87,7 +79,7 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
             "fraction_of_ceiling": model_steps * flops_step / ceiling_flops, **common.device_info()}
   if _PIPELINE.value and not unroll and layout.mesh is None:
     run = fixed_batch_scan(trainer, ticket_batch)  # same steps, no gathering
-    holder2 = {"states": holder["groups"][0]}
+    holder2 = {"states": fixed_states}
 
     def call_fixed():
       holder2["states"], losses = run(holder2["states"], images, labels)

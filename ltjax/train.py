@@ -134,12 +134,6 @@ class Trainer:
       return tree
     return jax.tree.map(lambda x: jax.lax.slice_in_dim(x, 0, k, axis=axis), tree)
 
-  def train_steps(self, states: TrainState, dataset: Dataset, step0, num_steps: int):
-    """Training only (no evaluation): `num_steps` steps from `step0`; returns (states, losses[K, steps])."""
-    k, dataset = parallel.num_tickets(states.params), self.layout.replicate(dataset)
-    outs = [programs.train_steps(self, g, dataset, step0, num_steps) for g in self.place_groups(states)]
-    return (self.gather_groups([o[0] for o in outs], k), self.gather_groups([o[1] for o in outs], k))
-
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
     """(loss[K], accuracy[K]) for stacked tickets."""
     k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
