@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # The accelerator checks in one call: the paper's full LeNet schedule through the lottery binary,
 # then the throughput, one-ticket and round benchmarks. For a machine with JAX but no registry:
-# wheels for what it lacks in .whl/, prepared MNIST in .gpudata/ (both git-ignored; BUILD_NOTES.md
-# says how to fill them). Results go to $OUT (default ./accelerator_out).
+# wheels for what it lacks in .whl/, prepared MNIST in .gpudata/, both listed in .git/info/exclude.
+# Filled on a machine with a registry, for a Python 3.12 x86-64 target:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d .whl \
+#     tensorflow-datasets array_record dm-tree immutabledict simple-parsing tensorflow-metadata \
+#     termcolor toml ml_collections importlib_resources docstring_parser googleapis-common-protos
+#   (cd .whl && pip wheel --no-deps promise)          # promise has no wheel on PyPI
+#   mkdir -p .gpudata && cp -r $LTJAX_DATA_DIR/mnist .gpudata/
+# Results go to $OUT (default ./accelerator_out).
 #
 #   bash benchmarks/accelerator.sh [seconds for the full schedule, default 330]
 set -u
