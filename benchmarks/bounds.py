@@ -27,6 +27,8 @@ from ltjax import models, parallel, runtime, train
 _TICKETS = flags.DEFINE_integer("tickets", 16, "Tickets K.")
 _STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed scan.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls (median).")
+for _name in ("tickets", "steps", "repeats"):
+  cli.check_flag(_name, lambda v: v >= 1, f"{_name} must be >= 1")
 
 
 def variants(trainer):

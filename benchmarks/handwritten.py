@@ -18,7 +18,6 @@ _T0 = time.perf_counter()  # before the heavy imports: the whole process is time
 
 import json
 import os
-import sys
 
 import flax.linen as nn
 import jax
@@ -26,12 +25,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tensorflow_datasets as tfds
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 _STEPS = flags.DEFINE_integer("steps", 5000, "Training steps.")
 _EVAL = flags.DEFINE_integer("eval_every", 100, "Validation interval in steps.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default $LTJAX_DATA_DIR).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+cli.check_flag("steps", lambda v: v >= 1, "steps must be >= 1")
+cli.check_flag("eval_every", lambda v: v >= 1, "eval_every must be >= 1")
+cli.check_flag("seed", lambda v: 0 <= v < 2**32, "seed must be in [0, 2**32)")
+cli.check_flag("data_dir", lambda v: v is None or os.path.isdir(os.path.join(os.path.expanduser(v), "mnist")),
+               "data_dir must hold prepared mnist")
 
 
 class LeNet300100(nn.Module):
@@ -59,10 +65,9 @@ def load(data_dir):
 
 def main(argv):
   del argv
-  if _STEPS.value < 1 or _EVAL.value < 1:
-    sys.stderr.write("error: need --steps >= 1 and --eval_every >= 1\n")
-    sys.exit(1)
   data_dir = _DATA_DIR.value or os.environ.get("LTJAX_DATA_DIR")
+  if not data_dir or not os.path.isdir(os.path.join(data_dir, "mnist")):
+    cli.fail("no prepared mnist: pass --data_dir or set LTJAX_DATA_DIR")
   t_load = time.perf_counter()
   (x, y), (x_val, y_val), (x_test, y_test) = load(data_dir)
   t_load = time.perf_counter() - t_load
@@ -107,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

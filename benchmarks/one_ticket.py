@@ -30,6 +30,10 @@ from experiments import cli
 _STEPS = flags.DEFINE_integer("steps", 5000, "Training steps of the one ticket.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repeats (median reported).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default $LTJAX_DATA_DIR).")
+cli.check_flag("steps", lambda v: v >= 100, "steps must be >= 100 (validation runs every 100)")
+cli.check_flag("repeats", lambda v: v >= 1, "repeats must be >= 1")
+cli.check_flag("data_dir", lambda v: v is None or os.path.isdir(os.path.join(os.path.expanduser(v), "mnist")),
+               "data_dir must hold prepared mnist")
 
 
 def _timed(args, env) -> tuple[float, str]:
@@ -43,8 +47,6 @@ def _timed(args, env) -> tuple[float, str]:
 
 def main(argv):
   del argv
-  if _STEPS.value < 100 or _REPEATS.value < 1:
-    cli.fail("need --steps >= 100 and --repeats >= 1")
   data_dir = _DATA_DIR.value or os.environ.get("LTJAX_DATA_DIR")
   if not data_dir:
     cli.fail("no prepared data: pass --data_dir or set LTJAX_DATA_DIR")

@@ -16,6 +16,7 @@ matmul ceiling timed next to it, and validation's own throughput against trainin
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -37,6 +38,18 @@ _LAYOUTS = flags.DEFINE_list("layouts", ["single", "auto"], "execution.mesh sett
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as devices (-1: one per core).")
 _FULL = flags.DEFINE_bool("full", False, "Also run the whole experiment end to end (last layout).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default $LTJAX_DATA_DIR).")
+cli.check_flag("preset", lambda v: v in configs.available(),
+               f"preset must be one of {', '.join(configs.available())}")
+for _name in ("steps", "eval_every", "trials"):
+  cli.check_flag(_name, lambda v: v >= 1, f"{_name} must be >= 1")
+cli.check_flag("rounds", lambda v: v >= 0, "rounds must be >= 0")
+cli.check_flag("layouts", lambda v: v and all(parallel.parse_mesh(x) or True for x in v),
+               "layouts must be execution.mesh settings: auto, single, T or TxB")
+cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be -1 (auto) or >= 1")
+cli.check_flag("data_dir", lambda v: v is None or os.path.isdir(os.path.expanduser(v)),
+               "data_dir must be an existing directory")
+flags.register_multi_flags_validator(["steps", "eval_every"], lambda f: f["steps"] >= f["eval_every"],
+                                     message="steps must be >= eval_every")
 
 
 def flop_counts(setup, dataset):
@@ -105,17 +118,10 @@ def measure(cfg, dataset, ceiling):
 def main(argv):
   del argv
   try:
-    for mesh in _LAYOUTS.value:
-      parallel.parse_mesh(mesh)
     runtime.start(_CPU_DEVICES.value, compilation_cache=False)
   except parallel.LayoutError as e:
     cli.fail(e)
-  if _STEPS.value < _EVAL.value or _EVAL.value < 1 or _TRIALS.value < 1:
-    cli.fail("need --steps >= --eval_every >= 1 and --trials >= 1")
-  try:
-    base = configs.get(_PRESET.value)
-  except KeyError as e:
-    cli.fail(e.args[0])
+  base = configs.get(_PRESET.value)
   base.train.steps, base.train.eval_every, base.trials = _STEPS.value, _EVAL.value, _TRIALS.value
   base.prune.rounds = _ROUNDS.value
   if _DATA_DIR.value:

@@ -23,6 +23,8 @@ from experiments import cli
 from ltjax import configs
 
 _PRESET = flags.DEFINE_string("preset", "lenet_quick", "Preset to start.")
+cli.check_flag("preset", lambda v: v in configs.available(),
+               f"preset must be one of {', '.join(configs.available())}")
 
 
 def first_step_seconds(workdir: str, cache: str) -> float:

@@ -37,6 +37,16 @@ _BATCH = flags.DEFINE_integer("batch_size", 60, "Training batch size.")
 _PIPELINE = flags.DEFINE_bool("pipeline", False, "Also time a fixed batch to isolate data gathering.")
 _UNROLL = flags.DEFINE_integer("unroll", -1, "Unroll device loops: -1 auto (conv nets on CPU), 0, 1.")
 _DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks keep (random masks).")
+cli.check_flag("models", lambda v: v and all(m in models.names() for m in v),
+               f"models must be among {', '.join(models.names())}")
+cli.check_flag("tickets", cli.is_int_list, "tickets must be integers >= 1")
+cli.check_flag("layouts", lambda v: v and all(_layout_ok(x) for x in v),
+               "layouts must be MESH:TICKET_BATCH, e.g. single:2 or auto:1")
+cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be -1 (auto) or >= 1")
+for _name in ("steps", "repeats", "batch_size"):
+  cli.check_flag(_name, lambda v: v >= 1, f"{_name} must be >= 1")
+cli.check_flag("unroll", lambda v: v in (-1, 0, 1), "unroll must be -1, 0 or 1")
+cli.check_flag("density", lambda v: 0 < v <= 1, "density must be in (0, 1]")
 
 INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
 
@@ -91,20 +101,15 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   return record
 
 
+def _layout_ok(value: str) -> bool:
+  mesh, _, tb = value.partition(":")
+  parallel.parse_mesh(mesh)
+  return int(tb or 0) >= 0
+
+
 def parse_layouts(values):
-  """MESH:TICKET_BATCH strings -> (mesh, ticket_batch or None); a bad one is a one-line error."""
-  out = []
-  for value in values:
-    mesh, _, tb = value.partition(":")
-    try:
-      parallel.parse_mesh(mesh)
-      tb = int(tb or 0)
-      if tb < 0:
-        raise ValueError
-    except (parallel.LayoutError, ValueError) as e:
-      cli.fail(f"--layouts: bad layout {value!r} (MESH:TICKET_BATCH, e.g. single:2 or auto:1) {e}")
-    out.append((mesh, tb or None))
-  return out
+  """MESH:TICKET_BATCH strings (checked when flags are parsed) -> (mesh, ticket_batch or None)."""
+  return [(v.partition(":")[0], int(v.partition(":")[2] or 0) or None) for v in values]
 
 
 def main(argv):

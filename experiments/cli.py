@@ -1,9 +1,14 @@
-"""What every ltjax binary shares: one-line errors instead of tracebacks, and quiet logs."""
+"""What every ltjax binary shares: one-line errors instead of tracebacks, and quiet logs.
+
+Every bad input, from a flag that does not parse to a config field out of range, ends the same
+way: `error: <what>: <why>` on stderr, exit status 1, nothing written.
+"""
 
 from __future__ import annotations
 
 import logging as logging_std
 import sys
+import time
 from typing import Callable, NoReturn, Sequence
 
 from absl import app, flags, logging
@@ -16,12 +21,30 @@ def fail(message: object, status: int = 1) -> NoReturn:
   sys.exit(status)
 
 
+def check_flag(name: str, ok: Callable[[object], bool], message: str) -> None:
+  """A rule for flag `name`, checked while flags are parsed: a bad value is `error: flag --name=V:
+  message` (one line, status 1) before the binary does anything. `ok` may also raise to refuse."""
+
+  def safe(value):
+    try:
+      return bool(ok(value))
+    except Exception:  # a rule that cannot even look at the value refuses it
+      return False
+  flags.register_validator(name, safe, message=message)
+
+
+def is_int_list(values, lo: int = 1) -> bool:
+  return all(int(v) >= lo and str(int(v)) == str(v).strip() for v in values) and len(values) > 0
+
+
 def _parse_flags(argv):
   """absl's flag parsing, but a bad flag is one line (status 2), not absl's usage dump."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    fail(e, status=2)
+    fail(e)
+  except Exception as e:  # e.g. a config flag whose file raises: still one line, not a traceback
+    fail(f"{type(e).__name__}: {e}")
 
 
 class _DropNoise(logging_std.Filter):
@@ -36,3 +59,36 @@ def run(main: Callable[[list[str]], None], argv: Sequence[str] | None = None) ->
   logging.set_verbosity(logging.WARNING)
   logging_std.getLogger("absl").addFilter(_DropNoise())
   app.run(main, argv=list(argv) if argv is not None else None, flags_parser=_parse_flags)
+
+
+class StatusLine:
+  """A progress line that rewrites itself in a terminal and becomes log lines when piped.
+
+  In a terminal it is redrawn at most every `tty_every_s`; piped (a log file, CI), one
+  timestamped line every `piped_every_s`. `log` prints a message above it.
+  """
+
+  def __init__(self, stream=None, tty_every_s: float = 0.5, piped_every_s: float = 10.0):
+    self.stream = stream or sys.stdout
+    self.tty = self.stream.isatty()
+    self.every = tty_every_s if self.tty else piped_every_s
+    self._last, self._shown = 0.0, False
+
+  def __call__(self, text: str) -> None:
+    now = time.monotonic()
+    if now - self._last < self.every:
+      return
+    self._last = now
+    if self.tty:
+      self.stream.write("\r\x1b[2K" + text)
+      self._shown = True
+    else:
+      self.stream.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    self.stream.flush()
+
+  def log(self, message: str) -> None:
+    if self._shown:
+      self.stream.write("\r\x1b[2K")
+      self._shown = False
+    self.stream.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    self.stream.flush()

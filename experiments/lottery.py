@@ -9,10 +9,11 @@ r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, 
 overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
 """
 
+import ast
+import importlib.util
 import os
 import pathlib
 import sys
-import time
 
 import jax
 from absl import app, flags
@@ -25,24 +26,79 @@ from ltjax import data, experiment, parallel, runtime
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 
 
-def _preset_path(argv):
-  """Let --config name a preset: rewrite `--config=NAME` to the preset's file before parsing."""
-  out = []
-  for arg in argv:
+def _config_args(argv):
+  """Checks --config and its overrides before absl parses them, so a bad one is one line.
+
+  `--config=NAME` becomes the preset's file; the file must load and give a config; every
+  `--config.FIELD=VALUE` must name a field of it. `--config.model_kwargs.KEY=VALUE` may add keys
+  (the model's builder decides what it accepts): they are taken out here and set in `main`.
+  """
+  out, model_kwargs, source = [], {}, str(_PRESET_DIR / "lenet_quick.py")
+  for arg in _joined(argv):
     if arg.startswith("--config="):
       value = arg.split("=", 1)[1]
-      base = value.split(":", 1)[0]
+      base, colon, config_arg = value.partition(":")
       if not base.endswith(".py") and not os.path.exists(base):
         if base not in ltjax.configs.available():
-          cli.fail(f"unknown preset {base!r}; presets: {', '.join(ltjax.configs.available())}"
-                   " (or pass a config file path)")
-        arg = f"--config={_PRESET_DIR / base}.py"
+          cli.fail(f"--config: unknown preset {base!r}; presets: "
+                   f"{', '.join(ltjax.configs.available())} (or pass a config file path)")
+        value = f"{_PRESET_DIR / base}.py{colon}{config_arg}"
+      arg, source = f"--config={value}", value
+    elif arg.startswith("--config.model_kwargs.") and "=" in arg:
+      key, value = arg[len("--config.model_kwargs."):].split("=", 1)
+      model_kwargs[key] = _literal(value)
+      continue
     out.append(arg)
+  cfg = _load_config(source)
+  for arg in out:
+    if arg.startswith("--config."):
+      field = arg[len("--config."):].split("=", 1)[0]
+      node = cfg
+      for i, key in enumerate(field.split(".")):
+        if not hasattr(node, "keys") or key not in node.keys():
+          known = ", ".join(node.keys()) if hasattr(node, "keys") else "none (not a group)"
+          where = ".".join(field.split(".")[:i]) or "the config"
+          cli.fail(f"--config.{field}: no such config field ({where} has: {known})")
+        node = node[key]
+  return out, model_kwargs
+
+
+def _joined(argv):
+  """`--config X` and `--config.FIELD X` as `--config=X` and `--config.FIELD=X`."""
+  out, i = [], 0
+  while i < len(argv):
+    arg = argv[i]
+    if (arg == "--config" or arg.startswith("--config.")) and "=" not in arg and i + 1 < len(argv):
+      out.append(f"{arg}={argv[i + 1]}")
+      i += 2
+      continue
+    out.append(arg)
+    i += 1
   return out
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", str(_PRESET_DIR / "lenet_quick.py"),
-                                          "Preset name or config file.", lock_config=True)
+def _literal(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _load_config(source: str):
+  path, _, arg = source.partition(":")
+  try:
+    spec = importlib.util.spec_from_file_location("_ltjax_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config(arg) if arg else module.get_config()
+  except Exception as e:  # a user's file: any error in it is theirs to fix, in one line
+    cli.fail(f"--config: cannot load {path}: {type(e).__name__}: {e}")
+  if not hasattr(cfg, "keys"):
+    cli.fail(f"--config: {path}'s get_config() returned {type(cfg).__name__}, not a ConfigDict")
+  return cfg
+
+
+_CONFIG = None  # defined in run(), after _config_args: config_flags reads sys.argv when defined
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/lenet_quick", "Where results and checkpoints go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, f"TFDS data dir (default: ${data.DATA_DIR_ENV}, "
                                 "else ~/tensorflow_datasets). Overrides --config.data_dir.")
@@ -59,25 +115,34 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cfg = _CONFIG.value
-  if _DATA_DIR.value:
-    with cfg.unlocked():
+  with cfg.unlocked():
+    if _DATA_DIR.value:
       cfg.data_dir = _DATA_DIR.value
+    for key, value in _MODEL_KWARGS.items():
+      cfg.model_kwargs[key] = value
   try:
     runtime.join_cluster(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                          _MULTIHOST.value)
-    experiment.train_and_evaluate(cfg, _WORKDIR.value, restart=_RESTART.value, log=_log)
+    status = cli.StatusLine()
+    experiment.train_and_evaluate(cfg, _WORKDIR.value, restart=_RESTART.value, log=status.log,
+                                  status=status)
   except (experiment.UsageError, parallel.LayoutError) as e:
     cli.fail(e)
   if jax.process_index() == 0:
     print(f"results: {os.path.join(_WORKDIR.value, 'results.jsonl')}")
 
 
-def _log(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+_MODEL_KWARGS: dict = {}
 
 
 def run():
-  cli.run(main, argv=_preset_path(sys.argv))
+  global _CONFIG
+  argv, kwargs = _config_args(sys.argv)
+  sys.argv[:] = argv
+  _MODEL_KWARGS.update(kwargs)
+  _CONFIG = config_flags.DEFINE_config_file("config", str(_PRESET_DIR / "lenet_quick.py"),
+                                            "Preset name or config file.", lock_config=True)
+  cli.run(main, argv=argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ Definitions (DB, ZL), setup and strategies: see ltjax/xor.py.
 """
 
 import json
+import math
+import os
 import pathlib
 
 
@@ -26,6 +28,16 @@ _INPUTS = flags.DEFINE_string("inputs", _DEFAULT.inputs, "'01' (x in {0,1}) or '
 _ZL = flags.DEFINE_float("zl_threshold", _DEFAULT.zl_threshold,
                          "Final mean loss below this counts as 'zero loss'.")
 _OUT = flags.DEFINE_string("out", None, "Directory for xor.json and xor.md (optional).")
+for _name in ("inits", "steps"):
+  cli.check_flag(_name, lambda v: v >= 1, f"{_name} must be >= 1")
+cli.check_flag("seed", lambda v: 0 <= v < 2**32, "seed must be in [0, 2**32)")
+cli.check_flag("learning_rate", lambda v: math.isfinite(v) and v > 0, "learning_rate must be a finite number > 0")
+cli.check_flag("optimizer", lambda v: v in xor.OPTIMIZERS, f"optimizer must be one of {', '.join(xor.OPTIMIZERS)}")
+cli.check_flag("activation", lambda v: v in xor.ACTIVATIONS, f"activation must be one of {', '.join(xor.ACTIVATIONS)}")
+cli.check_flag("inputs", lambda v: v in xor.INPUTS, f"inputs must be one of {', '.join(xor.INPUTS)}")
+cli.check_flag("zl_threshold", lambda v: 0 < v < math.log(2), "zl_threshold must be in (0, log 2)")
+cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
+               "out must be a directory path (not empty, not an existing file)")
 
 
 def main(argv):

@@ -30,7 +30,7 @@ DATA_DIR_ENV = "LTJAX_DATA_DIR"
 CACHE_FORMAT_VERSION = 1
 _DECODE_CHUNK = 10_000  # examples per data_source.__getitems__ call
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-_NORMALIZATIONS = ("dataset", "none")
+NORMALIZATIONS = ("dataset", "none")
 
 
 class DatasetNotFoundError(ValueError):
@@ -357,8 +357,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None, validation_size: 
     DatasetNotFoundError: the dataset is not prepared under the data dir (raised at once).
     ValueError: bad arguments, or the dataset is not image classification.
   """
-  if normalization not in _NORMALIZATIONS:
-    raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
   data_dir = resolve_data_dir(data_dir)
   version_dir = prepared_dir(name, data_dir)
   base, version = _parse_name(name)[0], version_dir.name

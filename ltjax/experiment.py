@@ -5,6 +5,7 @@ Layout of a workdir:
   results.jsonl / .csv   one record per ticket per round (rewritten atomically each round)
   curves/round_XX.npz    validation/training curves [num_evals, K] and the ticket ids
   masks/round_XX.npz     each trial's ticket mask for the round (bit-packed)
+  tensorboard/<ticket>/  live TensorBoard curves: round_XX/{train_loss,val_loss,val_accuracy}
   checkpoints/           orbax: lineage after every round (init weights, masks), mid-round states
 
 Crash safety: each round's files are written before its checkpoint; on restart the latest
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -30,72 +30,23 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import checkpoint, data, lottery, models, parallel, pruning, results, runtime, tickets, train
+from ltjax import (checkpoint, data, lottery, parallel, progress, results, runtime, tensorboard,
+                   tickets, train, validation)
 
 CONFIG = "config.json"
 _LOCK = ".lock"
 _RESULT_FILES = (CONFIG, results.RESULTS, results.RESULTS_CSV)
-_RESULT_DIRS = ("curves", "masks", "checkpoints")
+_RESULT_DIRS = ("curves", "masks", "checkpoints", "tensorboard")
 # Fields that change how a run executes, not what it computes: may differ on resume.
 _EXECUTION_ONLY = ("execution", "data_dir")
 
 
-class UsageError(ValueError):
-  """Bad input: reported to the user as one line, never a traceback."""
+UsageError = validation.UsageError  # bad input: one line for the user, never a traceback
 
 
-# ---------------------------------------------------------------- validation
 def validate(cfg) -> None:
   """Raise UsageError for any config a run cannot honour, before anything is trained or written."""
-  t, p = cfg.train, cfg.prune
-  checks = [
-      (cfg.model in models.names(), f"unknown model {cfg.model!r}; models: {', '.join(models.names())}"),
-      (t.steps >= 1, f"train.steps must be >= 1, got {t.steps}"),
-      (t.eval_every >= 1, f"train.eval_every must be >= 1, got {t.eval_every}"),
-      (t.eval_every <= t.steps, f"train.eval_every ({t.eval_every}) is larger than the run "
-                                f"(train.steps={t.steps})"),
-      (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
-      (t.eval_batch_size >= 1, f"train.eval_batch_size must be >= 1, got {t.eval_batch_size}"),
-      (t.lr > 0 and math.isfinite(t.lr), f"train.lr must be positive, got {t.lr}"),
-      (t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}"),
-      (p.mode in ("iterative", "oneshot"), f"prune.mode must be 'iterative' or 'oneshot', got {p.mode!r}"),
-      (p.rounds >= 0, f"prune.rounds must be >= 0, got {p.rounds}"),
-      (all(0 < d <= 1 for d in p.densities), f"prune.densities must be in (0, 1], got {tuple(p.densities)}"),
-      (p.scope in (pruning.LAYERWISE, pruning.GLOBAL), f"prune.scope must be 'layerwise' or 'global', got {p.scope!r}"),
-      (p.rewind_step >= 0, f"prune.rewind_step must be >= 0, got {p.rewind_step}"),
-      (p.rewind_step < t.steps, f"prune.rewind_step ({p.rewind_step}) is beyond the training length "
-                                f"(train.steps={t.steps})"),
-      (p.rewind_step % t.eval_every == 0, f"prune.rewind_step ({p.rewind_step}) must be a multiple "
-                                          f"of train.eval_every ({t.eval_every})"),
-      (cfg.trials >= 1, f"trials must be >= 1, got {cfg.trials}"),
-      (cfg.reinit_draws >= 1, f"reinit_draws must be >= 1, got {cfg.reinit_draws}"),
-      (all(c in ("", tickets.REINIT, tickets.RANDOM_MASK) for c in cfg.controls),
-       f"controls must be among ('reinit', 'random_mask'), got {tuple(cfg.controls)}"),
-      (cfg.validation_size >= 1, f"validation_size must be >= 1, got {cfg.validation_size}"),
-      (cfg.execution.ticket_batch >= -1, f"execution.ticket_batch must be >= -1, got {cfg.execution.ticket_batch}"),
-      (cfg.execution.intervals_per_call >= 1, "execution.intervals_per_call must be >= 1"),
-      (cfg.execution.unroll in (-1, 0, 1), f"execution.unroll must be -1, 0 or 1, got {cfg.execution.unroll}"),
-      (cfg.execution.checkpoint_every >= 0, "execution.checkpoint_every must be >= 0"),
-      (t.matmul_precision in runtime.PRECISIONS,
-       f"train.matmul_precision must be one of {runtime.PRECISIONS}, got {t.matmul_precision!r}"),
-      (cfg.execution.cpu_devices == -1 or cfg.execution.cpu_devices >= 1,
-       f"execution.cpu_devices must be -1 (auto) or >= 1, got {cfg.execution.cpu_devices}"),
-  ]
-  for ok, message in checks:
-    if not ok:
-      raise UsageError(message)
-  try:
-    parallel.parse_mesh(str(cfg.execution.mesh))
-  except parallel.LayoutError as e:
-    raise UsageError(f"execution.mesh: {e}") from None
-  if p.mode == "oneshot" and not p.densities:
-    raise UsageError("prune.mode='oneshot' needs prune.densities")
-  try:
-    for name, rate in (("conv_rate", p.conv_rate), ("fc_rate", p.fc_rate), ("output_rate", p.output_rate)):
-      pruning.validate_rate(rate, f"prune.{name}")
-    pruning.get_score(p.score)
-  except pruning.PruningError as e:
-    raise UsageError(str(e)) from None
+  validation.check(cfg)
 
 
 def config_dict(cfg) -> dict[str, Any]:
@@ -177,38 +128,66 @@ def load_dataset(cfg) -> data.Dataset:
 
 # ---------------------------------------------------------------- the sink that persists rounds
 class WorkdirSink:
-  """Logs progress, writes each round's files, checkpoints the lineage (and mid-round states)."""
+  """Reports progress, writes each round's files and live TensorBoard curves, checkpoints the
+  lineage (and mid-round states)."""
 
   def __init__(self, workdir: pathlib.Path, setup: lottery.Setup, ckpt: checkpoint.Checkpoints,
-               log: Callable[[str], None], log_every_s: float = 5.0, writer: bool = True):
+               log: Callable[[str], None], log_every_s: float = 5.0, writer: bool = True,
+               status: Callable[[str], None] | None = None, first_round: int = 0):
     self.workdir, self.setup, self.ckpt, self.log = workdir, setup, ckpt, log
     self.writer = writer  # only one process writes results; all take part in checkpoints
+    self.status = status  # called on every report when given; else `log` every `log_every_s`
     self.log_every_s = log_every_s
     self._last_log = 0.0
-    self._round_t0: dict[int, tuple[float, int]] = {}
     self._last_ckpt_step = 0
+    cfg = setup.cfg
+    self.run = progress.RunProgress(
+        [len(lottery.lineup(cfg, r)) for r in range(lottery.num_rounds(cfg))], cfg.train.steps,
+        first_round)
+    self._tb: dict[str, tensorboard.EventWriter] = {}
+    self._tb_step: dict[int, int] = {}  # per round: the last step written to TensorBoard
 
   def progress(self, round_index, step, snapshot, curves):
     cfg = self.setup.cfg
     now = time.perf_counter()
-    t0, s0 = self._round_t0.setdefault(round_index, (now, step))  # rates exclude the compile
     every = cfg.execution.checkpoint_every
     # Round 0 of a rewinding run holds theta_k outside the states: it restarts rather than resumes.
     resumable = not (lottery.rewinding(cfg) and round_index == 0)
     if every and resumable and step < cfg.train.steps and step - self._last_ckpt_step >= every:
       self._save_midround(round_index, step, *snapshot(), curves)
-    if now - self._last_log >= self.log_every_s or step == cfg.train.steps:
+    if not self.writer:
+      return
+    val = np.asarray(curves.val_loss)
+    finite = val[np.isfinite(val)]
+    line = progress.RunProgress.line(self.run.update(round_index, step, now),
+                                     float(finite.min()) if finite.size else None)
+    if self.status is not None:
+      self.status(line)
+    elif now - self._last_log >= self.log_every_s or step == cfg.train.steps:
       self._last_log = now
-      val = np.asarray(curves.val_loss)
-      k = val.shape[1]
-      speed = ""
-      if step > s0:  # the first call includes compilation: no rate until a second one
-        rate = (step - s0) / (now - t0)
-        speed = f", {rate:.0f} steps/s ({rate * k:.0f} model-steps/s)"
-      finite = val[np.isfinite(val)]
-      best_s = f"{finite.min():.4f}" if finite.size else "n/a"
-      self.log(f"round {round_index} step {step}/{cfg.train.steps}, {k} tickets, "
-               f"best val loss {best_s}{speed}")
+      self.log(line)
+    self._write_tensorboard(round_index, curves)
+
+  def _write_tensorboard(self, round_index, curves):
+    """New evaluation points of the round, one TensorBoard run per ticket (kind, trial, draw)."""
+    ids = lottery.lineup(self.setup.cfg, round_index)
+    steps = np.asarray(curves.step)
+    last = self._tb_step.get(round_index, -1)
+    metrics = {m: np.asarray(getattr(curves, m)) for m in ("train_loss", "val_loss", "val_accuracy")}
+    for col, tid in enumerate(ids):
+      name = f"{tid.kind}_trial{tid.trial}" + (f"_draw{tid.draw}" if tid.kind == tickets.REINIT else "")
+      if name not in self._tb:
+        self._tb[name] = tensorboard.EventWriter(self.workdir / "tensorboard" / name)
+      for row in np.nonzero(steps[:, col] > last)[0]:
+        self._tb[name].scalars(int(steps[row, col]), {
+            f"round_{round_index:02d}/{m}": v[row, col] for m, v in metrics.items()})
+      self._tb[name].flush()
+    if steps.size:
+      self._tb_step[round_index] = max(last, int(steps.max()))
+
+  def close(self):
+    for w in self._tb.values():
+      w.close()
 
   def _save_midround(self, round_index, step, states, tracker, curves):
     tree = {"states": flax.serialization.to_state_dict(states),
@@ -256,12 +235,17 @@ def lineage_tree(lineage: lottery.Lineage) -> dict:
 
 # ---------------------------------------------------------------- the entry point
 def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
-                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                       log: Callable[[str], None] = print,
+                       status: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
   """Run (or resume) the experiment `cfg` in `workdir`; returns all result records.
 
   In a multi-process run (`runtime.join_cluster` first) every process computes its share of the
-  tickets and takes part in checkpoints; only process 0 writes results and logs.
+  tickets and takes part in checkpoints; only process 0 writes results and logs. `status`, if
+  given, receives the progress line (steps, model-steps/s, time left) at every report; otherwise
+  it goes to `log` every few seconds.
   """
+  if not str(workdir).strip():
+    raise UsageError("workdir: must not be empty (give the directory for results and checkpoints)")
   validate(cfg)
   dataset, setup = _build(cfg)
   writer = jax.process_index() == 0
@@ -274,11 +258,15 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
     ckpt = checkpoint.Checkpoints(workdir)
     try:
       lineage, resume = _restore(setup, ckpt, log)
-      sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer)
+      sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer, status=status,
+                         first_round=lineage.round)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lottery.num_rounds(cfg)} rounds "
           f"from round {lineage.round}, {setup.trainer.layout.describe()}, {jax.process_count()} "
           f"process(es), ticket_batch {setup.trainer.ticket_batch}, unroll {setup.trainer.unroll}")
-      lottery.run_rounds(setup, dataset, sink, lineage, resume)
+      try:
+        lottery.run_rounds(setup, dataset, sink, lineage, resume)
+      finally:
+        sink.close()
     finally:
       ckpt.close()
   runtime.barrier("results_written")
@@ -296,6 +284,7 @@ def _build(cfg) -> tuple[data.Dataset, lottery.Setup]:
   except OSError as e:
     raise UsageError(f"execution.compilation_cache_dir: cannot use it: {e.strerror or e}") from None
   dataset = load_dataset(cfg)
+  validation.check_data(cfg, len(dataset.train))
   try:
     setup = lottery.build(cfg, dataset)
   except parallel.LayoutError as e:

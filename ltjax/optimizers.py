@@ -6,6 +6,8 @@ from typing import Sequence
 
 import optax
 
+NAMES = ("adam", "adamw", "sgd")
+
 
 def schedule(lr: float, warmup_steps: int = 0, milestones: Sequence[int] = (),
              decay: float = 0.1) -> optax.Schedule:
@@ -33,7 +35,7 @@ def make(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
   elif name == "sgd":
     tx = optax.sgd(lr_fn, momentum=momentum or None, nesterov=nesterov)
   else:
-    raise ValueError(f"unknown optimizer {name!r}; known: adam, adamw, sgd")
+    raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(NAMES)}")
   if weight_decay:
     # Coupled L2 (added to the gradient), as in the paper's SGD setups.
     tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)

@@ -40,6 +40,10 @@ def register_score(name: str, fn: ScoreFn) -> ScoreFn:
   return fn
 
 
+def score_names() -> list[str]:
+  return sorted(_SCORES)
+
+
 def get_score(name: str) -> ScoreFn:
   if name not in _SCORES:
     raise PruningError(f"unknown pruning score {name!r}; known: {', '.join(sorted(_SCORES))}")

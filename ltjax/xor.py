@@ -72,6 +72,7 @@ PAPER_SCRATCH = {10: (98.5, 92.9), 8: (96.8, 87.5), 6: (92.5, 76.8), 4: (78.3, 5
 _OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 _INPUTS = {"01": (0.0, 1.0), "pm1": (-1.0, 1.0)}
 _ACTIVATIONS = ("relu", "tanh", "sigmoid")
+OPTIMIZERS, INPUTS, ACTIVATIONS = tuple(_OPTIMIZERS), tuple(_INPUTS), _ACTIVATIONS
 
 
 class XorError(ValueError):
@@ -99,7 +100,7 @@ class XorConfig:
     if self.steps < 1:
       raise XorError(f"steps must be >= 1, got {self.steps}")
     if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-      raise XorError(f"learning rate must be > 0, got {self.learning_rate}")
+      raise XorError(f"learning_rate must be > 0, got {self.learning_rate}")
     if self.optimizer not in _OPTIMIZERS:
       raise XorError(f"unknown optimizer {self.optimizer!r}; use one of {sorted(_OPTIMIZERS)}")
     if self.activation not in _ACTIVATIONS:

@@ -1,0 +1,61 @@
+"""Where a run stands: steps done, model-steps/s and time left, for the round and the whole run.
+
+Pure bookkeeping (no printing): the binary decides whether the line overwrites itself in a
+terminal or goes to the log. Rates skip each round's first report, which includes compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+def duration(seconds: float) -> str:
+  """'42s', '3m07s', '1h05m'."""
+  s = int(round(max(seconds, 0.0)))
+  if s < 60:
+    return f"{s}s"
+  if s < 3600:
+    return f"{s // 60}m{s % 60:02d}s"
+  return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@dataclasses.dataclass
+class RunProgress:
+  """`round_tickets[r]` tickets train `steps` steps in round r; rounds before `first_round` are done."""
+  round_tickets: list[int]
+  steps: int
+  first_round: int = 0
+  smoothing: float = 0.3  # weight of the newest rate in the moving average
+
+  def __post_init__(self):
+    self.total = sum(self.round_tickets) * self.steps
+    self.done_before = sum(self.round_tickets[:self.first_round]) * self.steps
+    self.rate = None  # model-steps/s, moving average
+    self._last: tuple[int, int, float] | None = None  # (round, step, time) of the last report
+
+  def update(self, round_index: int, step: int, now: float) -> dict:
+    """Record a report at `step` of `round_index` (steps count from 0 in each round)."""
+    k = self.round_tickets[round_index]
+    if self._last is not None and self._last[0] == round_index and step > self._last[1]:
+      rate = (step - self._last[1]) * k / max(now - self._last[2], 1e-9)
+      self.rate = rate if self.rate is None else (1 - self.smoothing) * self.rate + self.smoothing * rate
+    self._last = (round_index, step, now)
+    done = sum(self.round_tickets[:round_index]) * self.steps + step * k
+    round_left = (self.steps - step) * k
+    return {"round": round_index, "rounds": len(self.round_tickets), "step": step,
+            "steps": self.steps, "tickets": k, "model_steps_done": done,
+            "model_steps_total": self.total, "model_steps_per_s": self.rate,
+            "round_seconds_left": None if not self.rate else round_left / self.rate,
+            "run_seconds_left": None if not self.rate else (self.total - done) / self.rate}
+
+  @staticmethod
+  def line(p: dict, best_val_loss: float | None = None) -> str:
+    rate = p["model_steps_per_s"]
+    parts = [f"round {p['round']}/{p['rounds'] - 1} step {p['step']}/{p['steps']}",
+             f"{p['tickets']} tickets",
+             f"{rate:,.0f} model-steps/s" if rate else "compiling/measuring",
+             f"round left {duration(p['round_seconds_left'])}" if rate else None,
+             f"run {100 * p['model_steps_done'] / p['model_steps_total']:.1f}%"
+             + (f", left {duration(p['run_seconds_left'])}" if rate else ""),
+             None if best_val_loss is None else f"best val loss {best_val_loss:.4f}"]
+    return " | ".join(x for x in parts if x)

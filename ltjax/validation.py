@@ -1,0 +1,271 @@
+"""Every config field's rule, checked in one pass before a run touches its workdir.
+
+Rules are data (`SCHEMA`: a dotted field name -> its type, bounds or choices; `CROSS`: rules that
+relate fields), so an unknown field, a missing one, a value of the wrong type and an out-of-range
+value all fail the same way: `ConfigError`, whose one-line message starts with the field's name.
+What only the data can tell (the batch size against the training set) is `check_data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Iterable, Sequence
+
+from ltjax import data, models, optimizers, parallel, pruning, runtime, tickets
+
+
+class UsageError(ValueError):
+  """Bad input: reported to the user as one line, never a traceback."""
+
+
+class ConfigError(UsageError):
+  """A config field the run cannot honour; the message starts with the field's dotted name."""
+
+  def __init__(self, field: str, problem: str):
+    super().__init__(f"{field}: {problem}")
+    self.field = field
+
+
+# ---------------------------------------------------------------- rules for one value
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+  """An integer in [lo, hi] (either bound optional), or one of `also` (sentinels such as -1)."""
+  lo: int | None = None
+  hi: int | None = None
+  also: tuple[int, ...] = ()
+
+  def problem(self, v) -> str | None:
+    if not _is_int(v):
+      return f"must be an integer, got {v!r}"
+    if v in self.also:
+      return None
+    if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
+      return f"must be {self.describe()}, got {v}"
+    return None
+
+  def describe(self) -> str:
+    rng = (f"in [{self.lo}, {self.hi}]" if self.lo is not None and self.hi is not None else
+           f">= {self.lo}" if self.lo is not None else f"<= {self.hi}" if self.hi is not None else "any integer")
+    return " or ".join([*map(str, self.also), rng]) if self.also else rng
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+  """A finite number in the interval given by lo/hi; `lo_open`/`hi_open` exclude the bound."""
+  lo: float | None = None
+  hi: float | None = None
+  lo_open: bool = False
+  hi_open: bool = False
+
+  def problem(self, v) -> str | None:
+    if not (isinstance(v, (int, float)) and not isinstance(v, bool)) or not math.isfinite(v):
+      return f"must be a finite number, got {v!r}"
+    below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+    above = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+    return f"must be {self.describe()}, got {v!r}" if below or above else None
+
+  def describe(self) -> str:
+    if self.lo is not None and self.hi is not None:
+      return f"in {'(' if self.lo_open else '['}{self.lo}, {self.hi}{')' if self.hi_open else ']'}"
+    if self.lo is not None:
+      return f"{'>' if self.lo_open else '>='} {self.lo}"
+    return f"{'<' if self.hi_open else '<='} {self.hi}" if self.hi is not None else "any number"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bool:
+  def problem(self, v) -> str | None:
+    return None if isinstance(v, bool) else f"must be True or False, got {v!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Str:
+  nonempty: bool = False
+
+  def problem(self, v) -> str | None:
+    if not isinstance(v, str):
+      return f"must be a string, got {v!r}"
+    return "must not be empty" if self.nonempty and not v.strip() else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """One of `options` (a tuple, or a function returning them for registries that can grow)."""
+  options: tuple | Callable[[], Iterable]
+
+  def values(self) -> tuple:
+    return tuple(self.options() if callable(self.options) else self.options)
+
+  def problem(self, v) -> str | None:
+    values = self.values()
+    if v in values and type(v) in {type(x) for x in values}:
+      return None
+    return f"must be one of {', '.join(map(repr, values))}; got {v!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq:
+  """A tuple or list whose items each follow `item`."""
+  item: Any
+  min_len: int = 0
+  increasing: bool = False
+
+  def problem(self, v) -> str | None:
+    if not isinstance(v, (tuple, list)):
+      return f"must be a tuple, got {v!r}"
+    if len(v) < self.min_len:
+      return f"must have at least {self.min_len} item(s), got {tuple(v)!r}"
+    for i, x in enumerate(v):
+      p = self.item.problem(x)
+      if p:
+        return f"item {i} {p}"
+    if self.increasing and any(b <= a for a, b in zip(v, v[1:])):
+      return f"must be strictly increasing, got {tuple(v)!r}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Mesh:
+  def problem(self, v) -> str | None:
+    if not isinstance(v, str):
+      return f"must be a string, got {v!r}"
+    try:
+      parallel.parse_mesh(v)
+    except parallel.LayoutError as e:
+      return str(e)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelKwargs:
+  """Keyword arguments of the model's builder; checked against the model in `check`."""
+
+  def problem(self, v) -> str | None:
+    return None if hasattr(v, "items") else f"must be a mapping, got {v!r}"
+
+
+RATE = Float(0.0, 1.0, hi_open=True)
+SCHEMA: dict[str, Any] = {
+    "name": Str(nonempty=True),
+    "model": Choice(models.names),
+    "model_kwargs": ModelKwargs(),
+    "dataset": Str(nonempty=True),
+    "data_dir": Str(),
+    "validation_size": Int(lo=1),
+    "normalization": Choice(data.NORMALIZATIONS),
+    "train.optimizer": Choice(optimizers.NAMES),
+    "train.lr": Float(lo=0.0, lo_open=True),
+    "train.momentum": Float(0.0, 1.0, hi_open=True),
+    "train.nesterov": Bool(),
+    "train.weight_decay": Float(lo=0.0),
+    "train.warmup_steps": Int(lo=0),
+    "train.milestones": Seq(Int(lo=0)),
+    "train.decay": Float(0.0, 1.0, lo_open=True),
+    "train.batch_size": Int(lo=1),
+    "train.steps": Int(lo=1),
+    "train.eval_every": Int(lo=1),
+    "train.eval_batch_size": Int(lo=1),
+    "train.matmul_precision": Choice(runtime.PRECISIONS),
+    "prune.mode": Choice(("iterative", "oneshot")),
+    "prune.rounds": Int(lo=0),
+    "prune.densities": Seq(Float(0.0, 1.0, lo_open=True)),
+    "prune.conv_rate": RATE,
+    "prune.fc_rate": RATE,
+    "prune.output_rate": RATE,
+    "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
+    "prune.score": Choice(pruning.score_names),
+    "prune.rewind_step": Int(lo=0),
+    "trials": Int(lo=1),
+    "controls": Seq(Choice(("", tickets.REINIT, tickets.RANDOM_MASK))),
+    "reinit_draws": Int(lo=1),
+    "seed": Int(0, 2**32 - 1),
+    "execution.mesh": Mesh(),
+    "execution.cpu_devices": Int(lo=1, also=(-1,)),
+    "execution.ticket_batch": Int(lo=-1),
+    "execution.unroll": Choice((-1, 0, 1)),
+    "execution.compilation_cache": Bool(),
+    "execution.compilation_cache_dir": Str(),
+    "execution.intervals_per_call": Int(lo=1),
+    "execution.checkpoint_every": Int(lo=0),
+}
+
+
+# ---------------------------------------------------------------- rules that relate fields
+def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
+  """(field, problem) for each broken rule between fields; `c` maps dotted names to values."""
+  steps = c["train.steps"]
+  if c["train.eval_every"] > steps:
+    yield "train.eval_every", f"({c['train.eval_every']}) is larger than the run (train.steps={steps})"
+  if c["train.warmup_steps"] > steps:
+    yield "train.warmup_steps", f"({c['train.warmup_steps']}) is longer than the run (train.steps={steps})"
+  milestones = [m for m in c["train.milestones"] if m]  # (0,) is the "none" sentinel
+  if any(b <= a for a, b in zip(milestones, milestones[1:])):
+    yield "train.milestones", f"must be strictly increasing, got {tuple(c['train.milestones'])}"
+  if milestones and milestones[-1] >= steps:
+    yield "train.milestones", f"{milestones[-1]} is not inside the run (train.steps={steps})"
+  k = c["prune.rewind_step"]
+  if k >= steps:
+    yield "prune.rewind_step", f"({k}) is beyond the training length (train.steps={steps})"
+  elif k % c["train.eval_every"]:
+    yield "prune.rewind_step", f"({k}) must be a multiple of train.eval_every ({c['train.eval_every']})"
+  if c["prune.mode"] == "oneshot" and not c["prune.densities"]:
+    yield "prune.densities", "prune.mode='oneshot' needs at least one density"
+
+
+# ---------------------------------------------------------------- the checks
+def flatten(cfg) -> dict[str, Any]:
+  """Dotted name -> value for every leaf of a ConfigDict (model_kwargs kept whole)."""
+  out = {}
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      name = f"{prefix}{key}"
+      if hasattr(value, "items") and name != "model_kwargs":
+        walk(value, name + ".")
+      else:
+        out[name] = value
+  walk(cfg, "")
+  return out
+
+
+def check(cfg) -> None:
+  """Raise ConfigError for the first field (in SCHEMA's order) a run cannot honour."""
+  c = flatten(cfg)
+  for name in c:
+    if name not in SCHEMA:
+      raise ConfigError(name, f"unknown config field; fields: {', '.join(SCHEMA)}")
+  for name, rule in SCHEMA.items():
+    if name not in c:
+      raise ConfigError(name, "missing from the config (start config files from ltjax.configs.base)")
+    problem = rule.problem(c[name])
+    if problem:
+      raise ConfigError(name, problem)
+  for name, problem in _cross(c):
+    raise ConfigError(name, problem)
+  _check_model_kwargs(c["model"], c["model_kwargs"])
+
+
+def _check_model_kwargs(model: str, kwargs) -> None:
+  try:
+    models.get(model).build(10, **dict(kwargs))
+  except TypeError as e:  # flax modules are dataclasses: an unknown field is a TypeError
+    raise ConfigError("model_kwargs", f"not accepted by model {model!r}: {e}") from None
+  except (ValueError, KeyError) as e:
+    raise ConfigError("model_kwargs", f"{e}") from None
+
+
+def check_data(cfg, train_size: int) -> None:
+  """What only the loaded data can tell (validation_size against the split is checked by
+  `data.load`, which cannot split otherwise)."""
+  if cfg.train.batch_size > train_size:
+    raise ConfigError("train.batch_size", f"({cfg.train.batch_size}) is larger than the training "
+                                          f"set ({train_size} examples once validation_size is held out)")
+
+
+def field_names() -> Sequence[str]:
+  return tuple(SCHEMA)
