@@ -58,7 +58,11 @@ def run(main: Callable[[list[str]], None], argv: Sequence[str] | None = None) ->
   """`app.run` with WARNING-level logs (orbax and tfds are chatty at INFO) and one-line flag errors."""
   logging.set_verbosity(logging.WARNING)
   logging_std.getLogger("absl").addFilter(_DropNoise())
-  app.run(main, argv=list(argv) if argv is not None else None, flags_parser=_parse_flags)
+  def checked_main(args):
+    if len(args) > 1:
+      fail(f"unexpected arguments: {' '.join(args[1:])} (flags are --name=value)")
+    return main(args)
+  app.run(checked_main, argv=list(argv) if argv is not None else None, flags_parser=_parse_flags)
 
 
 class StatusLine:

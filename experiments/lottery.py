@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 import jax
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 import ltjax.configs
@@ -112,8 +112,7 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "Join a multi-process run tha
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  del argv  # cli.run refuses stray arguments
   cfg = _CONFIG.value
   with cfg.unlocked():
     if _DATA_DIR.value:

@@ -1,20 +1,21 @@
 r"""Prepares a TFDS dataset on disk (array_record) so that `ltjax.data.load` can read it.
 
-Preparing needs TensorFlow (`pip install -e '.[tf]'`); reading afterwards does not. Offline, point
---manual_dir at the original files (e.g. MNIST's four .gz files):
+MNIST and Fashion-MNIST are prepared without TensorFlow; other datasets need it
+(`pip install -e '.[tf]'`). Reading never does. Offline, point --manual_dir at the original files
+(e.g. MNIST's four .gz files):
 
   python -m experiments.prepare_data --dataset=mnist --data_dir=~/tensorflow_datasets \
       --manual_dir=/path/to/raw/mnist
 
 Errors (TensorFlow missing, unknown dataset, bad paths) print one line and exit with status 1;
-bad flags exit with status 2.
+bad flags too.
 """
 
 
 from absl import flags
 
 from experiments import cli
-from ltjax import data
+from ltjax import data, prepare
 
 _DATASET = flags.DEFINE_string("dataset", None, "TFDS name, e.g. mnist, fashion_mnist, cifar10.")
 _DATA_DIR = flags.DEFINE_string(
@@ -26,11 +27,11 @@ _MANUAL_DIR = flags.DEFINE_string(
 
 def main(argv):
   if len(argv) > 1:
-    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}", status=2)
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if not _DATASET.value:
-    cli.fail("--dataset is required (e.g. --dataset=mnist)", status=2)
+    cli.fail("--dataset is required (e.g. --dataset=mnist)")
   try:
-    path = data.prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value)
+    path = prepare.prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value)
   except (ImportError, ValueError, OSError) as e:  # tfds' DatasetNotFoundError is a ValueError.
     cli.fail(str(e))
   print(f"prepared {_DATASET.value} in {path}")

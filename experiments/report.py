@@ -7,6 +7,7 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
+import os
 import pathlib
 
 
@@ -20,6 +21,9 @@ _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by ex
 _OUT = flags.DEFINE_string("out", None, "Where the report goes (default: <first workdir>/report).")
 _LABELS = flags.DEFINE_multi_string("label", None, "A legend label per workdir (default: the "
                                     "workdir's name).")
+cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
+               "out must be a directory path (not empty, not an existing file)")
+cli.check_flag("workdir", lambda v: v is None or all(w.strip() for w in v), "workdir must not be empty")
 
 
 def main(argv):
@@ -40,7 +44,7 @@ def main(argv):
   try:
     path = plots.write_report(runs, out, log=print)
   except OSError as e:
-    cli.fail(f"cannot write the report to {out}: {e.strerror or e}")
+    cli.fail(f"out: cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")
 
 

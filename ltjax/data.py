@@ -151,7 +151,7 @@ def _parse_name(name: str) -> tuple[str, str | None]:
 
 def _prepare_hint(base: str, data_dir: pathlib.Path) -> str:
   return (f"prepare it with `python -m experiments.prepare_data --dataset={base} "
-          f"--data_dir={data_dir}` (needs TensorFlow: pip install -e '.[tf]')")
+          f"--data_dir={data_dir}` (or let a run prepare it)")
 
 
 def prepared_dir(name: str, data_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -379,34 +379,3 @@ def load(name: str, data_dir: str | os.PathLike | None = None, validation_size: 
     mean = std = None  # from_arrays computes them on the examples left for training.
   return from_arrays(base, train, test, num_classes=int(arrays["num_classes"]),
                      validation_size=validation_size, mean=mean, std=std)
-
-
-def prepare(name: str, data_dir: str | os.PathLike | None = None,
-            manual_dir: str | os.PathLike | None = None) -> pathlib.Path:
-  """Downloads (or reads from `manual_dir`) and prepares `name` as array_record; returns its dir.
-
-  This is the only step that needs TensorFlow (TFDS uses it to write datasets); `load` does not.
-  With `manual_dir` holding the original files (e.g. MNIST's four .gz files) nothing is
-  downloaded.
-
-  Raises:
-    ValueError: unknown dataset or bad `manual_dir` (checked before anything slow).
-    ImportError: TensorFlow is not installed.
-  """
-  import tensorflow_datasets as tfds
-
-  base, _ = _parse_name(name)
-  tfds.builder_cls(base.split("/")[0])  # Unknown names fail here, offline and at once.
-  if manual_dir is not None and not pathlib.Path(manual_dir).expanduser().is_dir():
-    raise ValueError(f"manual_dir {manual_dir} is not a directory")
-  try:
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-  except ImportError as e:
-    raise ImportError(f"preparing TFDS datasets needs TensorFlow, which is not importable ({e}); "
-                      "install it with pip install -e '.[tf]'") from e
-  data_dir = resolve_data_dir(data_dir)
-  builder = tfds.builder(name, data_dir=str(data_dir), file_format="array_record")
-  config = tfds.download.DownloadConfig(
-      manual_dir=None if manual_dir is None else str(pathlib.Path(manual_dir).expanduser()))
-  builder.download_and_prepare(download_config=config)
-  return pathlib.Path(str(builder.data_dir))

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import (checkpoint, data, lottery, parallel, progress, results, runtime, tensorboard,
+from ltjax import (checkpoint, data, lottery, parallel, prepare, progress, results, runtime, tensorboard,
                    tickets, train, validation)
 
 CONFIG = "config.json"
@@ -116,13 +116,22 @@ def _writable_dir(workdir: pathlib.Path) -> pathlib.Path:
   return workdir
 
 
-def load_dataset(cfg) -> data.Dataset:
+def load_dataset(cfg, log: Callable[[str], None] = print) -> data.Dataset:
+  """The config's dataset; one that is not on disk yet is prepared first (`ltjax.prepare`)."""
   if cfg.dataset == "synthetic":
     return data.synthetic(validation_size=min(cfg.validation_size, 1000))
+  load = lambda: data.load(cfg.dataset, data_dir=cfg.data_dir or None,  # noqa: E731
+                           validation_size=cfg.validation_size, normalization=cfg.normalization)
   try:
-    return data.load(cfg.dataset, data_dir=cfg.data_dir or None, validation_size=cfg.validation_size,
-                     normalization=cfg.normalization)
-  except (data.DatasetNotFoundError, ValueError) as e:
+    try:
+      return load()
+    except data.DatasetNotFoundError:
+      if jax.process_index() == 0:
+        prepare.prepare(cfg.dataset, cfg.data_dir or None, os.environ.get(prepare.MANUAL_DIR_ENV),
+                        log=log)
+      runtime.barrier("dataset_prepared")
+      return load()
+  except (data.DatasetNotFoundError, ValueError, ImportError, OSError) as e:
     raise UsageError(str(e).splitlines()[0]) from None
 
 
@@ -247,7 +256,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   if not str(workdir).strip():
     raise UsageError("workdir: must not be empty (give the directory for results and checkpoints)")
   validate(cfg)
-  dataset, setup = _build(cfg)
+  dataset, setup = _build(cfg, log)
   writer = jax.process_index() == 0
   log = log if writer else (lambda _: None)
   workdir = pathlib.Path(workdir)
@@ -273,7 +282,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   return results.read(workdir)
 
 
-def _build(cfg) -> tuple[data.Dataset, lottery.Setup]:
+def _build(cfg, log=print) -> tuple[data.Dataset, lottery.Setup]:
   """Devices, data and the compiled pieces' setup: every check that needs them, before writing."""
   ex = cfg.execution
   try:
@@ -283,7 +292,7 @@ def _build(cfg) -> tuple[data.Dataset, lottery.Setup]:
     raise UsageError(str(e)) from None
   except OSError as e:
     raise UsageError(f"execution.compilation_cache_dir: cannot use it: {e.strerror or e}") from None
-  dataset = load_dataset(cfg)
+  dataset = load_dataset(cfg, log)
   validation.check_data(cfg, len(dataset.train))
   try:
     setup = lottery.build(cfg, dataset)

@@ -1,7 +1,11 @@
 """Shared fixtures: tiny models and data so every test runs the real code in seconds on a CPU."""
 
+import dataclasses
+import json
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -10,6 +14,9 @@ import pytest
 
 from ltjax import configs, data, models
 
+# Tests never touch the network: a dataset that is not on disk fails at once instead of probing
+# its download host (subprocesses inherit this).
+os.environ["LTJAX_OFFLINE"] = "1"
 # Compiled programs go to a per-session cache, not the user's (subprocesses inherit it).
 os.environ.setdefault("LTJAX_CACHE_DIR", tempfile.mkdtemp(prefix="ltjax-test-cache-"))
 # Start JAX now, with one CPU device: an experiment's auto device setting would otherwise pick the
@@ -72,3 +79,41 @@ def tiny_lottery_config(**overrides):
 def jax_cache(tmp_path_factory):
   """A compilation cache shared by the binary's subprocesses in a test session."""
   return tmp_path_factory.mktemp("jax_cache")
+
+
+@dataclasses.dataclass
+class Ran:
+  rc: int | str
+  stdout: str
+  stderr: str
+
+
+class Binaries:
+  """Runs `python -m MODULE ARGV` in a forked child of a warm server (tests/forkserver.py)."""
+
+  def __init__(self, tmp: pathlib.Path):
+    self.tmp, self.count = tmp, 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "forkserver.py")], cwd=REPO,
+                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+  def __call__(self, module: str, argv, cwd=None, env=None, timeout: float = 60) -> Ran:
+    self.count += 1
+    out = str(self.tmp / f"run{self.count}")
+    req = {"module": module, "argv": list(argv), "cwd": str(cwd or REPO), "env": env or {},
+           "out": out, "timeout": timeout}
+    self.proc.stdin.write(json.dumps(req) + "\n")
+    self.proc.stdin.flush()
+    rc = json.loads(self.proc.stdout.readline())["rc"]
+    return Ran(rc, pathlib.Path(out + ".out").read_text(), pathlib.Path(out + ".err").read_text())
+
+  def close(self):
+    self.proc.stdin.close()
+    self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def binaries(tmp_path_factory):
+  runner = Binaries(tmp_path_factory.mktemp("binaries"))
+  yield runner
+  runner.close()
