@@ -351,28 +351,6 @@ def test_prepared_dir_picks_newest_version(tmp_path):
     data.prepared_dir("ds:latest", tmp_path)
 
 
-def test_prepare_unknown_dataset_fails_without_tensorflow(tmp_path):
-  with pytest.raises(ValueError, match="nosuchdataset"):
-    data.prepare("nosuchdataset", tmp_path)
-
-
-@pytest.mark.skipif(HAS_TF, reason="checks the error raised when TensorFlow is missing")
-def test_prepare_without_tensorflow_says_so(tmp_path):
-  with pytest.raises(ImportError, match=r"TensorFlow.*pip install -e '\.\[tf\]'"):
-    data.prepare("mnist", tmp_path, manual_dir=RAW_MNIST if RAW_MNIST.is_dir() else tmp_path)
-  assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.skipif(not HAS_TF, reason="preparing needs TensorFlow (pip install -e '.[tf]')")
-def test_prepare_mnist_from_manual_dir(tmp_path):
-  if not RAW_MNIST.is_dir():
-    pytest.skip(f"raw MNIST files not found in {RAW_MNIST}")
-  path = data.prepare("mnist", tmp_path, manual_dir=RAW_MNIST)
-  assert (path / "dataset_info.json").is_file()
-  ds = data.load("mnist", data_dir=tmp_path, cache_dir=tmp_path / "cache")
-  assert (len(ds.train), len(ds.val), len(ds.test)) == (55_000, 5_000, 10_000)
-
-
 # --------------------------------------------------------------------------- prepare_data binary
 
 
@@ -389,8 +367,7 @@ BAD_INPUTS = {
     "unknown_flag": ["--dataset=mnist", "--bogus=1"],
     "bad_version": ["--dataset=mnist:latest"],
 }
-if not HAS_TF:
-  BAD_INPUTS["no_tensorflow"] = ["--dataset=mnist", f"--manual_dir={REPO}"]
+BAD_INPUTS["offline_without_files"] = ["--dataset=mnist", f"--manual_dir={REPO}"]
 
 
 @pytest.mark.parametrize("args", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())

@@ -44,6 +44,23 @@ def test_records_cover_every_ticket_of_every_round(finished):
   assert saved["config"]["train"]["steps"] == 200 and "ltjax_version" in saved
 
 
+def test_tensorboard_has_every_tickets_curves(finished):
+  """Live curves: one TensorBoard run per ticket, matching the curves saved with each round."""
+  from ltjax import tensorboard
+  cfg, workdir, recs = finished
+  runs = sorted(p.name for p in (workdir / "tensorboard").iterdir())
+  assert runs == sorted(["ticket_trial0", "ticket_trial1", "reinit_trial0_draw0", "reinit_trial1_draw0",
+                         "random_mask_trial0", "random_mask_trial1"])
+  scalars = [s for f in sorted((workdir / "tensorboard" / "reinit_trial1_draw0").iterdir())
+             for s in tensorboard.read_scalars(f)]
+  curves = np.load(workdir / "curves" / "round_02.npz")
+  col = [tuple(x) for x in curves["ids"].tolist()].index((1, 1, 0))  # trial 1, reinit, draw 0
+  val = {step: v for step, tag, v in scalars if tag == "round_02/val_loss"}
+  assert sorted(val) == curves["step"][:, col].tolist()
+  np.testing.assert_allclose([val[s] for s in sorted(val)], curves["val_loss"][:, col], rtol=1e-6)
+  assert {t.split("/")[0] for _, t, _ in scalars} == {"round_01", "round_02", "round_03"}
+
+
 def test_density_ladder_is_exact(finished):
   _, _, recs = finished
   for r, expected in ((1, 80.04), (2, 64.06), (3, 51.28)):
@@ -155,9 +172,10 @@ def test_diverging_tickets_are_marked(tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [
     ("train.steps", -1, "train.steps"), ("train.eval_every", 500, "larger than the run"),
-    ("prune.fc_rate", 1.0, r"\[0, 1\)"), ("prune.conv_rate", -0.2, r"\[0, 1\)"),
-    ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "unknown model"),
-    ("controls", ("reinit", "nope"), "controls"), ("prune.score", "nope", "unknown pruning score"),
+    ("prune.fc_rate", 1.0, r"^prune.fc_rate: must be in \[0.0, 1.0\)"),
+    ("prune.conv_rate", -0.2, r"^prune.conv_rate: must be in \[0.0, 1.0\)"),
+    ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "^model: must be one of .*lenet_300_100"),
+    ("controls", ("reinit", "nope"), "controls"), ("prune.score", "nope", "^prune.score: must be one of .*magnitude"),
     ("prune.mode", "sometimes", "prune.mode")])
 def test_validate_rejects_bad_configs(field, value, message):
   with pytest.raises(experiment.UsageError, match=message):

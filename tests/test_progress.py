@@ -1,0 +1,55 @@
+"""Progress bookkeeping and the status line."""
+
+import io
+
+import pytest
+
+from experiments import cli
+from ltjax import progress
+
+
+def test_rates_skip_the_compiling_report_and_eta_follows():
+  p = progress.RunProgress(round_tickets=[2, 5, 5], steps=1000)
+  assert p.total == 12_000
+  first = p.update(0, 100, now=10.0)  # includes compilation: no rate yet
+  assert first["model_steps_per_s"] is None and first["run_seconds_left"] is None
+  second = p.update(0, 600, now=11.0)  # 500 steps x 2 tickets in 1 s
+  assert second["model_steps_per_s"] == pytest.approx(1000)
+  assert second["round_seconds_left"] == pytest.approx(400 * 2 / 1000)
+  assert second["run_seconds_left"] == pytest.approx((12_000 - 1200) / 1000)
+  fresh = p.update(1, 100, now=30.0)  # a new round's first report: rate kept, not remeasured
+  assert fresh["model_steps_per_s"] == pytest.approx(1000)
+  assert fresh["model_steps_done"] == 2000 + 500
+  line = progress.RunProgress.line(fresh, best_val_loss=0.1234)
+  assert "round 1/2 step 100/1000" in line and "5 tickets" in line and "run 20.8%, left 10s" in line
+  assert "best val loss 0.1234" in line
+
+
+def test_resumed_runs_count_finished_rounds_as_done():
+  p = progress.RunProgress([1, 3, 3], steps=10, first_round=2)
+  assert p.done_before == 40
+  assert p.update(2, 5, now=0.0)["model_steps_done"] == 55
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.4, "59s"), (61, "1m01s"), (3725, "1h02m")])
+def test_duration(seconds, text):
+  assert progress.duration(seconds) == text
+
+
+class _Tty(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_status_line_rewrites_itself_in_a_terminal_and_logs_when_piped():
+  tty = _Tty()
+  line = cli.StatusLine(tty, tty_every_s=0.0)
+  line("a")
+  line("b")
+  line.log("round done")
+  assert tty.getvalue().count("\r\x1b[2K") == 3 and "\n" not in tty.getvalue().split("round done")[0]
+  piped = io.StringIO()
+  line = cli.StatusLine(piped, piped_every_s=3600)
+  line("first")
+  line("throttled")
+  assert piped.getvalue().count("\n") == 1 and "first" in piped.getvalue()
