@@ -1,7 +1,7 @@
 r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, many seeds at once.
 
   python -m experiments.lottery                                  # quick LeNet/MNIST run
-  python -m experiments.lottery --config=lenet_mnist --workdir=/tmp/lenet   # the paper's schedule
+  python -m experiments.lottery --config=lenet_mnist --workdir=workdirs/lenet_mnist   # the paper's schedule
   python -m experiments.lottery --config=lenet_quick --config.train.steps=500 --config.trials=2
   python -m experiments.lottery --coordinator_address=host0:1234 --num_processes=2 --process_id=0
 

@@ -2,7 +2,7 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
 
   python -m experiments.report --workdir=workdirs/lenet_quick     # -> workdirs/lenet_quick/report
   python -m experiments.report --workdir=runs/a --workdir=runs/b --label=iterative --label=oneshot \
-      --out=/tmp/compare                                           # overlay two runs
+      --out=workdirs/compare                                       # overlay two runs
 
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """

@@ -46,10 +46,10 @@ def _assert_one_line_error(proc, fragment):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--config=no_such_preset"], "unknown preset"),
-    (["--config.model=nope"], "unknown model"),
+    (["--config.model=nope"], "model: must be one of"),
     (["--config.dataset=no_such_dataset"], "no_such_dataset"),
-    (["--config.prune.fc_rate=1.0"], "[0, 1)"),
-    (["--config.prune.output_rate=-0.1"], "[0, 1)"),
+    (["--config.prune.fc_rate=1.0"], "prune.fc_rate: must be in [0.0, 1.0)"),
+    (["--config.prune.output_rate=-0.1"], "prune.output_rate: must be in [0.0, 1.0)"),
     (["--config.train.steps=-5"], "train.steps"),
     (["--config.train.steps=100", "--config.train.eval_every=500"], "larger than the run"),
     (["--config.train.steps=100", "--config.prune.rewind_step=200"], "beyond the training length"),

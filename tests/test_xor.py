@@ -172,7 +172,7 @@ def test_experiment_is_deterministic_for_a_seed(small_run):
 
 
 @pytest.mark.parametrize("field, value, fragment", [
-    ("inits", 0, "inits"), ("steps", 0, "steps"), ("learning_rate", -1.0, "learning rate"),
+    ("inits", 0, "inits"), ("steps", 0, "steps"), ("learning_rate", -1.0, "learning_rate"),
     ("activation", "gelu2", "activation"), ("inputs", "xy", "inputs"), ("zl_threshold", 1.0, "zl"),
     ("targets", (2, 4), "targets"), ("scratch_sizes", (12,), "scratch"),
     ("optimizer", "lbfgs", "optimizer"),
@@ -198,9 +198,9 @@ def test_binary_runs_and_writes_results(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--inits=0"], "inits must be >= 1"),
-    (["--activation=nope"], "unknown activation"),
+    (["--activation=nope"], "activation must be one of"),
     (["--no_such_flag"], "no_such_flag"),
-    (["--out=setup.py"], "not a directory"),
+    (["--out=setup.py"], "out must be a directory path"),
 ])
 def test_binary_bad_input_is_one_line_error(args, fragment):
   proc = _binary(*args)
