@@ -16,6 +16,7 @@ resume) is the caller's, through the `RoundSink` protocol.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Callable, Protocol, Sequence
 
@@ -42,6 +43,7 @@ class Setup:
   kinds: PyTree
   rates: PyTree
   trainer: train.Trainer
+  compiled: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # per line-up
 
 
 def build(cfg, dataset: Dataset) -> Setup:
@@ -70,14 +72,18 @@ def max_tickets(cfg) -> int:
 
 
 def make_init(module, input_shape) -> Callable[[jax.Array], tuple[PyTree, PyTree]]:
-  """key -> (params, model_state): the module's own initializer, other collections kept apart."""
+  """key -> (params, model_state): the module's own initializer, other collections kept apart.
+
+  Compiled as one program: run eagerly, flax's init (a forward pass, the initializers) compiles
+  dozens of single-op programs, which dominated the cold start on GPU.
+  """
   example = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
 
   def init_fn(key):
     variables = module.init({"params": key, "dropout": key}, example, train=False)
     return variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
-  return init_fn
+  return jax.jit(init_fn)
 
 
 def ticket_batch(setting: int, kinds: PyTree, layout: parallel.Layout = parallel.Layout()) -> int | None:
@@ -148,32 +154,41 @@ def initial_lineage(setup: Setup) -> Lineage:
   keys = jnp.stack([key_for(cfg.seed, _PURPOSE["init"], t) for t in range(cfg.trials)])
   params, model_state = jax.vmap(setup.init_fn)(keys)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
-                 start_model_state=model_state, mask=jax.vmap(masks_lib.ones)(params),
+                 start_model_state=model_state, mask=jax.jit(jax.vmap(masks_lib.ones))(params),
                  dense_params=params)
 
 
 def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.TrainState:
   """The round's starting TrainStates, one per ticket id (stacked)."""
-  cfg, r = setup.cfg, lineage.round
+  ids = tuple(ids)
+  if ids not in setup.compiled:  # one program per line-up, not dozens of single-op ones per round
+    setup.compiled[ids] = jax.jit(functools.partial(_start_tickets, setup, ids))
+  params, mask, model_state, keys = setup.compiled[ids](
+      lineage.start_params, lineage.mask, lineage.start_model_state, jnp.int32(lineage.round))
+  states = setup.trainer.init_states(params, mask, model_state, keys)
+  if rewinding(setup.cfg) and lineage.round > 0:
+    # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
+    states = states.replace(opt_state=_set_count(states.opt_state, setup.cfg.prune.rewind_step))
+  return states
+
+
+def _start_tickets(setup: Setup, ids, start_params, lineage_mask, start_model_state, r):
+  """Stacked (params, mask, model_state, data key) of each ticket id: the trial's ticket reset to
+  its start, a fresh init under its mask, or its start under a shuffled mask."""
+  seed = setup.cfg.seed
   params, mask, model_state, keys = [], [], [], []
   for tid in ids:
     take = lambda tree, t=tid.trial: jax.tree.map(lambda x: x[t], tree)  # noqa: E731
-    m = take(lineage.mask)
-    p, ms = take(lineage.start_params), take(lineage.start_model_state)
+    m, p, ms = take(lineage_mask), take(start_params), take(start_model_state)
     if tid.kind == tickets.REINIT:
-      p, ms = setup.init_fn(key_for(cfg.seed, _PURPOSE["reinit"], r, tid.trial, tid.draw))
+      p, ms = setup.init_fn(key_for(seed, _PURPOSE["reinit"], r, tid.trial, tid.draw))
     elif tid.kind == tickets.RANDOM_MASK:
-      m = tickets.shuffle_mask(m, setup.kinds, key_for(cfg.seed, _PURPOSE["shuffle"], r, tid.trial))
+      m = tickets.shuffle_mask(m, setup.kinds, key_for(seed, _PURPOSE["shuffle"], r, tid.trial))
     params.append(tickets.reset(p, m))
     mask.append(m)
     model_state.append(ms)
-    keys.append(key_for(cfg.seed, _PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw))
-  states = setup.trainer.init_states(parallel.stack(params), parallel.stack(mask),
-                                     parallel.stack(model_state), jnp.stack(keys))
-  if rewinding(cfg) and r > 0:
-    # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
-    states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
-  return states
+    keys.append(key_for(seed, _PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw))
+  return parallel.stack(params), parallel.stack(mask), parallel.stack(model_state), jnp.stack(keys)
 
 
 def rewinding(cfg) -> bool:
