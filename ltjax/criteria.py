@@ -1,0 +1,183 @@
+"""Pruning criteria that see the network and data, for finding tickets at initialization.
+
+`pruning` scores weights from (trained, init) values alone; the criteria here also need the
+model: SNIP and GraSP a loss on a batch, SynFlow the forward pass on an all-ones input. Each is a
+small function `score(params, mask, net, key) -> scores` (higher = keep), registered by name,
+and `prune_at_init` turns any of them (the weight-only ones too) into a mask at an exact density,
+layerwise or global, reusing `pruning`'s exact counts and deterministic selection. `invert`
+is Frankle et al. 2021's sanity check of keeping the lowest scores instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from ltjax import masks as masks_lib
+from ltjax import pruning
+from ltjax.models.registry import FIXED, PRUNABLE_KINDS
+
+PyTree = Any
+
+
+class CriterionError(ValueError):
+  """A criterion that cannot run as asked (unknown, missing data, unreachable density)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+  """What a data-aware criterion may look at.
+
+  apply: `apply(params, x) -> logits`, the model in evaluation mode.
+  loss: `loss(params, images, labels) -> scalar`, the training loss.
+  images, labels: the batch SNIP and GraSP score on (None for data-free criteria).
+  input_shape: one example's shape (SynFlow feeds ones of this shape).
+  """
+  apply: Callable[[PyTree, jax.Array], jax.Array]
+  loss: Callable[[PyTree, jax.Array, jax.Array], jax.Array]
+  input_shape: tuple[int, ...]
+  images: jax.Array | None = None
+  labels: jax.Array | None = None
+
+
+ScoreFn = Callable[[PyTree, PyTree, Network | None, jax.Array], PyTree]
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+  score: ScoreFn
+  needs_data: bool = False   # a batch in `Network`
+  needs_network: bool = True
+  iterations: int = 1        # scored and pruned this many times, density shrinking exponentially
+
+
+_CRITERIA: dict[str, Criterion] = {}
+
+
+def register(name: str, criterion: Criterion) -> Criterion:
+  _CRITERIA[name] = criterion
+  return criterion
+
+
+def names() -> list[str]:
+  return sorted(_CRITERIA)
+
+
+def get(name: str) -> Criterion:
+  if name not in _CRITERIA:
+    raise CriterionError(f"unknown criterion {name!r}; known: {', '.join(names())}")
+  return _CRITERIA[name]
+
+
+# ---------------------------------------------------------------- the criteria
+def snip(params, mask, net: Network, key):
+  """SNIP (Lee et al. 2019): connection sensitivity |dL/dtheta * theta| on a batch."""
+  del key
+  masked = masks_lib.apply(params, mask)
+  g = jax.grad(net.loss)(masked, net.images, net.labels)
+  return jax.tree.map(lambda gi, p: jnp.abs(gi * p), g, masked)
+
+
+def grasp(params, mask, net: Network, key):
+  """GraSP (Wang et al. 2020): S = -theta * Hg, with Hg a JVP of the gradient (no Hessian).
+
+  GraSP removes the weights with the *largest* S (removing them reduces gradient flow least), so
+  the score returned here is -S = theta * Hg: pruning drops the lowest scores, as for the others.
+  """
+  del key
+  masked = masks_lib.apply(params, mask)
+  grad_fn = lambda p: jax.grad(net.loss)(p, net.images, net.labels)  # noqa: E731
+  g = jax.lax.stop_gradient(grad_fn(masked))
+  _, hg = jax.jvp(grad_fn, (masked,), (g,))
+  return jax.tree.map(lambda p, h: p * h, masked, hg)
+
+
+def synflow(params, mask, net: Network, key):
+  """SynFlow (Tanaka et al. 2020), one scoring: R = sum f(1; |theta|), score |dR/dtheta * theta|.
+
+  Data-free: the input is all ones and every parameter (biases too) is replaced by its absolute
+  value, so R sums the network's positive paths. `prune_at_init` iterates it (100 rounds).
+  """
+  del key
+  positive = jax.tree.map(jnp.abs, masks_lib.apply(params, mask))
+  ones = jnp.ones((1,) + tuple(net.input_shape), jnp.float32)
+  g = jax.grad(lambda p: jnp.sum(net.apply(p, ones)))(positive)
+  return jax.tree.map(lambda gi, p: gi * p, g, positive)
+
+
+def _weights_only(fn):
+  """A `pruning` score (trained, init, key) used at init: trained = init = the current weights."""
+  def score(params, mask, net, key):
+    del mask, net
+    return fn(params, params, key)
+  return score
+
+
+register("snip", Criterion(snip, needs_data=True))
+register("grasp", Criterion(grasp, needs_data=True))
+register("synflow", Criterion(synflow, iterations=100))
+register("magnitude", Criterion(_weights_only(pruning.magnitude), needs_network=False))
+register("random", Criterion(_weights_only(pruning.random), needs_network=False))
+
+
+# ---------------------------------------------------------------- one-shot pruning to a density
+def target_rates(mask: PyTree, kinds: PyTree, density: float, scope: str) -> PyTree:
+  """Per-leaf rates (of the alive weights) that leave round(density * size) weights in each
+  prunable leaf (layerwise) or in all of them together (global); fixed leaves keep theirs."""
+  leaves, treedef = jax.tree.flatten(mask)
+  kind_leaves = jax.tree.leaves(kinds)
+  prunable = [k in PRUNABLE_KINDS for k in kind_leaves]
+  alive = [int(jnp.sum(m)) for m in leaves]
+  if scope == pruning.GLOBAL:
+    size = sum(m.size for m, p in zip(leaves, prunable) if p)
+    pool = sum(a for a, p in zip(alive, prunable) if p)
+    keep = round(density * size)
+    if not 0 < keep <= pool:
+      raise CriterionError(f"density {density:g} is not reachable from {pool} of {size} weights")
+    rate = (pool - keep) / pool
+    return jax.tree.unflatten(treedef, [rate if p else 0.0 for p in prunable])
+  rates = []
+  for m, a, p in zip(leaves, alive, prunable):
+    keep = round(density * m.size)
+    if p and not 0 < keep <= a:
+      raise CriterionError(f"density {density:g} is not reachable in a layer of {m.size} weights "
+                           f"with {a} alive (it would keep {keep})")
+    rates.append((a - keep) / a if p else 0.0)
+  return jax.tree.unflatten(treedef, rates)
+
+
+def prune_at_init(name: str, params: PyTree, mask: PyTree, kinds: PyTree, density: float,
+                  scope: str = pruning.LAYERWISE, net: Network | None = None,
+                  key: jax.Array | None = None, invert: bool = False) -> PyTree:
+  """The mask keeping `density` of each prunable layer (layerwise) or of all (global), by `name`.
+
+  Criteria with `iterations` > 1 (SynFlow) rescore and prune that many times, the density
+  falling as density^(k/n), as in their paper; the others score once. `invert=True` keeps the
+  lowest scores instead (a sanity check: a good criterion should do much worse inverted).
+  """
+  criterion = get(name)
+  if not 0.0 < density <= 1.0:
+    raise CriterionError(f"density must be in (0, 1], got {density!r}")
+  if scope not in (pruning.LAYERWISE, pruning.GLOBAL):
+    raise CriterionError(f"scope must be {pruning.LAYERWISE!r} or {pruning.GLOBAL!r}, got {scope!r}")
+  if criterion.needs_network and net is None:
+    raise CriterionError(f"criterion {name!r} needs the network (a Network)")
+  if criterion.needs_data and (net is None or net.images is None or net.labels is None):
+    raise CriterionError(f"criterion {name!r} needs data: give Network(images=..., labels=...)")
+  key = jax.random.key(0) if key is None else key
+  score = jax.jit(lambda p, m, k: criterion.score(p, m, net, k))
+  n = criterion.iterations
+  for i in range(1, n + 1):
+    scores = score(params, mask, jax.random.fold_in(key, i))
+    if invert:
+      scores = jax.tree.map(jnp.negative, scores)
+    rates = target_rates(mask, kinds, density ** (i / n), scope)
+    mask = pruning.prune(scores, mask, kinds, rates, scope)
+  return mask
+
+
+__all__ = ["Criterion", "CriterionError", "Network", "FIXED", "get", "grasp", "names",
+           "prune_at_init", "register", "snip", "synflow", "target_rates"]

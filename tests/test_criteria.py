@@ -1,0 +1,119 @@
+"""Pruning at initialization: each criterion against its definition, exact densities, controls."""
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ltjax import criteria, masks, pruning
+from ltjax.models import mlp, registry
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_data):
+  spec = registry.ModelSpec(name="crit_mlp", output_layer="out",
+                            build=lambda num_classes=10: mlp.MLP(hidden=(16, 8), num_classes=num_classes))
+  module = spec.build()
+  x = jnp.asarray(tiny_data.normalize(tiny_data.train.images[:32]))
+  y = jnp.asarray(tiny_data.train.labels[:32])
+  params = module.init(jax.random.key(0), x[:1])["params"]
+  kinds = spec.layer_kinds(params)
+
+  def apply(p, inputs):
+    return module.apply({"params": p}, inputs)
+
+  def loss(p, images, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(apply(p, images), labels).mean()
+
+  net = criteria.Network(apply=apply, loss=loss, input_shape=x.shape[1:], images=x, labels=y)
+  return params, kinds, net
+
+
+def _flat(tree):
+  return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+def test_snip_is_gradient_times_weight(setup):
+  params, kinds, net = setup
+  s = jax.jit(lambda p: criteria.snip(p, masks.ones(p), net, None))(params)
+  g = jax.jit(jax.grad(net.loss))(params, net.images, net.labels)
+  np.testing.assert_allclose(_flat(s), jnp.abs(_flat(g) * _flat(params)), rtol=1e-6)
+
+
+def test_grasp_uses_the_hessian_gradient_product(setup):
+  _, _, net = setup
+  module = mlp.MLP(hidden=(3,), num_classes=10)  # small enough for an explicit Hessian
+  params = module.init(jax.random.key(2), net.images[:1])["params"]
+  small = criteria.Network(apply=lambda p, x: module.apply({"params": p}, x),
+                           loss=lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(
+                               module.apply({"params": p}, x), y).mean(),
+                           input_shape=net.input_shape, images=net.images, labels=net.labels)
+  flat, unravel = jax.flatten_util.ravel_pytree(params)
+  loss = lambda f: small.loss(unravel(f), small.images, small.labels)  # noqa: E731
+  g = jax.grad(loss)(flat)
+  hg = jax.jit(jax.hessian(loss))(flat) @ g
+  s = jax.jit(lambda p: criteria.grasp(p, masks.ones(p), small, None))(params)
+  np.testing.assert_allclose(_flat(s), flat * hg, rtol=2e-3, atol=1e-7)
+
+
+def test_synflow_matches_its_closed_form_on_a_linear_net():
+  w1 = jnp.array([[1.0, -2.0], [3.0, 0.5], [-1.0, 1.0]])  # 3 inputs -> 2 hidden
+  w2 = jnp.array([[2.0], [-4.0]])                         # 2 hidden -> 1 output
+  params = {"a": w1, "b": w2}
+  net = criteria.Network(apply=lambda p, x: x @ p["a"] @ p["b"], loss=None, input_shape=(3,))
+  s = criteria.synflow(params, masks.ones(params), net, None)
+  a, b = jnp.abs(w1), jnp.abs(w2)
+  # R = 1^T |W1| |W2|: dR/d|W1|_ij = |W2|_j, dR/d|W2|_j = sum_i |W1|_ij
+  np.testing.assert_allclose(s["a"], a * b[:, 0][None, :])
+  np.testing.assert_allclose(s["b"], b * a.sum(0)[:, None])
+
+
+@pytest.mark.parametrize("name", ["snip", "grasp", "synflow", "magnitude", "random"])
+@pytest.mark.parametrize("scope", [pruning.LAYERWISE, pruning.GLOBAL])
+def test_exact_density_and_pruned_weights_zero(setup, name, scope):
+  params, kinds, net = setup
+  mask = criteria.prune_at_init(name, params, masks.ones(params), kinds, 0.036, scope, net,
+                                jax.random.key(1))
+  sizes = masks.layer_sizes(params, kinds)
+  kept = {k: int(v) for k, v in masks.layer_counts(mask, kinds).items()}
+  if scope == pruning.LAYERWISE:
+    assert kept == {k: round(0.036 * n) for k, n in sizes.items()}
+  else:
+    assert sum(kept.values()) == round(0.036 * sum(sizes.values()))
+  masks.check(masks.apply(params, mask), mask, kinds)  # pruned weights exactly zero
+  assert all(bool(m.all()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds))
+             if k == registry.FIXED)
+
+
+def test_synflow_avoids_layer_collapse_where_one_shot_snip_global_may_not(setup):
+  params, kinds, net = setup
+  mask = criteria.prune_at_init("synflow", params, masks.ones(params), kinds, 0.01, pruning.GLOBAL, net)
+  assert all(int(v) > 0 for v in masks.layer_counts(mask, kinds).values())
+
+
+def test_inverted_scores_keep_the_complement(setup):
+  params, kinds, net = setup
+  ones = masks.ones(params)
+  top = criteria.prune_at_init("snip", params, ones, kinds, 0.5, pruning.LAYERWISE, net)
+  bottom = criteria.prune_at_init("snip", params, ones, kinds, 0.5, pruning.LAYERWISE, net, invert=True)
+  for t, b, k in zip(jax.tree.leaves(top), jax.tree.leaves(bottom), jax.tree.leaves(kinds)):
+    if k != registry.FIXED:
+      assert not bool(jnp.any(t & b)) and int(t.sum()) == int(b.sum())
+
+
+def test_bad_requests_are_one_line_errors(setup):
+  params, kinds, net = setup
+  ones = masks.ones(params)
+  with pytest.raises(criteria.CriterionError, match="unknown criterion 'nope'"):
+    criteria.prune_at_init("nope", params, ones, kinds, 0.5)
+  with pytest.raises(criteria.CriterionError, match="needs data"):
+    criteria.prune_at_init("snip", params, ones, kinds, 0.5,
+                           net=criteria.Network(net.apply, net.loss, net.input_shape))
+  with pytest.raises(criteria.CriterionError, match="needs the network"):
+    criteria.prune_at_init("synflow", params, ones, kinds, 0.5)
+  with pytest.raises(criteria.CriterionError, match="not reachable"):
+    criteria.prune_at_init("synflow", params, ones, kinds, 1e-5, net=net)
+  with pytest.raises(criteria.CriterionError, match="density must be in"):
+    criteria.prune_at_init("magnitude", params, ones, kinds, 0.0)
