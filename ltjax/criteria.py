@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from ltjax import masks as masks_lib
 from ltjax import pruning
-from ltjax.models.registry import FIXED, PRUNABLE_KINDS
+from ltjax.kinds import FIXED, PRUNABLE_KINDS
 
 PyTree = Any
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ltjax import kinds as kinds_lib
 from ltjax import masks as masks_lib
 from ltjax import models, optimizers, parallel, pruning, tickets, train
 from ltjax.data import Dataset
@@ -94,7 +95,7 @@ def ticket_batch(setting: int, kinds: PyTree, layout: parallel.Layout = parallel
   if setting == -1:
     if jax.default_backend() != "cpu":
       return None
-    return 1 if layout.mesh is not None or models.CONV in jax.tree.leaves(kinds) else 2
+    return 1 if layout.mesh is not None or kinds_lib.CONV in jax.tree.leaves(kinds) else 2
   return None if setting == 0 else setting
 
 
@@ -102,7 +103,7 @@ def unroll(setting: int, kinds: PyTree) -> bool:
   """-1 (auto): unroll (no device loops) for conv nets on CPU, where XLA runs convolutions inside
   while loops ~70x slower (jax issue #12868); 0 never; 1 always."""
   if setting == -1:
-    return jax.default_backend() == "cpu" and models.CONV in jax.tree.leaves(kinds)
+    return jax.default_backend() == "cpu" and kinds_lib.CONV in jax.tree.leaves(kinds)
   return bool(setting)
 
 
@@ -222,8 +223,8 @@ def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_par
 
 
 def _kind_rates(cfg) -> dict[str, float]:
-  return {models.CONV: cfg.prune.conv_rate, models.FC: cfg.prune.fc_rate,
-          models.OUTPUT: cfg.prune.output_rate}
+  return {kinds_lib.CONV: cfg.prune.conv_rate, kinds_lib.FC: cfg.prune.fc_rate,
+          kinds_lib.OUTPUT: cfg.prune.output_rate}
 
 
 def num_rounds(cfg) -> int:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ltjax import masks as masks_lib
-from ltjax.models.registry import FIXED, PRUNABLE_KINDS
+from ltjax.kinds import FIXED, PRUNABLE_KINDS
 
 PyTree = Any
 ScoreFn = Callable[[PyTree, PyTree, jax.Array], PyTree]

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ltjax import masks as masks_lib
-from ltjax.models.registry import PRUNABLE_KINDS
+from ltjax.kinds import PRUNABLE_KINDS
 
 PyTree = Any
 

@@ -11,11 +11,8 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
-import jax
 
-# Layer kinds a pruning rate can be attached to; FIXED leaves (biases, norm scales) are never pruned.
-CONV, FC, OUTPUT, FIXED = "conv", "fc", "output", "fixed"
-PRUNABLE_KINDS = (CONV, FC, OUTPUT)
+from ltjax.kinds import CONV, FC, FIXED, OUTPUT, PRUNABLE_KINDS, kernel_kinds  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,20 +35,6 @@ class ModelSpec:
   def layer_kinds(self, params: Any) -> Any:
     """Pytree of kind strings with `params`' structure: conv/fc/output for kernels, fixed otherwise."""
     return kernel_kinds(params, self.output_layer)
-
-
-def kernel_kinds(params: Any, output_layer: str) -> Any:
-  """The default rule: leaves named `kernel` are prunable; 4-D kernels are conv, 2-D are fc."""
-
-  def kind(path, leaf):
-    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
-    if not names or names[-1] != "kernel":
-      return FIXED
-    if output_layer in names[:-1]:
-      return OUTPUT
-    return CONV if leaf.ndim == 4 else FC
-
-  return jax.tree_util.tree_map_with_path(kind, params)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
