@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import (checkpoint, data, lottery, parallel, prepare, progress, results, runtime, tensorboard,
+from ltjax import (checkpoint, criteria, data, lottery, parallel, prepare, progress, results, runtime, tensorboard,
                    tickets, train, validation)
 
 CONFIG = "config.json"
@@ -298,6 +298,14 @@ def _build(cfg, log=print) -> tuple[data.Dataset, lottery.Setup]:
     setup = lottery.build(cfg, dataset)
   except parallel.LayoutError as e:
     raise UsageError(f"execution.mesh: {e}") from None
+  if cfg.prune.mode == "at_init":  # every density must be reachable before anything is trained
+    shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
+    ones = jax.tree.map(lambda x: np.ones(x.shape, bool), shapes)
+    for d in cfg.prune.densities:
+      try:
+        criteria.target_rates(ones, setup.kinds, d, cfg.prune.scope)
+      except criteria.CriterionError as e:
+        raise UsageError(f"prune.densities: {e}") from None
   return setup.trainer.layout.replicate(dataset), setup
 
 

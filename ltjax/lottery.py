@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ltjax import criteria
 from ltjax import kinds as kinds_lib
 from ltjax import masks as masks_lib
 from ltjax import models, optimizers, parallel, pruning, tickets, train
@@ -205,11 +206,14 @@ def _set_count(opt_state, step: int):
 
 
 def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_params: PyTree,
-              round_index: int) -> PyTree:
-  """Prune each trial's trained ticket (iterative) or its dense net (one-shot) for the next round."""
+              round_index: int, dataset: Dataset | None = None) -> PyTree:
+  """Prune each trial's trained ticket (iterative), its dense net (one-shot), or its theta_0 with
+  a criterion that sees the network and data (at_init) for the next round."""
   cfg = setup.cfg
   rows = [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]
   scores_key = key_for(cfg.seed, _PURPOSE["score"], round_index)
+  if cfg.prune.mode == "at_init":
+    return at_init_masks(setup, lineage, dataset, cfg.prune.densities[round_index], scores_key)
   if cfg.prune.mode == "oneshot":
     sizes = masks_lib.sizes_by_kind(jax.tree.map(lambda x: x[0], lineage.init_params), setup.kinds)
     per_kind = pruning.one_shot_rates(_kind_rates(cfg), sizes, cfg.prune.densities[round_index])
@@ -222,6 +226,27 @@ def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_par
                              cfg.prune.scope, cfg.prune.score, scores_key, ticket_axes=1)
 
 
+def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: float,
+                  key: jax.Array) -> PyTree:
+  """Each trial's mask at `density`, found at its theta_0 by `prune.score` (ltjax.criteria) on
+  one training batch drawn per trial; every prunable layer takes part (layer rates are IMP's)."""
+  cfg, trainer = setup.cfg, setup.trainer
+  out = []
+  for t in range(cfg.trials):
+    params, model_state = (jax.tree.map(lambda x, t=t: x[t], tree)
+                           for tree in (lineage.init_params, lineage.init_model_state))
+    k = jax.random.fold_in(key, t)
+    idx = jax.random.permutation(k, len(dataset.train))[:trainer.batch_size]
+    logits = lambda p, x, ms=model_state: trainer.logits(p, ms, x, train=False)[0]  # noqa: E731
+    net = criteria.Network(
+        apply=logits, loss=lambda p, x, y, f=logits: train.cross_entropy(f(p, x), y),
+        input_shape=dataset.input_shape, images=dataset.normalize(dataset.train.images[idx]),
+        labels=dataset.train.labels[idx])
+    out.append(criteria.prune_at_init(cfg.prune.score, params, masks_lib.ones(params), setup.kinds,
+                                      density, cfg.prune.scope, net, k))
+  return parallel.stack(out)
+
+
 def _kind_rates(cfg) -> dict[str, float]:
   return {kinds_lib.CONV: cfg.prune.conv_rate, kinds_lib.FC: cfg.prune.fc_rate,
           kinds_lib.OUTPUT: cfg.prune.output_rate}
@@ -229,7 +254,7 @@ def _kind_rates(cfg) -> dict[str, float]:
 
 def num_rounds(cfg) -> int:
   """Rounds including the dense round 0."""
-  return 1 + (len(cfg.prune.densities) if cfg.prune.mode == "oneshot" else cfg.prune.rounds)
+  return 1 + (cfg.prune.rounds if cfg.prune.mode == "iterative" else len(cfg.prune.densities))
 
 
 # ---------------------------------------------------------------- a trained round
@@ -308,7 +333,7 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
   if r == 0:
     lineage = lineage.replace(dense_params=states.params)
   if r + 1 < num_rounds(cfg):
-    lineage = lineage.replace(mask=next_mask(setup, lineage, ids, states.params, r))
+    lineage = lineage.replace(mask=next_mask(setup, lineage, ids, states.params, r, dataset))
   return result, lineage.replace(round=r + 1)
 
 

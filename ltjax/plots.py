@@ -546,7 +546,7 @@ def config_lines(run: Run) -> list[str]:
   if not c:
     return ["(no config.json)"]
   t, p = c.get("train", {}), c.get("prune", {})
-  total = 1 + (len(p.get("densities", ())) if p.get("mode") == "oneshot" else p.get("rounds", 0))
+  total = 1 + (p.get("rounds", 0) if p.get("mode", "iterative") == "iterative" else len(p.get("densities", ())))
   pruning = (f"{p.get('mode')} magnitude pruning ({p.get('scope')}, score {p.get('score')}): "
              f"conv {p.get('conv_rate')}, fc {p.get('fc_rate')}, output {p.get('output_rate')} "
              "per round")

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Iterable, Sequence
 
-from ltjax import data, models, optimizers, parallel, pruning, runtime, tickets
+from ltjax import criteria, data, models, optimizers, parallel, pruning, runtime, tickets
 
 
 class UsageError(ValueError):
@@ -171,14 +171,14 @@ SCHEMA: dict[str, Any] = {
     "train.eval_every": Int(lo=1),
     "train.eval_batch_size": Int(lo=1),
     "train.matmul_precision": Choice(runtime.PRECISIONS),
-    "prune.mode": Choice(("iterative", "oneshot")),
+    "prune.mode": Choice(("iterative", "oneshot", "at_init")),
     "prune.rounds": Int(lo=0),
     "prune.densities": Seq(Float(0.0, 1.0, lo_open=True)),
     "prune.conv_rate": RATE,
     "prune.fc_rate": RATE,
     "prune.output_rate": RATE,
     "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
-    "prune.score": Choice(pruning.score_names),
+    "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(criteria.names()))),
     "prune.rewind_step": Int(lo=0),
     "trials": Int(lo=1),
     "controls": Seq(Choice(("", tickets.REINIT, tickets.RANDOM_MASK))),
@@ -213,8 +213,12 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
     yield "prune.rewind_step", f"({k}) is beyond the training length (train.steps={steps})"
   elif k % c["train.eval_every"]:
     yield "prune.rewind_step", f"({k}) must be a multiple of train.eval_every ({c['train.eval_every']})"
-  if c["prune.mode"] == "oneshot" and not c["prune.densities"]:
-    yield "prune.densities", "prune.mode='oneshot' needs at least one density"
+  if c["prune.mode"] in ("oneshot", "at_init") and not c["prune.densities"]:
+    yield "prune.densities", f"prune.mode={c['prune.mode']!r} needs at least one density"
+  by_mode = criteria.names() if c["prune.mode"] == "at_init" else pruning.score_names()
+  if c["prune.score"] not in by_mode:
+    yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode={c['prune.mode']!r}; "
+                          f"use one of {', '.join(by_mode)}")
 
 
 # ---------------------------------------------------------------- the checks

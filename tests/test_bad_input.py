@@ -76,6 +76,9 @@ CROSS = [
     ("prune.rewind_step", {"train.steps": 200, "prune.rewind_step": 200}),
     ("prune.rewind_step", {"train.steps": 200, "prune.rewind_step": 30}),
     ("prune.densities", {"prune.mode": "oneshot", "prune.densities": ()}),
+    ("prune.score", {"prune.mode": "at_init", "prune.score": "movement"}),
+    ("prune.score", {"prune.mode": "iterative", "prune.score": "snip"}),
+    ("prune.densities", {"prune.mode": "at_init", "prune.densities": (1e-6,)}),
     ("train.batch_size", {"train.batch_size": 55_001}),
     ("validation_size", {"validation_size": 60_000}),
 ]

@@ -192,3 +192,18 @@ def test_rewinding_starts_later_rounds_from_step_k(tmp_path):
   setup, lineage = _restored(cfg, tmp_path, next_round=2)
   assert not np.allclose(np.asarray(lineage.start_params["fc1"]["kernel"]),
                          np.asarray(lineage.init_params["fc1"]["kernel"]))
+
+
+@pytest.mark.parametrize("score", ["snip", "synflow"])
+def test_pruning_at_init_reaches_each_density_with_its_controls(score, tmp_path):
+  cfg = tiny_config(**{"prune.mode": "at_init", "prune.score": score, "prune.densities": (0.5, 0.1),
+                       "trials": 1, "train.steps": 100})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  assert sorted({r["round"] for r in recs}) == [0, 1, 2]
+  sizes = {"fc1/kernel": 784 * 300, "fc2/kernel": 300 * 100, "out/kernel": 100 * 10}
+  for r in (1, 2):
+    d = cfg.prune.densities[r - 1]
+    for rec in (x for x in recs if x["round"] == r):  # ticket, reinit and shuffled mask alike
+      assert rec["layer_density"] == pytest.approx({k: round(d * n) / n for k, n in sizes.items()})
+  ticket_mask = np.load(tmp_path / "masks" / "round_02.npz")
+  assert ticket_mask.files  # the found masks are saved like IMP's

@@ -38,14 +38,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.matmul_precision = "highest"
 
   c.prune = ml_collections.ConfigDict()
-  c.prune.mode = "iterative"      # or 'oneshot' (prune the dense net to each of `densities`)
+  # 'iterative' (IMP), 'oneshot' (prune the trained dense net to each of `densities`) or 'at_init'
+  # (prune theta_0 to each of `densities` with a criterion of ltjax.criteria: snip, grasp, synflow)
+  c.prune.mode = "iterative"
   c.prune.rounds = 16             # iterative: pruning rounds after the dense round 0
   c.prune.densities = (0.5, 0.2, 0.1)  # oneshot: target fractions of prunable weights remaining
   c.prune.conv_rate = 0.0
   c.prune.fc_rate = 0.2
   c.prune.output_rate = 0.1
   c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
-  c.prune.score = "magnitude"
+  c.prune.score = "magnitude"     # pruning.score_names(); with mode 'at_init', criteria.names()
   c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
