@@ -11,6 +11,7 @@ is Frankle et al. 2021's sanity check of keeping the lowest scores instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -168,15 +169,30 @@ def prune_at_init(name: str, params: PyTree, mask: PyTree, kinds: PyTree, densit
   if criterion.needs_data and (net is None or net.images is None or net.labels is None):
     raise CriterionError(f"criterion {name!r} needs data: give Network(images=..., labels=...)")
   key = jax.random.key(0) if key is None else key
-  score = jax.jit(lambda p, m, k: criterion.score(p, m, net, k))
   n = criterion.iterations
   for i in range(1, n + 1):
-    scores = score(params, mask, jax.random.fold_in(key, i))
+    scores = _score(name, *_static(net), params, mask, *_batch(net), jax.random.fold_in(key, i))
     if invert:
       scores = jax.tree.map(jnp.negative, scores)
     rates = target_rates(mask, kinds, density ** (i / n), scope)
     mask = pruning.prune(scores, mask, kinds, rates, scope)
   return mask
+
+
+def _static(net: Network | None):
+  return (None, None, None) if net is None else (net.apply, net.loss, tuple(net.input_shape))
+
+
+def _batch(net: Network | None):
+  return (None, None) if net is None else (net.images, net.labels)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _score(name, apply, loss, input_shape, params, mask, images, labels, key):
+  """One compiled scoring per (criterion, model) however often it is called: the functions are
+  static, the weights, mask and batch are arguments."""
+  net = None if apply is None else Network(apply, loss, input_shape, images, labels)
+  return get(name).score(params, mask, net, key)
 
 
 __all__ = ["Criterion", "CriterionError", "Network", "FIXED", "get", "grasp", "names",
