@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ltjax import masks as masks_lib
 from ltjax import pruning
@@ -170,13 +171,67 @@ def prune_at_init(name: str, params: PyTree, mask: PyTree, kinds: PyTree, densit
     raise CriterionError(f"criterion {name!r} needs data: give Network(images=..., labels=...)")
   key = jax.random.key(0) if key is None else key
   n = criterion.iterations
+  removals = _removal_schedule(mask, kinds, density, scope, n)  # exact counts, known in advance
+  pooled = tuple(k in PRUNABLE_KINDS for k in jax.tree.leaves(kinds))
+  return _prune_rounds(name, *_static(net), invert, scope, pooled, params, mask, *_batch(net), key,
+                       removals)
+
+
+def _removal_schedule(mask: PyTree, kinds: PyTree, density: float, scope: str, n: int) -> np.ndarray:
+  """[n, leaves] weights to remove in each of n rounds (density^(k/n) of each prunable layer, or
+  of all of them for global scope, in the last column group for global), from host counts."""
+  leaves = jax.tree.leaves(mask)
+  prunable = [k in PRUNABLE_KINDS for k in jax.tree.leaves(kinds)]
+  alive = np.array([int(np.asarray(m).sum()) for m in leaves])
+  sizes = np.array([m.size for m in leaves])
+  out = np.zeros((n, len(leaves) if scope == pruning.LAYERWISE else 1), np.int32)
   for i in range(1, n + 1):
-    scores = _score(name, *_static(net), params, mask, *_batch(net), jax.random.fold_in(key, i))
-    if invert:
-      scores = jax.tree.map(jnp.negative, scores)
-    rates = target_rates(mask, kinds, density ** (i / n), scope)
-    mask = pruning.prune(scores, mask, kinds, rates, scope)
-  return mask
+    d = density ** (i / n)
+    if scope == pruning.GLOBAL:
+      pool, keep = alive[prunable].sum(), round(d * sizes[prunable].sum())
+      if not 0 < keep <= pool:
+        raise CriterionError(f"density {density:g} is not reachable from {pool} of "
+                             f"{sizes[prunable].sum()} weights")
+      out[i - 1, 0] = pool - keep
+      alive = alive.copy()
+      alive[np.flatnonzero(prunable)[0]] -= pool - keep  # only the pool's total matters
+      continue
+    for j, (a, size, p) in enumerate(zip(alive, sizes, prunable)):
+      keep = round(d * size)
+      if p and not 0 < keep <= a:
+        raise CriterionError(f"density {density:g} is not reachable in a layer of {size} weights "
+                             f"with {a} alive (it would keep {keep})")
+      out[i - 1, j] = a - keep if p else 0
+    alive = alive - out[i - 1]
+  return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _prune_rounds(name, apply, loss, input_shape, invert, scope, pooled, params, mask, images,
+                  labels, key, removals):
+  """All rounds of scoring and exact selection as one compiled loop (SynFlow runs 100)."""
+  net = None if apply is None else Network(apply, loss, input_shape, images, labels)
+  score_fn = get(name).score
+  treedef = jax.tree.structure(mask)
+
+  def one_round(i, mask):
+    scores = score_fn(params, mask, net, jax.random.fold_in(key, i + 1))
+    s_leaves = [(-x if invert else x).astype(jnp.float32) for x in jax.tree.leaves(scores)]
+    m_leaves = jax.tree.leaves(mask)
+    if scope == pruning.LAYERWISE:
+      out = [pruning._drop_lowest(s.ravel(), m.ravel(), removals[i, j]).reshape(m.shape)  # pylint: disable=protected-access
+             if p else m for j, (s, m, p) in enumerate(zip(s_leaves, m_leaves, pooled))]
+      return jax.tree.unflatten(treedef, out)
+    idx = [j for j, p in enumerate(pooled) if p]
+    flat = pruning._drop_lowest(jnp.concatenate([s_leaves[j].ravel() for j in idx]),  # pylint: disable=protected-access
+                                jnp.concatenate([m_leaves[j].ravel() for j in idx]), removals[i, 0])
+    out, offset = list(m_leaves), 0
+    for j in idx:
+      out[j] = flat[offset:offset + m_leaves[j].size].reshape(m_leaves[j].shape)
+      offset += m_leaves[j].size
+    return jax.tree.unflatten(treedef, out)
+
+  return jax.lax.fori_loop(0, removals.shape[0], one_round, mask)
 
 
 def _static(net: Network | None):
@@ -185,14 +240,6 @@ def _static(net: Network | None):
 
 def _batch(net: Network | None):
   return (None, None) if net is None else (net.images, net.labels)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _score(name, apply, loss, input_shape, params, mask, images, labels, key):
-  """One compiled scoring per (criterion, model) however often it is called: the functions are
-  static, the weights, mask and batch are arguments."""
-  net = None if apply is None else Network(apply, loss, input_shape, images, labels)
-  return get(name).score(params, mask, net, key)
 
 
 __all__ = ["Criterion", "CriterionError", "Network", "FIXED", "get", "grasp", "names",
