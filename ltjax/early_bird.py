@@ -1,0 +1,90 @@
+"""Early-bird tickets (You et al. 2020): draw the mask during dense training once it stops moving.
+
+Every `every` steps the mask that magnitude pruning would draw at the target density is computed
+from the current weights; when its Hamming distance to the previous one (the fraction of
+prunable entries that differ) has stayed below `threshold` for `patience` checks in a row, that
+mask is the ticket and dense training can stop. Each stacked ticket (trial) settles on its own;
+training continues until all have, or `max_steps`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltjax import programs, pruning
+from ltjax.data import Dataset
+from ltjax.kinds import PRUNABLE_KINDS
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class Draw:
+  """Per ticket: the step its mask was drawn at (-1: never settled) and the mask (stacked)."""
+  step: np.ndarray          # [K]
+  mask: PyTree              # [K, ...]: the settled mask, or the last one drawn if it never settled
+  distances: np.ndarray     # [checks, K]: Hamming distance of each check's mask to the previous
+  steps_trained: int        # dense steps actually trained (the same for all tickets)
+  max_steps: int
+
+  @property
+  def steps_saved(self) -> np.ndarray:
+    """Dense training steps each ticket did not need, against training to `max_steps`."""
+    return np.where(self.step >= 0, self.max_steps - self.step, 0)
+
+
+def mask_distance(a: PyTree, b: PyTree, kinds: PyTree) -> jax.Array:
+  """Fraction of prunable entries where two (stacked [K, ...]) masks differ: [K]."""
+  pairs = [(x, y) for x, y, k in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(kinds))
+           if k in PRUNABLE_KINDS]
+  differ = sum(jnp.sum((x != y).reshape(x.shape[0], -1), axis=1) for x, y in pairs)
+  total = sum(int(np.prod(x.shape[1:])) for x, _ in pairs)
+  return differ / total
+
+
+def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every: int,
+         max_steps: int, threshold: float = 0.1, patience: int = 5,
+         scope: str = pruning.LAYERWISE) -> tuple[Draw, Any]:
+  """Train the stacked dense `states` until every ticket's magnitude mask settles; returns the
+  draw and the states where training stopped. `rates` prune the dense mask in one step to the
+  target density (e.g. from `pruning.one_shot_rates`)."""
+  if every < 1 or max_steps < every or patience < 1 or not 0 < threshold < 1:
+    raise ValueError(f"need every >= 1, max_steps >= every, patience >= 1, 0 < threshold < 1; got "
+                     f"every={every}, max_steps={max_steps}, patience={patience}, threshold={threshold}")
+  states = jax.tree.map(jnp.copy, states)  # training donates its input; the caller keeps theirs
+  ones = jax.tree.map(lambda m: jnp.ones_like(m, bool), states.mask)
+  k = int(jax.tree.leaves(ones)[0].shape[0])
+  drawn_step = np.full(k, -1)
+  drawn = None
+  previous, distances, calm = None, [], np.zeros(k, int)
+  step = 0
+  while step < max_steps and (drawn_step < 0).any():
+    n = min(every, max_steps - step)
+    states, _ = programs.train_steps(trainer, states, dataset, jnp.int32(step), n)
+    step += n
+    mask = pruning.prune_round(states.params, states.params, ones, kinds, rates, scope, "magnitude",
+                               ticket_axes=1)
+    if previous is not None:
+      d = np.asarray(mask_distance(mask, previous, kinds))
+      distances.append(d)
+      calm = np.where(d < threshold, calm + 1, 0)
+      settle = (calm >= patience) & (drawn_step < 0)
+      if settle.any():
+        drawn_step = np.where(settle, step, drawn_step)
+        pick = jnp.asarray(settle)
+        drawn = mask if drawn is None else jax.tree.map(
+            lambda new, old: jnp.where(pick.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+            mask, drawn)
+    elif drawn is None:
+      drawn = mask
+    previous = mask
+  # Tickets that never settled keep the last mask drawn (marked by step -1).
+  unsettled = jnp.asarray(drawn_step < 0)
+  drawn = jax.tree.map(lambda last, d: jnp.where(unsettled.reshape((-1,) + (1,) * (d.ndim - 1)), last, d),
+                       previous, drawn)
+  return Draw(drawn_step, drawn, np.array(distances).reshape(-1, k), step, max_steps), states
