@@ -396,6 +396,30 @@ def input_connectivity_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
 
 
 # ---------------------------------------------------------------- the report
+def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
+  """Test accuracy of each criterion's tickets against the model-steps spent finding them (per
+  trial; 0 for criteria at init), one line per criterion, bars = min/max over trials."""
+  fig = Figure(figsize=(7.2, 4.4))
+  ax = fig.subplots()
+  for name in dict.fromkeys(p["criterion"] for p in points):
+    mine = sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
+    x = [max(p["finding_model_steps"], 1) for p in mine]
+    acc = [100 * np.asarray(p["test_accuracy"]) for p in mine]
+    y = [a.mean() for a in acc]
+    err = [[m - a.min() for m, a in zip(y, acc)], [a.max() - m for m, a in zip(y, acc)]]
+    line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    for xi, yi, p in list(zip(x, y, mine))[-1:] if len(mine) > 4 else zip(x, y, mine):
+      ax.annotate(_pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
+                  fontsize=7, color=line[0].get_color())
+  ax.set_xscale("log")
+  ax.set_xlabel("model-steps spent finding the ticket, per trial (at init: 1)")
+  _finish(ax, "Test accuracy against the cost of finding the ticket\nlabels: % of weights remaining "
+          "(IMP: its sparsest round)",
+          "test accuracy at early stop (%)")
+  _tight(fig)
+  return fig
+
+
 def slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
 

@@ -117,3 +117,22 @@ def test_bad_requests_are_one_line_errors(setup):
     criteria.prune_at_init("synflow", params, ones, kinds, 1e-5, net=net)
   with pytest.raises(criteria.CriterionError, match="density must be in"):
     criteria.prune_at_init("magnitude", params, ones, kinds, 0.0)
+
+
+def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries, tmp_path):
+  from conftest import shared_data_dir
+  if shared_data_dir() is None:
+    pytest.skip("needs prepared MNIST")
+  ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
+                                          "--trials=1", "--densities=0.5,0.3", "--criteria=imp,oneshot,snip"],
+                 env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=400)
+  assert ran.rc == 0, ran.stderr[-2000:]
+  import json
+  points = json.loads((tmp_path / "report" / "cost.json").read_text())
+  by = {(p["criterion"], round(p["density"], 2)) for p in points}
+  assert {("oneshot", 0.5), ("oneshot", 0.3), ("snip", 0.5), ("snip", 0.3)} <= by
+  imp = [p for p in points if p["criterion"] == "imp"]
+  assert all(p["finding_model_steps"] == 100 * p["round"] for p in imp)  # every earlier round
+  assert min(p["density"] for p in imp) <= 0.3 * 1.02
+  assert all(p["finding_model_steps"] == 0 for p in points if p["criterion"] == "snip")
+  assert (tmp_path / "report" / "cost.png").stat().st_size > 10_000
