@@ -76,9 +76,41 @@ def random(trained, init, key):
   return jax.tree.unflatten(treedef, [jax.random.uniform(k, x.shape) for k, x in zip(keys, leaves)])
 
 
+def large_init(trained, init, key):
+  """Zhou et al.'s `large_init`: keep the largest |w_init| (the training is ignored)."""
+  del trained, key
+  return jax.tree.map(jnp.abs, init)
+
+
+def small_init(trained, init, key):
+  """Zhou et al.'s `small_init`: keep the smallest |w_init| (a control: expected to be poor)."""
+  del trained, key
+  return jax.tree.map(lambda i: -jnp.abs(i), init)
+
+
+def small_final(trained, init, key):
+  """Zhou et al.'s `small_final`: keep the smallest |w_final| (a control: expected to be poor)."""
+  del init, key
+  return jax.tree.map(lambda t: -jnp.abs(t), trained)
+
+
+def large_init_large_final(trained, init, key):
+  """Zhou et al.'s `large_init_large_final`: large at both ends, min(|w_init|, |w_final|)."""
+  del key
+  return jax.tree.map(lambda t, i: jnp.minimum(jnp.abs(t), jnp.abs(i)), trained, init)
+
+
+def small_init_small_final(trained, init, key):
+  """Zhou et al.'s `small_init_small_final`: small at both ends, -max(|w_init|, |w_final|)."""
+  del key
+  return jax.tree.map(lambda t, i: -jnp.maximum(jnp.abs(t), jnp.abs(i)), trained, init)
+
+
 for _name, _fn in [("magnitude", magnitude), ("large_final", magnitude),
                    ("magnitude_increase", magnitude_increase), ("movement", movement),
-                   ("random", random)]:
+                   ("random", random), ("large_init", large_init), ("small_init", small_init),
+                   ("small_final", small_final), ("large_init_large_final", large_init_large_final),
+                   ("small_init_small_final", small_init_small_final)]:
   register_score(_name, _fn)
 
 

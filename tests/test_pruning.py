@@ -161,3 +161,17 @@ def test_vmapped_pruning_matches_per_ticket(lenet):
     alone = pruning.prune_round(p_i, p_i, masks.ones(p_i), kinds, rates)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
       np.testing.assert_array_equal(a, b[i])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("large_init", lambda t, i: np.abs(i)), ("small_init", lambda t, i: -np.abs(i)),
+    ("small_final", lambda t, i: -np.abs(t)),
+    ("large_init_large_final", lambda t, i: np.minimum(np.abs(t), np.abs(i))),
+    ("small_init_small_final", lambda t, i: -np.maximum(np.abs(t), np.abs(i))),
+    ("magnitude_increase", lambda t, i: np.abs(t) - np.abs(i)), ("movement", lambda t, i: np.abs(t - i)),
+])
+def test_zhou_et_al_criteria(name, expected):
+  trained = {"w": jnp.array([[0.5, -2.0], [0.1, 1.0]])}
+  init = {"w": jnp.array([[-1.0, 0.3], [0.2, -0.05]])}
+  got = pruning.get_score(name)(trained, init, jax.random.key(0))["w"]
+  np.testing.assert_allclose(got, expected(np.asarray(trained["w"]), np.asarray(init["w"])))
