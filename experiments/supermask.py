@@ -14,7 +14,7 @@ import jax
 from absl import flags
 
 from experiments import cli
-from ltjax import experiment, models, supermask
+from ltjax import configs, experiment, models, supermask
 
 _MODEL = flags.DEFINE_string("model", "lenet_300_100", "Registered model name.")
 _DATASET = flags.DEFINE_string("dataset", "mnist", "TFDS dataset (prepared, or prepared on first use).")
@@ -32,8 +32,10 @@ cli.check_flag("seed", lambda v: 0 <= v < 2**32, "seed must be in [0, 2**32)")
 
 def main(argv):
   del argv
+  cfg = configs.get("lenet_mnist")  # the data settings of every lottery run
+  cfg.dataset = _DATASET.value
   try:
-    ds = experiment.load_dataset(_Cfg(_DATASET.value))
+    ds = experiment.load_dataset(cfg)
   except experiment.UsageError as e:
     cli.fail(e)
   spec = models.get(_MODEL.value)
@@ -43,18 +45,11 @@ def main(argv):
   t0 = time.perf_counter()
   r = supermask.train(apply, params, spec.layer_kinds(params), ds, _STEPS.value,
                       jax.random.key(_SEED.value + 1), batch_size=_BATCH.value, lr=_LR.value)
-  unmasked = supermask._accuracy(apply, params, jax.tree.map(lambda p: p == p, params), ds)  # pylint: disable=protected-access
+  unmasked = supermask.accuracy(apply, params, None, ds)
   print(json.dumps({"model": _MODEL.value, "dataset": _DATASET.value, "steps": _STEPS.value,
                     "lr": _LR.value, "seed": _SEED.value, "density": r.density,
                     "test_accuracy": r.test_accuracy, "sampled_test_accuracy": r.sampled_test_accuracy,
                     "unmasked_test_accuracy": unmasked, "seconds": time.perf_counter() - t0}))
-
-
-class _Cfg:
-  """The fields `experiment.load_dataset` reads, with the lottery's defaults."""
-
-  def __init__(self, dataset):
-    self.dataset, self.data_dir, self.validation_size, self.normalization = dataset, "", 5000, "dataset"
 
 
 if __name__ == "__main__":

@@ -83,12 +83,13 @@ def train(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, kinds
   sampled = jax.tree.map(lambda m: m > 0.5, _sample(scores, kinds, sample_key))
   kept = sum(int(m.sum()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds)) if k in PRUNABLE_KINDS)
   total = sum(m.size for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds)) if k in PRUNABLE_KINDS)
-  return Result(scores, mask, kept / total, _accuracy(apply, params, mask, dataset),
-                _accuracy(apply, params, sampled, dataset), np.asarray(losses))
+  return Result(scores, mask, kept / total, accuracy(apply, params, mask, dataset),
+                accuracy(apply, params, sampled, dataset), np.asarray(losses))
 
 
-def _accuracy(apply, params, mask, dataset: Dataset) -> float:
-  masked = jax.tree.map(lambda w, m: w * m, params, mask)
+def accuracy(apply, params, mask, dataset: Dataset) -> float:
+  """Test accuracy of `params` under `mask` (None: unmasked)."""
+  masked = params if mask is None else jax.tree.map(lambda w, m: w * m, params, mask)
   f = jax.jit(lambda x: apply(masked, x).argmax(-1))
   correct = 0
   for i in range(0, len(dataset.test), 1000):
