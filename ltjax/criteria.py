@@ -126,31 +126,6 @@ register("random", Criterion(_weights_only(pruning.random), needs_network=False)
 
 
 # ---------------------------------------------------------------- one-shot pruning to a density
-def target_rates(mask: PyTree, kinds: PyTree, density: float, scope: str) -> PyTree:
-  """Per-leaf rates (of the alive weights) that leave round(density * size) weights in each
-  prunable leaf (layerwise) or in all of them together (global); fixed leaves keep theirs."""
-  leaves, treedef = jax.tree.flatten(mask)
-  kind_leaves = jax.tree.leaves(kinds)
-  prunable = [k in PRUNABLE_KINDS for k in kind_leaves]
-  alive = [int(jnp.sum(m)) for m in leaves]
-  if scope == pruning.GLOBAL:
-    size = sum(m.size for m, p in zip(leaves, prunable) if p)
-    pool = sum(a for a, p in zip(alive, prunable) if p)
-    keep = round(density * size)
-    if not 0 < keep <= pool:
-      raise CriterionError(f"density {density:g} is not reachable from {pool} of {size} weights")
-    rate = (pool - keep) / pool
-    return jax.tree.unflatten(treedef, [rate if p else 0.0 for p in prunable])
-  rates = []
-  for m, a, p in zip(leaves, alive, prunable):
-    keep = round(density * m.size)
-    if p and not 0 < keep <= a:
-      raise CriterionError(f"density {density:g} is not reachable in a layer of {m.size} weights "
-                           f"with {a} alive (it would keep {keep})")
-    rates.append((a - keep) / a if p else 0.0)
-  return jax.tree.unflatten(treedef, rates)
-
-
 def prune_at_init(name: str, params: PyTree, mask: PyTree, kinds: PyTree, density: float,
                   scope: str = pruning.LAYERWISE, net: Network | None = None,
                   key: jax.Array | None = None, invert: bool = False) -> PyTree:
@@ -171,15 +146,16 @@ def prune_at_init(name: str, params: PyTree, mask: PyTree, kinds: PyTree, densit
     raise CriterionError(f"criterion {name!r} needs data: give Network(images=..., labels=...)")
   key = jax.random.key(0) if key is None else key
   n = criterion.iterations
-  removals = _removal_schedule(mask, kinds, density, scope, n)  # exact counts, known in advance
+  removals = removal_schedule(mask, kinds, density, scope, n)  # exact counts, known in advance
   pooled = tuple(k in PRUNABLE_KINDS for k in jax.tree.leaves(kinds))
   return _prune_rounds(name, *_static(net), invert, scope, pooled, params, mask, *_batch(net), key,
                        removals)
 
 
-def _removal_schedule(mask: PyTree, kinds: PyTree, density: float, scope: str, n: int) -> np.ndarray:
-  """[n, leaves] weights to remove in each of n rounds (density^(k/n) of each prunable layer, or
-  of all of them for global scope, in the last column group for global), from host counts."""
+def removal_schedule(mask: PyTree, kinds: PyTree, density: float, scope: str, n: int = 1) -> np.ndarray:
+  """Weights to remove in each of n rounds that take every prunable layer (layerwise: [n, leaves])
+  or all of them together (global: [n, 1]) to density^(k/n) of its size, exactly. Raises
+  CriterionError if a density would leave a layer (or the pool) empty."""
   leaves = jax.tree.leaves(mask)
   prunable = [k in PRUNABLE_KINDS for k in jax.tree.leaves(kinds)]
   alive = np.array([int(np.asarray(m).sum()) for m in leaves])
@@ -243,4 +219,4 @@ def _batch(net: Network | None):
 
 
 __all__ = ["Criterion", "CriterionError", "Network", "FIXED", "get", "grasp", "names",
-           "prune_at_init", "register", "snip", "synflow", "target_rates"]
+           "prune_at_init", "register", "removal_schedule", "snip", "synflow"]

@@ -303,7 +303,7 @@ def _build(cfg, log=print) -> tuple[data.Dataset, lottery.Setup]:
     ones = jax.tree.map(lambda x: np.ones(x.shape, bool), shapes)
     for d in cfg.prune.densities:
       try:
-        criteria.target_rates(ones, setup.kinds, d, cfg.prune.scope)
+        criteria.removal_schedule(ones, setup.kinds, d, cfg.prune.scope)
       except criteria.CriterionError as e:
         raise UsageError(f"prune.densities: {e}") from None
   return setup.trainer.layout.replicate(dataset), setup
