@@ -571,9 +571,17 @@ def config_lines(run: Run) -> list[str]:
     return ["(no config.json)"]
   t, p = c.get("train", {}), c.get("prune", {})
   total = 1 + (p.get("rounds", 0) if p.get("mode", "iterative") == "iterative" else len(p.get("densities", ())))
-  pruning = (f"{p.get('mode')} magnitude pruning ({p.get('scope')}, score {p.get('score')}): "
-             f"conv {p.get('conv_rate')}, fc {p.get('fc_rate')}, output {p.get('output_rate')} "
-             "per round")
+  mode, densities = p.get("mode", "iterative"), ", ".join(f"{d:g}" for d in p.get("densities", ()))
+  if mode == "at_init":
+    pruning = (f"at initialization by {p.get('score')} ({p.get('scope')}) to densities {densities}, "
+               "each round from theta_0")
+  elif mode == "oneshot":
+    pruning = (f"one-shot {p.get('score')} pruning of the trained dense net ({p.get('scope')}) to "
+               f"densities {densities}")
+  else:
+    pruning = (f"iterative magnitude pruning ({p.get('scope')}, score {p.get('score')}): "
+               f"conv {p.get('conv_rate')}, fc {p.get('fc_rate')}, output {p.get('output_rate')} "
+               "per round")
   if p.get("rewind_step"):
     pruning += f", rewind to step {p['rewind_step']}"
   controls = ", ".join(KIND_LABELS.get(k, k) for k in c.get("controls", ()) if k) or "none"
