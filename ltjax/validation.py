@@ -269,7 +269,3 @@ def check_data(cfg, train_size: int) -> None:
   if cfg.train.batch_size > train_size:
     raise ConfigError("train.batch_size", f"({cfg.train.batch_size}) is larger than the training "
                                           f"set ({train_size} examples once validation_size is held out)")
-
-
-def field_names() -> Sequence[str]:
-  return tuple(SCHEMA)
