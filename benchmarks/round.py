@@ -72,8 +72,8 @@ def measure(cfg, dataset, ceiling):
   dataset = setup.trainer.layout.replicate(dataset)
   lineage = lottery.initial_lineage(setup)
   # A pruned round (round 1) has the full line-up: tickets, reinits and random masks.
-  lineage = lineage.replace(round=1, mask=lottery.next_mask(
-      setup, lineage, lottery.lineup(cfg, 0), lineage.init_params, 0))
+  lineage = lottery.next_masks(setup, lineage, lottery.lineup(cfg, 0), lineage.init_params, 0,
+                               dataset).replace(round=1)
   ids = lottery.lineup(cfg, 1)
   k = len(ids)
   t0 = time.perf_counter()

@@ -1,25 +1,29 @@
-r"""Every way of finding a ticket, on one footing: IMP, one-shot magnitude, SNIP, GraSP, SynFlow.
+r"""Every way of finding a ticket, on one footing: IMP, one-shot magnitude, SNIP, GraSP, SynFlow
+and early-bird tickets.
 
   python -m experiments.criteria --workdir=workdirs/criteria                 # LeNet/MNIST, the paper's schedule
   python -m experiments.criteria --workdir=workdirs/criteria_quick --steps=2000 --trials=2
 
 Runs one lottery experiment per criterion (each in WORKDIR/<criterion>, resumable like any
-lottery run, with the random-reinit and layerwise-shuffle controls) at the same densities, then
-writes WORKDIR/report: the usual report overlaying all criteria (accuracy and early stop against
-density) and `cost.png`, test accuracy against the model-steps spent finding each ticket (IMP:
-every earlier round; one-shot: the dense training; at init: none beyond scoring).
+lottery run) at the same densities, with Frankle et al. 2021's controls: random reinit, the mask
+shuffled within each layer, and (one-shot criteria) the inverted scores. Then writes
+WORKDIR/report: the usual report overlaying all criteria (accuracy and early stop against
+density) and `cost.png`, test accuracy against the model-steps spent finding each ticket (the
+records' `finding_steps`: IMP every earlier round, one-shot the dense training, early-bird the
+dense steps until its mask settled, at init none beyond scoring).
 """
 
 import json
 import pathlib
 
 import jax
+import numpy as np
 from absl import flags
 
 from experiments import cli
 from ltjax import configs, experiment, kinds, lottery, masks, models
 
-_CHOICES = ("imp", "oneshot", "snip", "grasp", "synflow")
+_CHOICES = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/criteria", "Root of the per-criterion workdirs.")
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Lottery preset every criterion starts from.")
 _CRITERIA = flags.DEFINE_list("criteria", list(_CHOICES), "Which criteria to run.")
@@ -27,6 +31,7 @@ _DENSITIES = flags.DEFINE_list("densities", ["0.512", "0.328", "0.168", "0.086",
                                "Fractions of weights remaining, decreasing (IMP reaches the nearest).")
 _STEPS = flags.DEFINE_integer("steps", 0, "Training steps per round (0: the preset's).")
 _TRIALS = flags.DEFINE_integer("trials", 0, "Trials (0: the preset's).")
+_DRAWS = flags.DEFINE_integer("reinit_draws", 0, "Random reinitializations per trial (0: the preset's).")
 _SCOPE = flags.DEFINE_string("scope", "layerwise", "Scope of the at-init criteria: layerwise or global.")
 cli.check_flag("workdir", lambda v: bool(v.strip()), "workdir must not be empty")
 cli.check_flag("preset", lambda v: v in configs.available(),
@@ -38,6 +43,7 @@ cli.check_flag("densities", lambda v: v and all(0 < float(d) <= 1 for d in v)
                "densities must be decreasing numbers in (0, 1]")
 cli.check_flag("steps", lambda v: v >= 0, "steps must be >= 0")
 cli.check_flag("trials", lambda v: v >= 0, "trials must be >= 0")
+cli.check_flag("reinit_draws", lambda v: v >= 0, "reinit_draws must be >= 0")
 cli.check_flag("scope", lambda v: v in ("layerwise", "global"), "scope must be layerwise or global")
 
 
@@ -49,7 +55,9 @@ def config_for(name: str, densities: tuple[float, ...]):
     cfg.train.steps = _STEPS.value
   if _TRIALS.value:
     cfg.trials = _TRIALS.value
-  cfg.controls = ("reinit", "random_mask")
+  if _DRAWS.value:
+    cfg.reinit_draws = _DRAWS.value
+  cfg.controls = ("reinit", "random_mask") + (("inverted",) if name not in ("imp", "early_bird") else ())
   if name == "imp":
     cfg.prune.mode = "iterative"
     try:
@@ -57,10 +65,10 @@ def config_for(name: str, densities: tuple[float, ...]):
     except experiment.UsageError as e:
       cli.fail(e)
   else:
-    cfg.prune.mode = "oneshot" if name == "oneshot" else "at_init"
+    cfg.prune.mode = name if name in ("oneshot", "early_bird") else "at_init"
     cfg.prune.densities = densities
-    cfg.prune.score = "magnitude" if name == "oneshot" else name
-    if name != "oneshot":
+    cfg.prune.score = name if cfg.prune.mode == "at_init" else "magnitude"
+    if cfg.prune.mode == "at_init":
       cfg.prune.scope = _SCOPE.value
   return cfg
 
@@ -80,16 +88,15 @@ def imp_rounds(cfg, density: float) -> int:
   cli.fail(f"densities: {density} takes more than 60 rounds of IMP at these rates")
 
 
-def cost_points(name: str, recs: list[dict], steps: int) -> list[dict]:
+def cost_points(name: str, recs: list[dict]) -> list[dict]:
   """(density, model-steps spent finding the ticket per trial, test accuracies) of each round."""
   out = []
   for r in sorted({x["round"] for x in recs if x["round"] > 0}):
     tickets = [x for x in recs if x["round"] == r and x["kind"] == "ticket" and not x["diverged"]]
     if not tickets:
       continue
-    spent = {"imp": r * steps, "oneshot": steps}.get(name, 0)
     out.append({"criterion": name, "round": r, "density": tickets[0]["density"],
-                "finding_model_steps": spent,
+                "finding_model_steps": float(np.mean([x["finding_steps"] for x in tickets])),
                 "test_accuracy": [x["test_accuracy"] for x in tickets]})
   return out
 
@@ -107,7 +114,7 @@ def main(argv):
     except experiment.UsageError as e:
       cli.fail(f"{name}: {e}")
     runs.append((root / name, name))
-    points += cost_points(name, recs, cfg.train.steps)
+    points += cost_points(name, recs)
   from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib only once the runs are done
   report = root / "report"
   path = plots.write_report([analysis.load_run(w, label) for w, label in runs], report, log=print)

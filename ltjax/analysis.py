@@ -25,7 +25,8 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (2
                 "cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "svhn_cropped": (32, 32, 3),
                 "synthetic": (8, 8, 1)}  # experiment.load_dataset's synthetic default
 _CACHED_ROUNDS = 4
-KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask"}
+KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask",
+               "inverted": "inverted scores"}
 
 
 class ReportError(ValueError):

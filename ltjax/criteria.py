@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from ltjax import masks as masks_lib
 from ltjax import pruning
@@ -83,15 +84,22 @@ def snip(params, mask, net: Network, key):
   return jax.tree.map(lambda gi, p: jnp.abs(gi * p), g, masked)
 
 
-def grasp(params, mask, net: Network, key):
-  """GraSP (Wang et al. 2020): S = -theta * Hg, with Hg a JVP of the gradient (no Hessian).
+GRASP_TEMPERATURE = 200.0  # the authors' code divides the logits by T=200 before the loss
+
+
+def grasp(params, mask, net: Network, key, temperature: float = GRASP_TEMPERATURE):
+  """GraSP (Wang et al. 2020): S = -theta * Hg, with Hg a JVP of the gradient (no Hessian), of
+  the cross-entropy of logits / `temperature` as in the authors' code (it keeps Hg from
+  vanishing when the softmax saturates).
 
   GraSP removes the weights with the *largest* S (removing them reduces gradient flow least), so
   the score returned here is -S = theta * Hg: pruning drops the lowest scores, as for the others.
   """
   del key
   masked = masks_lib.apply(params, mask)
-  grad_fn = lambda p: jax.grad(net.loss)(p, net.images, net.labels)  # noqa: E731
+  tempered = lambda p: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
+      net.apply(p, net.images) / temperature, net.labels).mean()
+  grad_fn = jax.grad(tempered)
   g = jax.lax.stop_gradient(grad_fn(masked))
   _, hg = jax.jvp(grad_fn, (masked,), (g,))
   return jax.tree.map(lambda p, h: p * h, masked, hg)
@@ -195,11 +203,11 @@ def _prune_rounds(name, apply, loss, input_shape, invert, scope, pooled, params,
     s_leaves = [(-x if invert else x).astype(jnp.float32) for x in jax.tree.leaves(scores)]
     m_leaves = jax.tree.leaves(mask)
     if scope == pruning.LAYERWISE:
-      out = [pruning._drop_lowest(s.ravel(), m.ravel(), removals[i, j]).reshape(m.shape)  # pylint: disable=protected-access
+      out = [pruning.drop_lowest(s.ravel(), m.ravel(), removals[i, j]).reshape(m.shape)
              if p else m for j, (s, m, p) in enumerate(zip(s_leaves, m_leaves, pooled))]
       return jax.tree.unflatten(treedef, out)
     idx = [j for j, p in enumerate(pooled) if p]
-    flat = pruning._drop_lowest(jnp.concatenate([s_leaves[j].ravel() for j in idx]),  # pylint: disable=protected-access
+    flat = pruning.drop_lowest(jnp.concatenate([s_leaves[j].ravel() for j in idx]),
                                 jnp.concatenate([m_leaves[j].ravel() for j in idx]), removals[i, 0])
     out, offset = list(m_leaves), 0
     for j in idx:

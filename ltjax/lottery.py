@@ -29,7 +29,7 @@ import optax
 from ltjax import criteria
 from ltjax import kinds as kinds_lib
 from ltjax import masks as masks_lib
-from ltjax import models, optimizers, parallel, pruning, tickets, train
+from ltjax import early_bird, models, optimizers, parallel, pruning, tickets, train
 from ltjax.data import Dataset
 
 PyTree = Any
@@ -148,6 +148,8 @@ class Lineage:
   start_params: PyTree       # theta_0, or theta_k once a rewind point has been saved
   start_model_state: PyTree
   mask: PyTree               # the ticket's mask for `round`
+  inverted_mask: PyTree      # the mask with the criterion's scores inverted (the 'inverted' control)
+  found_after: jax.Array     # [trials] model-steps of training spent finding `mask` (the cost axis)
   dense_params: PyTree       # trained dense weights (one-shot prunes these every round)
 
 
@@ -155,9 +157,10 @@ def initial_lineage(setup: Setup) -> Lineage:
   cfg = setup.cfg
   keys = jnp.stack([key_for(cfg.seed, _PURPOSE["init"], t) for t in range(cfg.trials)])
   params, model_state = jax.vmap(setup.init_fn)(keys)
+  ones = jax.jit(jax.vmap(masks_lib.ones))(params)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
-                 start_model_state=model_state, mask=jax.jit(jax.vmap(masks_lib.ones))(params),
-                 dense_params=params)
+                 start_model_state=model_state, mask=ones, inverted_mask=ones,
+                 found_after=jnp.zeros(cfg.trials, jnp.int32), dense_params=params)
 
 
 def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.TrainState:
@@ -166,7 +169,8 @@ def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> tra
   if ids not in setup.compiled:  # one program per line-up, not dozens of single-op ones per round
     setup.compiled[ids] = jax.jit(functools.partial(_start_tickets, setup, ids))
   params, mask, model_state, keys = setup.compiled[ids](
-      lineage.start_params, lineage.mask, lineage.start_model_state, jnp.int32(lineage.round))
+      lineage.start_params, lineage.mask, lineage.inverted_mask, lineage.start_model_state,
+      jnp.int32(lineage.round))
   states = setup.trainer.init_states(params, mask, model_state, keys)
   if rewinding(setup.cfg) and lineage.round > 0:
     # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
@@ -174,9 +178,9 @@ def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> tra
   return states
 
 
-def _start_tickets(setup: Setup, ids, start_params, lineage_mask, start_model_state, r):
+def _start_tickets(setup: Setup, ids, start_params, lineage_mask, inverted_mask, start_model_state, r):
   """Stacked (params, mask, model_state, data key) of each ticket id: the trial's ticket reset to
-  its start, a fresh init under its mask, or its start under a shuffled mask."""
+  its start, a fresh init under its mask, or its start under a shuffled or inverted mask."""
   seed = setup.cfg.seed
   params, mask, model_state, keys = [], [], [], []
   for tid in ids:
@@ -186,6 +190,8 @@ def _start_tickets(setup: Setup, ids, start_params, lineage_mask, start_model_st
       p, ms = setup.init_fn(key_for(seed, _PURPOSE["reinit"], r, tid.trial, tid.draw))
     elif tid.kind == tickets.RANDOM_MASK:
       m = tickets.shuffle_mask(m, setup.kinds, key_for(seed, _PURPOSE["shuffle"], r, tid.trial))
+    elif tid.kind == tickets.INVERTED:
+      m = take(inverted_mask)
     params.append(tickets.reset(p, m))
     mask.append(m)
     model_state.append(ms)
@@ -205,29 +211,70 @@ def _set_count(opt_state, step: int):
     return opt_state  # a stateless optimizer has no step count to move
 
 
-def next_mask(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_params: PyTree,
-              round_index: int, dataset: Dataset | None = None) -> PyTree:
-  """Prune each trial's trained ticket (iterative), its dense net (one-shot), or its theta_0 with
-  a criterion that sees the network and data (at_init) for the next round."""
+def next_masks(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_params: PyTree,
+               round_index: int, dataset: Dataset | None = None) -> Lineage:
+  """The next round's masks: each trial's trained ticket pruned (iterative), its trained dense net
+  (one-shot), its theta_0 by a criterion that sees the network and data (at_init), or the dense
+  net's magnitude mask once it settles in training (early_bird); with the inverted-score mask
+  and the training steps each mask cost."""
+  cfg, steps = setup.cfg, setup.cfg.train.steps
+  key = key_for(cfg.seed, _PURPOSE["score"], round_index)
+  trials = jnp.ones(cfg.trials, jnp.int32)
+  inverted = None
+  if cfg.prune.mode == "iterative":
+    trained = parallel.take(final_params, jnp.asarray(
+        [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]))
+    mask = pruning.prune_round(trained, lineage.init_params, lineage.mask, setup.kinds, setup.rates,
+                               cfg.prune.scope, cfg.prune.score, key, ticket_axes=1)
+    found = lineage.found_after + trials * (steps - (cfg.prune.rewind_step if round_index else 0))
+  elif cfg.prune.mode == "at_init":
+    density = cfg.prune.densities[round_index]
+    mask, found = at_init_masks(setup, lineage, dataset, density, key), 0 * trials
+    if _wants(cfg, tickets.INVERTED):
+      inverted = at_init_masks(setup, lineage, dataset, density, key, invert=True)
+  elif cfg.prune.mode == "oneshot":
+    rates = one_shot_rates(setup, lineage, cfg.prune.densities[round_index])
+    prune = functools.partial(pruning.prune_round, lineage.dense_params, lineage.init_params,
+                              jax.vmap(masks_lib.ones)(lineage.init_params), setup.kinds, rates,
+                              cfg.prune.scope, cfg.prune.score, key, ticket_axes=1)
+    mask, found = prune(), trials * steps
+    if _wants(cfg, tickets.INVERTED):
+      inverted = prune(invert=True)
+  else:
+    draw = early_bird_draw(setup, lineage, dataset, cfg.prune.densities[round_index])
+    mask, found = draw.mask, jnp.asarray(np.where(draw.step >= 0, draw.step, draw.steps_trained),
+                                          jnp.int32)
+  return lineage.replace(mask=mask, inverted_mask=mask if inverted is None else inverted,
+                         found_after=found)
+
+
+def _wants(cfg, control: str) -> bool:
+  return control in cfg.controls
+
+
+def one_shot_rates(setup: Setup, lineage: Lineage, density: float) -> PyTree:
+  """Per-leaf rates that take a dense net to `density` in one step (IMP's layer proportions)."""
+  sizes = masks_lib.sizes_by_kind(jax.tree.map(lambda x: x[0], lineage.init_params), setup.kinds)
+  return pruning.rates_tree(setup.kinds, pruning.one_shot_rates(_kind_rates(setup.cfg), sizes, density))
+
+
+def early_bird_draw(setup: Setup, lineage: Lineage, dataset: Dataset, density: float) -> early_bird.Draw:
+  """Each trial's dense net trained again from theta_0 with round 0's data order until its
+  magnitude mask at `density` settles (checked every train.eval_every steps)."""
   cfg = setup.cfg
-  rows = [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]
-  scores_key = key_for(cfg.seed, _PURPOSE["score"], round_index)
-  if cfg.prune.mode == "at_init":
-    return at_init_masks(setup, lineage, dataset, cfg.prune.densities[round_index], scores_key)
-  if cfg.prune.mode == "oneshot":
-    sizes = masks_lib.sizes_by_kind(jax.tree.map(lambda x: x[0], lineage.init_params), setup.kinds)
-    per_kind = pruning.one_shot_rates(_kind_rates(cfg), sizes, cfg.prune.densities[round_index])
-    rates = pruning.rates_tree(setup.kinds, per_kind)
-    return pruning.prune_round(lineage.dense_params, lineage.init_params,
-                               jax.vmap(masks_lib.ones)(lineage.init_params), setup.kinds, rates,
-                               cfg.prune.scope, cfg.prune.score, scores_key, ticket_axes=1)
-  trained = parallel.take(final_params, jnp.asarray(rows))
-  return pruning.prune_round(trained, lineage.init_params, lineage.mask, setup.kinds, setup.rates,
-                             cfg.prune.scope, cfg.prune.score, scores_key, ticket_axes=1)
+  ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
+  dense = lineage.replace(round=0, start_params=lineage.init_params,
+                          start_model_state=lineage.init_model_state,
+                          mask=jax.vmap(masks_lib.ones)(lineage.init_params))
+  draw, _ = early_bird.find(setup.trainer, start_states(setup, dense, ids), dataset, setup.kinds,
+                            one_shot_rates(setup, lineage, density), cfg.train.eval_every,
+                            cfg.train.steps, cfg.prune.early_bird_threshold,
+                            cfg.prune.early_bird_patience, cfg.prune.scope)
+  return draw
 
 
 def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: float,
-                  key: jax.Array) -> PyTree:
+                  key: jax.Array, invert: bool = False) -> PyTree:
   """Each trial's mask at `density`, found at its theta_0 by `prune.score` (ltjax.criteria) on
   one training batch drawn per trial; every prunable layer takes part (layer rates are IMP's)."""
   cfg, trainer = setup.cfg, setup.trainer
@@ -243,7 +290,7 @@ def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: flo
         input_shape=dataset.input_shape, images=dataset.normalize(dataset.train.images[idx]),
         labels=dataset.train.labels[idx])
     out.append(criteria.prune_at_init(cfg.prune.score, params, masks_lib.ones(params), setup.kinds,
-                                      density, cfg.prune.scope, net, k))
+                                      density, cfg.prune.scope, net, k, invert))
   return parallel.stack(out)
 
 
@@ -271,6 +318,7 @@ class RoundResult:
   final_test_accuracy: np.ndarray
   diverged: np.ndarray
   density: np.ndarray                  # [K] fraction of prunable weights remaining
+  finding_steps: np.ndarray            # [K] model-steps of training spent finding the ticket's mask
   layer_density: dict[str, np.ndarray]
   final_params: PyTree                 # stacked; prunes the next mask
   masks: PyTree
@@ -327,13 +375,15 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
       val_loss=np.asarray(tracker.loss), val_accuracy=np.asarray(tracker.accuracy),
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
       diverged=np.asarray(tracker.diverged), density=np.asarray(density),
-      layer_density=train.to_numpy(layer_density), final_params=states.params, masks=states.mask,
+      layer_density=train.to_numpy(layer_density),
+      finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
+      final_params=states.params, masks=states.mask,
       steps_trained=cfg.train.steps - first_step,
       seconds=time.perf_counter() - t0)
   if r == 0:
     lineage = lineage.replace(dense_params=states.params)
   if r + 1 < num_rounds(cfg):
-    lineage = lineage.replace(mask=next_mask(setup, lineage, ids, states.params, r, dataset))
+    lineage = next_masks(setup, lineage, ids, states.params, r, dataset)
   return result, lineage.replace(round=r + 1)
 
 

@@ -24,9 +24,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from ltjax import analysis  # noqa: E402
 from ltjax.analysis import KIND_LABELS, Run  # noqa: E402
 
-KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green"}
-KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^"}
-KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-."}  # with several runs (color = run)
+KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
+               "inverted": "tab:red"}
+KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v"}
+KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--"}  # with several runs (color = run)
 RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
 DPI = 120
 
@@ -575,6 +576,10 @@ def config_lines(run: Run) -> list[str]:
   if mode == "at_init":
     pruning = (f"at initialization by {p.get('score')} ({p.get('scope')}) to densities {densities}, "
                "each round from theta_0")
+  elif mode == "early_bird":
+    pruning = (f"early-bird: the {p.get('scope')} magnitude mask of dense training once it settles "
+               f"(Hamming distance < {p.get('early_bird_threshold')} for "
+               f"{p.get('early_bird_patience')} checks) at densities {densities}")
   elif mode == "oneshot":
     pruning = (f"one-shot {p.get('score')} pruning of the trained dense net ({p.get('scope')}) to "
                f"densities {densities}")

@@ -24,7 +24,7 @@ from ltjax import masks as masks_lib
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
 CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
               "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
-              "wall_seconds")
+              "finding_steps", "wall_seconds")
 
 
 def records(result, seed: int) -> list[dict[str, Any]]:
@@ -42,6 +42,7 @@ def records(result, seed: int) -> list[dict[str, Any]]:
         "test_accuracy": at_stop(result.test_accuracy[i]),
         "final_test_accuracy": _num(result.final_test_accuracy[i]),
         "diverged": bool(result.diverged[i]), "steps_trained": int(result.steps_trained),
+        "finding_steps": int(result.finding_steps[i]),
         "wall_seconds": round(float(result.seconds), 3),  # the round's, shared by its tickets
     })
   return out

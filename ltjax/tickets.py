@@ -3,6 +3,8 @@
 - `reset`: survivors take their values at init (theta_0) or, when rewinding, at step k (theta_k).
 - `reinit`: same mask, fresh initialization from a new key ("random reinitialization").
 - `shuffle_mask`: random mask with the same per-layer sparsity ("random sparse subnetwork").
+- inverted: the mask a one-shot criterion draws when it keeps its *lowest* scores instead
+  (Frankle et al. 2021's sanity check; drawn by `lottery.next_masks`, started like the ticket).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from ltjax.kinds import PRUNABLE_KINDS
 
 PyTree = Any
 
-TICKET, REINIT, RANDOM_MASK = "ticket", "reinit", "random_mask"
-KINDS = (TICKET, REINIT, RANDOM_MASK)
+TICKET, REINIT, RANDOM_MASK, INVERTED = "ticket", "reinit", "random_mask", "inverted"
+KINDS = (TICKET, REINIT, RANDOM_MASK, INVERTED)  # appended only: the index seeds each kind's data
 
 
 def reset(saved_params: PyTree, mask: PyTree) -> PyTree:

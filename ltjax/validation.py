@@ -171,7 +171,7 @@ SCHEMA: dict[str, Any] = {
     "train.eval_every": Int(lo=1),
     "train.eval_batch_size": Int(lo=1),
     "train.matmul_precision": Choice(runtime.PRECISIONS),
-    "prune.mode": Choice(("iterative", "oneshot", "at_init")),
+    "prune.mode": Choice(("iterative", "oneshot", "at_init", "early_bird")),
     "prune.rounds": Int(lo=0),
     "prune.densities": Seq(Float(0.0, 1.0, lo_open=True)),
     "prune.conv_rate": RATE,
@@ -180,8 +180,10 @@ SCHEMA: dict[str, Any] = {
     "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
     "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(criteria.names()))),
     "prune.rewind_step": Int(lo=0),
+    "prune.early_bird_threshold": Float(0.0, 1.0, lo_open=True, hi_open=True),
+    "prune.early_bird_patience": Int(lo=1),
     "trials": Int(lo=1),
-    "controls": Seq(Choice(("", tickets.REINIT, tickets.RANDOM_MASK))),
+    "controls": Seq(Choice(("", tickets.REINIT, tickets.RANDOM_MASK, tickets.INVERTED))),
     "reinit_draws": Int(lo=1),
     "seed": Int(0, 2**32 - 1),
     "execution.mesh": Mesh(),
@@ -213,9 +215,13 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
     yield "prune.rewind_step", f"({k}) is beyond the training length (train.steps={steps})"
   elif k % c["train.eval_every"]:
     yield "prune.rewind_step", f"({k}) must be a multiple of train.eval_every ({c['train.eval_every']})"
-  if c["prune.mode"] in ("oneshot", "at_init") and not c["prune.densities"]:
-    yield "prune.densities", f"prune.mode={c['prune.mode']!r} needs at least one density"
-  by_mode = criteria.names() if c["prune.mode"] == "at_init" else pruning.score_names()
+  mode = c["prune.mode"]
+  if mode != "iterative" and not c["prune.densities"]:
+    yield "prune.densities", f"prune.mode={mode!r} needs at least one density"
+  if tickets.INVERTED in c["controls"] and mode not in ("oneshot", "at_init"):
+    yield "controls", (f"the {tickets.INVERTED!r} control inverts a one-shot criterion's scores; "
+                       f"prune.mode={mode!r} has none (use 'oneshot' or 'at_init')")
+  by_mode = {"at_init": criteria.names(), "early_bird": ["magnitude"]}.get(mode, pruning.score_names())
   if c["prune.score"] not in by_mode:
     yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode={c['prune.mode']!r}; "
                           f"use one of {', '.join(by_mode)}")

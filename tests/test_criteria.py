@@ -51,7 +51,8 @@ def test_grasp_uses_the_hessian_gradient_product(setup):
                                module.apply({"params": p}, x), y).mean(),
                            input_shape=net.input_shape, images=net.images, labels=net.labels)
   flat, unravel = jax.flatten_util.ravel_pytree(params)
-  loss = lambda f: small.loss(unravel(f), small.images, small.labels)  # noqa: E731
+  loss = lambda f: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
+      small.apply(unravel(f), small.images) / criteria.GRASP_TEMPERATURE, small.labels).mean()
   g = jax.grad(loss)(flat)
   hg = jax.jit(jax.hessian(loss))(flat) @ g
   s = jax.jit(lambda p: criteria.grasp(p, masks.ones(p), small, None))(params)
@@ -124,7 +125,7 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   if shared_data_dir() is None:
     pytest.skip("needs prepared MNIST")
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
-                                          "--trials=1", "--densities=0.5,0.3", "--criteria=imp,oneshot,snip"],
+                                          "--trials=1", "--densities=0.5,0.3", "--criteria=imp,oneshot,snip,early_bird"],
                  env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=400)
   assert ran.rc == 0, ran.stderr[-2000:]
   import json
@@ -135,4 +136,9 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   assert all(p["finding_model_steps"] == 100 * p["round"] for p in imp)  # every earlier round
   assert min(p["density"] for p in imp) <= 0.3 * 1.02
   assert all(p["finding_model_steps"] == 0 for p in points if p["criterion"] == "snip")
+  assert all(p["finding_model_steps"] == 100 for p in points if p["criterion"] == "oneshot")
+  bird = [p for p in points if p["criterion"] == "early_bird"]
+  assert len(bird) == 2 and all(0 < p["finding_model_steps"] <= 100 for p in bird)
+  recs = [json.loads(line) for line in (tmp_path / "snip" / "results.jsonl").read_text().splitlines()]
+  assert {r["kind"] for r in recs if r["round"]} == {"ticket", "reinit", "random_mask", "inverted"}
   assert (tmp_path / "report" / "cost.png").stat().st_size > 10_000

@@ -176,7 +176,10 @@ def test_diverging_tickets_are_marked(tmp_path):
     ("prune.conv_rate", -0.2, r"^prune.conv_rate: must be in \[0.0, 1.0\)"),
     ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "^model: must be one of .*lenet_300_100"),
     ("controls", ("reinit", "nope"), "controls"), ("prune.score", "nope", "^prune.score: must be one of .*magnitude"),
-    ("prune.mode", "sometimes", "prune.mode")])
+    ("prune.mode", "sometimes", "prune.mode"),
+    ("controls", ("reinit", "inverted"), "^controls: the 'inverted' control .*'iterative'"),
+    ("prune.early_bird_patience", 0, "^prune.early_bird_patience"),
+    ("prune.early_bird_threshold", 1.0, "^prune.early_bird_threshold")])
 def test_validate_rejects_bad_configs(field, value, message):
   with pytest.raises(experiment.UsageError, match=message):
     experiment.validate(tiny_config(**{field: value}))
@@ -207,3 +210,38 @@ def test_pruning_at_init_reaches_each_density_with_its_controls(score, tmp_path)
       assert rec["layer_density"] == pytest.approx({k: round(d * n) / n for k, n in sizes.items()})
   ticket_mask = np.load(tmp_path / "masks" / "round_02.npz")
   assert ticket_mask.files  # the found masks are saved like IMP's
+
+
+def test_every_record_says_what_finding_its_mask_cost(finished):
+  cfg, _, recs = finished
+  for r in recs:  # IMP: every earlier round's training of the trial's ticket
+    assert r["finding_steps"] == r["round"] * cfg.train.steps, r
+
+
+def test_inverted_control_keeps_the_lowest_scores_at_the_same_density(tmp_path):
+  cfg = tiny_config(**{"prune.mode": "at_init", "prune.score": "snip", "prune.densities": (0.5, 0.1),
+                       "trials": 1, "train.steps": 100, "controls": ("inverted",)})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  for r in (1, 2):
+    ticket, inverted = ([x for x in recs if x["round"] == r and x["kind"] == k][0]
+                        for k in ("ticket", "inverted"))
+    assert inverted["layer_density"] == ticket["layer_density"]
+    assert ticket["finding_steps"] == inverted["finding_steps"] == 0  # at init: no training
+  _, lineage = _restored(cfg, tmp_path, next_round=3)
+  for layer in ("fc1", "fc2", "out"):  # at 10% the top and the bottom scores cannot meet
+    top, bottom = (np.asarray(m[layer]["kernel"][0]) for m in (lineage.mask, lineage.inverted_mask))
+    assert top.mean() == pytest.approx(0.1, abs=1e-3) and not (top & bottom).any()
+
+
+def test_early_bird_draws_the_mask_once_it_settles_and_says_when(tmp_path):
+  cfg = tiny_config(**{"prune.mode": "early_bird", "prune.densities": (0.5, 0.2), "trials": 2,
+                       "train.steps": 300, "train.eval_every": 20, "prune.early_bird_patience": 2,
+                       "prune.early_bird_threshold": 0.2, "controls": ("random_mask",)})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  for r, d in ((1, 0.5), (2, 0.2)):
+    tickets = [x for x in recs if x["round"] == r and x["kind"] == "ticket"]
+    assert all(x["density"] == pytest.approx(d, abs=2e-3) for x in tickets)
+    for x in tickets:  # a check every 20 steps; settled after 1 + patience checks at the earliest
+      assert 60 <= x["finding_steps"] < 300 and x["finding_steps"] % 20 == 0, x
+  again = experiment.train_and_evaluate(cfg, tmp_path / "again", log=lambda _: None)
+  assert [x["finding_steps"] for x in again] == [x["finding_steps"] for x in recs]

@@ -175,3 +175,25 @@ def test_zhou_et_al_criteria(name, expected):
   init = {"w": jnp.array([[-1.0, 0.3], [0.2, -0.05]])}
   got = pruning.get_score(name)(trained, init, jax.random.key(0))["w"]
   np.testing.assert_allclose(got, expected(np.asarray(trained["w"]), np.asarray(init["w"])))
+
+
+def _lexsort_reference(scores, alive, k):
+  """The definition drop_lowest implements: rank alive entries by (score, index), drop the first k."""
+  s = np.where(np.isnan(scores), np.inf, scores)
+  order = [i for i in np.lexsort((np.arange(len(s)), s)) if alive[i]]
+  out = alive.copy()
+  out[order[:k]] = False
+  return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_drop_lowest_matches_a_sort_with_ties_signs_and_specials(seed):
+  rng = np.random.default_rng(seed)
+  n = 500
+  scores = rng.choice([-2.5, -1.0, -0.0, 0.0, 0.5, 3.0, 1e-30, -1e-30], n) if seed % 2 else rng.normal(size=n)
+  scores = scores.astype(np.float32)
+  scores[rng.integers(0, n, 5)] = rng.choice([np.inf, -np.inf, np.nan], 5)
+  alive = rng.random(n) < 0.7
+  for k in (0, 1, 37, int(alive.sum()) - 1, int(alive.sum())):
+    got = np.asarray(pruning.drop_lowest(jnp.asarray(scores), jnp.asarray(alive), k))
+    np.testing.assert_array_equal(got, _lexsort_reference(scores, alive, k), err_msg=f"k={k}")

@@ -38,8 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.matmul_precision = "highest"
 
   c.prune = ml_collections.ConfigDict()
-  # 'iterative' (IMP), 'oneshot' (prune the trained dense net to each of `densities`) or 'at_init'
+  # 'iterative' (IMP), 'oneshot' (prune the trained dense net to each of `densities`), 'at_init'
   # (prune theta_0 to each of `densities` with a criterion of ltjax.criteria: snip, grasp, synflow)
+  # or 'early_bird' (the magnitude mask once it settles during dense training, You et al. 2020)
   c.prune.mode = "iterative"
   c.prune.rounds = 16             # iterative: pruning rounds after the dense round 0
   c.prune.densities = (0.5, 0.2, 0.1)  # oneshot: target fractions of prunable weights remaining
@@ -49,9 +50,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
   c.prune.score = "magnitude"     # pruning.score_names(); with mode 'at_init', criteria.names()
   c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
+  c.prune.early_bird_threshold = 0.1  # early_bird: masks "settled" below this Hamming distance ...
+  c.prune.early_bird_patience = 5     # ... for this many checks (one per train.eval_every steps)
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
-  c.controls = ("reinit", "random_mask")  # '' entries are ignored; () for tickets only
+  c.controls = ("reinit", "random_mask")  # also 'inverted' (one-shot modes); '' ignored; () none
   c.reinit_draws = 1              # random reinitializations per trial (the paper: 3)
   c.seed = 0
 
