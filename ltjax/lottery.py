@@ -29,7 +29,7 @@ import optax
 from ltjax import criteria
 from ltjax import kinds as kinds_lib
 from ltjax import masks as masks_lib
-from ltjax import early_bird, models, optimizers, parallel, pruning, tickets, train
+from ltjax import early_bird, models, optimizers, parallel, pruning, stability, tickets, train
 from ltjax.data import Dataset
 
 PyTree = Any
@@ -116,12 +116,11 @@ class TicketId:
 
 
 def lineup(cfg, round_index: int) -> list[TicketId]:
-  """Tickets of a round: each trial's ticket, then its controls (none in the dense round 0)."""
+  """Tickets of a round: each trial's ticket, then its controls (in the dense round 0 only the
+  twin, whose distance to the dense net measures the dense net's stability)."""
   ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
-  if round_index == 0:
-    return ids
   for t in range(cfg.trials):
-    for control in (c for c in cfg.controls if c):
+    for control in (c for c in cfg.controls if c and (round_index or c == tickets.TWIN)):
       draws = cfg.reinit_draws if control == tickets.REINIT else 1
       ids += [TicketId(control, t, d) for d in range(draws)]
   return ids
@@ -135,7 +134,7 @@ def key_for(seed: int, *path: int) -> jax.Array:
   return key
 
 
-_PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4}
+_PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4, "scratch": 5}
 _KIND_INDEX = {k: i for i, k in enumerate(tickets.KINDS)}
 
 
@@ -171,7 +170,13 @@ def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> tra
   params, mask, model_state, keys = setup.compiled[ids](
       lineage.start_params, lineage.mask, lineage.inverted_mask, lineage.start_model_state,
       jnp.int32(lineage.round))
-  states = setup.trainer.init_states(params, mask, model_state, keys)
+  schedule = ()
+  if any(tid.kind == tickets.SCRATCH for tid in ids):  # Scratch-B: its own rate and budget
+    cfg = setup.cfg
+    scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
+    schedule = (jnp.asarray(np.where(scratch, cfg.scratch.lr_scale, 1.0), jnp.float32),
+                jnp.asarray(np.where(scratch, round_steps(cfg, lineage.round), cfg.train.steps), jnp.int32))
+  states = setup.trainer.init_states(params, mask, model_state, keys, schedule)
   if rewinding(setup.cfg) and lineage.round > 0:
     # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
     states = states.replace(opt_state=_set_count(states.opt_state, setup.cfg.prune.rewind_step))
@@ -192,6 +197,8 @@ def _start_tickets(setup: Setup, ids, start_params, lineage_mask, inverted_mask,
       m = tickets.shuffle_mask(m, setup.kinds, key_for(seed, _PURPOSE["shuffle"], r, tid.trial))
     elif tid.kind == tickets.INVERTED:
       m = take(inverted_mask)
+    elif tid.kind == tickets.SCRATCH:
+      p, ms = setup.init_fn(key_for(seed, _PURPOSE["scratch"], r, tid.trial))
     params.append(tickets.reset(p, m))
     mask.append(m)
     model_state.append(ms)
@@ -201,6 +208,13 @@ def _start_tickets(setup: Setup, ids, start_params, lineage_mask, inverted_mask,
 
 def rewinding(cfg) -> bool:
   return cfg.prune.rewind_step > 0
+
+
+def round_steps(cfg, round_index: int) -> int:
+  """The round's length: train.steps, or the scratch control's longer budget where it runs."""
+  if round_index and tickets.SCRATCH in cfg.controls:
+    return round(cfg.train.steps * cfg.scratch.steps_scale)
+  return cfg.train.steps
 
 
 def _set_count(opt_state, step: int):
@@ -222,8 +236,7 @@ def next_masks(setup: Setup, lineage: Lineage, ids: Sequence[TicketId], final_pa
   trials = jnp.ones(cfg.trials, jnp.int32)
   inverted = None
   if cfg.prune.mode == "iterative":
-    trained = parallel.take(final_params, jnp.asarray(
-        [i for i, tid in enumerate(ids) if tid.kind == tickets.TICKET]))
+    trained = parallel.take(final_params, jnp.asarray(rows(ids, tickets.TICKET)))
     mask = pruning.prune_round(trained, lineage.init_params, lineage.mask, setup.kinds, setup.rates,
                                cfg.prune.scope, cfg.prune.score, key, ticket_axes=1)
     found = lineage.found_after + trials * (steps - (cfg.prune.rewind_step if round_index else 0))
@@ -322,7 +335,8 @@ class RoundResult:
   layer_density: dict[str, np.ndarray]
   final_params: PyTree                 # stacked; prunes the next mask
   masks: PyTree
-  steps_trained: int
+  steps_trained: np.ndarray            # [K]
+  path_error: np.ndarray               # [K, points] ticket rows: test error on the path to the twin
   seconds: float
 
 
@@ -352,16 +366,19 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
   if sink is not None:
     callback = lambda step, snapshot, c: sink.progress(  # noqa: E731
         r, step, snapshot, c if prior is None else train.concat_curves([prior, c]))
+  length = round_steps(cfg, r)
   run = lambda st, tr, a, b: trainer.train(  # noqa: E731
-      st, dataset, cfg.train.steps, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
+      st, dataset, length, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
       intervals_per_call=cfg.execution.intervals_per_call, callback=callback)
+  ticket_rows = jnp.asarray(rows(ids, tickets.TICKET))
   if rewinding(cfg) and r == 0 and start < cfg.prune.rewind_step:
     states, tracker, c = run(states, tracker, start, cfg.prune.rewind_step)
     prior = c if prior is None else train.concat_curves([prior, c])
-    lineage = lineage.replace(start_params=jax.tree.map(jnp.copy, states.params),
-                              start_model_state=jax.tree.map(jnp.copy, states.model_state))
+    states = fork_twins(states, ids)  # the dense twin leaves its ticket at step k, as tickets will
+    lineage = lineage.replace(start_params=parallel.take(states.params, ticket_rows),
+                              start_model_state=parallel.take(states.model_state, ticket_rows))
     start = cfg.prune.rewind_step
-  states, tracker, curves = run(states, tracker, start, cfg.train.steps)
+  states, tracker, curves = run(states, tracker, start, length)
   if prior is not None:
     curves = train.concat_curves([prior, curves])
   _, test_acc = trainer.evaluate_many(tracker.params, states.mask, tracker.model_state, dataset,
@@ -378,13 +395,54 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
       layer_density=train.to_numpy(layer_density),
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
       final_params=states.params, masks=states.mask,
-      steps_trained=cfg.train.steps - first_step,
+      steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
+                              for tid in ids]),
+      path_error=twin_paths(setup, ids, states, dataset),
       seconds=time.perf_counter() - t0)
+  trained = parallel.take(states.params, ticket_rows)
   if r == 0:
-    lineage = lineage.replace(dense_params=states.params)
+    lineage = lineage.replace(dense_params=trained)
   if r + 1 < num_rounds(cfg):
     lineage = next_masks(setup, lineage, ids, states.params, r, dataset)
+  if cfg.prune.reset == "none":  # fine-tuning: the next round continues from the trained weights
+    lineage = lineage.replace(start_params=trained,
+                              start_model_state=parallel.take(states.model_state, ticket_rows))
   return result, lineage.replace(round=r + 1)
+
+
+def rows(ids: Sequence[TicketId], kind: str) -> list[int]:
+  """Positions of `kind`'s tickets in a line-up, in trial order."""
+  return [i for i, tid in enumerate(ids) if tid.kind == kind]
+
+
+def fork_twins(states: train.TrainState, ids: Sequence[TicketId]) -> train.TrainState:
+  """Each twin takes its trial's ticket's weights and optimizer state; it keeps its data order."""
+  twins = rows(ids, tickets.TWIN)
+  if not twins:
+    return states
+  source = np.arange(len(ids))
+  source[twins] = [rows(ids, tickets.TICKET)[ids[i].trial] for i in twins]
+  forked = parallel.take(states, jnp.asarray(source))
+  return forked.replace(rng=states.rng)
+
+
+def twin_paths(setup: Setup, ids: Sequence[TicketId], states: train.TrainState,
+               dataset: Dataset) -> np.ndarray:
+  """[K, points] test error along the line from each ticket to its twin (NaN elsewhere)."""
+  points = setup.cfg.stability.points
+  out = np.full((len(ids), points), np.nan)
+  twins = rows(ids, tickets.TWIN)
+  if not twins:
+    return out
+  tickets_at = rows(ids, tickets.TICKET)
+  at = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+  pairs = [(at(states.params, tickets_at[ids[j].trial]), at(states.params, j),
+            at(states.mask, j), at(states.model_state, tickets_at[ids[j].trial]),
+            at(states.model_state, j)) for j in twins]
+  errors = stability.path_errors(setup.trainer, pairs, dataset, dataset.test, points)
+  for j, e in zip(twins, errors):
+    out[tickets_at[ids[j].trial]] = e
+  return out
 
 
 def run_rounds(setup: Setup, dataset: Dataset, sink: RoundSink | None = None,

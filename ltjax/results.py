@@ -20,11 +20,12 @@ import jax
 import numpy as np
 
 from ltjax import masks as masks_lib
+from ltjax import stability
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
 CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
               "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
-              "finding_steps", "wall_seconds")
+              "finding_steps", "instability", "wall_seconds")
 
 
 def records(result, seed: int) -> list[dict[str, Any]]:
@@ -41,10 +42,14 @@ def records(result, seed: int) -> list[dict[str, Any]]:
         "val_loss": at_stop(result.val_loss[i]), "val_accuracy": at_stop(result.val_accuracy[i]),
         "test_accuracy": at_stop(result.test_accuracy[i]),
         "final_test_accuracy": _num(result.final_test_accuracy[i]),
-        "diverged": bool(result.diverged[i]), "steps_trained": int(result.steps_trained),
+        "diverged": bool(result.diverged[i]), "steps_trained": int(result.steps_trained[i]),
         "finding_steps": int(result.finding_steps[i]),
         "wall_seconds": round(float(result.seconds), 3),  # the round's, shared by its tickets
     })
+    path = result.path_error[i]
+    if not np.isnan(path).all():  # a ticket with a twin: linear mode connectivity
+      out[-1]["path_error"] = [round(float(e), 6) for e in path]
+      out[-1]["instability"] = round(float(stability.barrier(path)), 6)
   return out
 
 

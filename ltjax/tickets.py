@@ -5,6 +5,9 @@
 - `shuffle_mask`: random mask with the same per-layer sparsity ("random sparse subnetwork").
 - inverted: the mask a one-shot criterion draws when it keeps its *lowest* scores instead
   (Frankle et al. 2021's sanity check; drawn by `lottery.next_masks`, started like the ticket).
+- twin: the ticket itself with another data order, for linear mode connectivity (`stability`).
+- scratch: Liu et al. 2019's counterpoint: the ticket's mask, a fresh init, and a schedule of its
+  own (a larger rate, a longer budget: their Scratch-B).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from ltjax.kinds import PRUNABLE_KINDS
 PyTree = Any
 
 TICKET, REINIT, RANDOM_MASK, INVERTED = "ticket", "reinit", "random_mask", "inverted"
-KINDS = (TICKET, REINIT, RANDOM_MASK, INVERTED)  # appended only: the index seeds each kind's data
+TWIN, SCRATCH = "twin", "scratch"
+KINDS = (TICKET, REINIT, RANDOM_MASK, INVERTED, TWIN, SCRATCH)  # append only: the index seeds data
 
 
 def reset(saved_params: PyTree, mask: PyTree) -> PyTree:

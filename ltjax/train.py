@@ -40,6 +40,9 @@ class TrainState:
   opt_state: PyTree
   model_state: PyTree  # non-trained collections, e.g. {'batch_stats': ...}; {} for none
   rng: jax.Array       # the ticket's raw key data (uint32): data order and dropout derive from it
+  # () for the run's schedule; (lr_scale, last_step) where tickets of one program train on
+  # schedules of their own (Liu et al.'s Scratch-B control: a larger rate, a longer budget).
+  schedule: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +62,16 @@ class Trainer:
   layout: parallel.Layout = parallel.Layout()
 
   # ------------------------------------------------------------ one ticket
-  def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array) -> TrainState:
+  def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array,
+                 schedule: tuple = ()) -> TrainState:
     params = masks_lib.apply(params, mask)
     return TrainState(params=params, mask=mask, opt_state=self.tx.init(params),
-                      model_state=model_state, rng=raw_key(rng))
+                      model_state=model_state, rng=raw_key(rng), schedule=schedule)
 
-  def init_states(self, params, mask, model_state, rngs) -> TrainState:
-    """Stacked TrainStates for stacked params/masks/keys."""
-    return jax.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs)
+  def init_states(self, params, mask, model_state, rngs, schedule: tuple = ()) -> TrainState:
+    """Stacked TrainStates for stacked params/masks/keys (and per-ticket (lr_scale[K],
+    last_step[K]) when tickets follow schedules of their own)."""
+    return jax.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
 
   def logits(self, params, model_state, images, train: bool, dropout_key=None):
     variables = {"params": params, **model_state}
@@ -94,8 +99,14 @@ class Trainer:
       grads, loss = jax.lax.pmean((grads, loss), parallel.BATCH)
     grads = masks_lib.apply(grads, state.mask)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    if state.schedule:  # optax scales by the rate last, so scaling the update scales the rate
+      lr_scale, last_step = state.schedule
+      updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
     params = masks_lib.apply(optax.apply_updates(state.params, updates), state.mask)
-    return state.replace(params=params, opt_state=opt_state, model_state=model_state), loss
+    new = state.replace(params=params, opt_state=opt_state, model_state=model_state)
+    if state.schedule:  # past its budget a ticket stands still (and its validation loss with it)
+      new = jax.tree.map(lambda n, o: jnp.where(step < last_step, n, o), new, state)
+    return new, loss
 
   def eval_batch(self, params, model_state, images, labels):
     """(per-example losses, per-example correct) of one ticket on one batch."""

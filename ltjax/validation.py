@@ -180,12 +180,16 @@ SCHEMA: dict[str, Any] = {
     "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
     "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(criteria.names()))),
     "prune.rewind_step": Int(lo=0),
+    "prune.reset": Choice(("start", "none")),
     "prune.early_bird_threshold": Float(0.0, 1.0, lo_open=True, hi_open=True),
     "prune.early_bird_patience": Int(lo=1),
     "trials": Int(lo=1),
-    "controls": Seq(Choice(("", tickets.REINIT, tickets.RANDOM_MASK, tickets.INVERTED))),
+    "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
     "reinit_draws": Int(lo=1),
     "seed": Int(0, 2**32 - 1),
+    "stability.points": Int(lo=2),
+    "scratch.lr_scale": Float(lo=0.0, lo_open=True),
+    "scratch.steps_scale": Float(1.0, 100.0),
     "execution.mesh": Mesh(),
     "execution.cpu_devices": Int(lo=1, also=(-1,)),
     "execution.ticket_batch": Int(lo=-1),
@@ -221,6 +225,13 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   if tickets.INVERTED in c["controls"] and mode not in ("oneshot", "at_init"):
     yield "controls", (f"the {tickets.INVERTED!r} control inverts a one-shot criterion's scores; "
                        f"prune.mode={mode!r} has none (use 'oneshot' or 'at_init')")
+  if c["prune.reset"] == "none" and mode != "iterative":
+    yield "prune.reset", f"'none' (fine-tuning) continues IMP's trained ticket; prune.mode={mode!r} has none"
+  elif c["prune.reset"] == "none" and k:
+    yield "prune.reset", f"'none' keeps the trained weights; there is nothing to rewind to (prune.rewind_step={k})"
+  budget = c["train.steps"] * c["scratch.steps_scale"]
+  if tickets.SCRATCH in c["controls"] and budget != round(budget):
+    yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
   by_mode = {"at_init": criteria.names(), "early_bird": ["magnitude"]}.get(mode, pruning.score_names())
   if c["prune.score"] not in by_mode:
     yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode={c['prune.mode']!r}; "

@@ -50,13 +50,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
   c.prune.score = "magnitude"     # pruning.score_names(); with mode 'at_init', criteria.names()
   c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
+  c.prune.reset = "start"         # 'start': theta_0 or theta_k as above; 'none': keep training the
+                                  # pruned trained weights (fine-tuning)
   c.prune.early_bird_threshold = 0.1  # early_bird: masks "settled" below this Hamming distance ...
   c.prune.early_bird_patience = 5     # ... for this many checks (one per train.eval_every steps)
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
-  c.controls = ("reinit", "random_mask")  # also 'inverted' (one-shot modes); '' ignored; () none
+  # also 'inverted' (one-shot modes), 'twin' (stability), 'scratch' (Scratch-B); '' ignored; () none
+  c.controls = ("reinit", "random_mask")
   c.reinit_draws = 1              # random reinitializations per trial (the paper: 3)
   c.seed = 0
+
+  c.stability = ml_collections.ConfigDict()
+  c.stability.points = 11         # with the 'twin' control: test error at this many points on the path
+  c.scratch = ml_collections.ConfigDict()
+  c.scratch.lr_scale = 1.0        # the 'scratch' control's learning rate, relative to train.lr
+  c.scratch.steps_scale = 2.0     # and its budget, relative to train.steps (Scratch-B: up to 2x)
 
   c.execution = ml_collections.ConfigDict()
   # Devices for the ticket axis: 'auto' (every device, tickets first; the batch is split too when
