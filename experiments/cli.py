@@ -6,7 +6,11 @@ way: `error: <what>: <why>` on stderr, exit status 1, nothing written.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import logging as logging_std
+import os
+import pathlib
 import sys
 import time
 from typing import Callable, NoReturn, Sequence
@@ -96,3 +100,37 @@ class StatusLine:
       self._shown = False
     self.stream.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
     self.stream.flush()
+
+
+def config_source(name: str) -> str:
+  """A preset's file for its name; a path stays a path. Unknown names fail in one line."""
+  import ltjax.configs  # noqa: PLC0415
+  if name.endswith(".py") or os.path.exists(name):
+    return name
+  if name not in ltjax.configs.available():
+    fail(f"--config: unknown preset {name!r}; presets: {', '.join(ltjax.configs.available())} "
+         "(or pass a config file path)")
+  return str(pathlib.Path(ltjax.configs.__file__).parent / f"{name}.py")
+
+
+def load_config(source: str):
+  """The ConfigDict of `path[:arg]` (a user's file: any error in it is one line, theirs to fix)."""
+  path, _, arg = source.partition(":")
+  try:
+    spec = importlib.util.spec_from_file_location("_ltjax_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config(arg) if arg else module.get_config()
+  except Exception as e:  # pylint: disable=broad-except
+    fail(f"--config: cannot load {path}: {type(e).__name__}: {e}")
+  if not hasattr(cfg, "keys"):
+    fail(f"--config: {path}'s get_config() returned {type(cfg).__name__}, not a ConfigDict")
+  return cfg
+
+
+def literal(text: str):
+  """A flag value as Python data where it reads as such (1, 0.5, (1, 2), True), else the text."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text

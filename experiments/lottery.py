@@ -9,8 +9,6 @@ r"""The lottery-ticket experiment: iterative or one-shot pruning with controls, 
 overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interrupted run.
 """
 
-import ast
-import importlib.util
 import os
 import pathlib
 import sys
@@ -38,18 +36,14 @@ def _config_args(argv):
     if arg.startswith("--config="):
       value = arg.split("=", 1)[1]
       base, colon, config_arg = value.partition(":")
-      if not base.endswith(".py") and not os.path.exists(base):
-        if base not in ltjax.configs.available():
-          cli.fail(f"--config: unknown preset {base!r}; presets: "
-                   f"{', '.join(ltjax.configs.available())} (or pass a config file path)")
-        value = f"{_PRESET_DIR / base}.py{colon}{config_arg}"
+      value = cli.config_source(base) + colon + config_arg
       arg, source = f"--config={value}", value
     elif arg.startswith("--config.model_kwargs.") and "=" in arg:
       key, value = arg[len("--config.model_kwargs."):].split("=", 1)
-      model_kwargs[key] = _literal(value)
+      model_kwargs[key] = cli.literal(value)
       continue
     out.append(arg)
-  cfg = _load_config(source)
+  cfg = cli.load_config(source)
   for arg in out:
     if arg.startswith("--config."):
       field = arg[len("--config."):].split("=", 1)[0]
@@ -75,27 +69,6 @@ def _joined(argv):
     out.append(arg)
     i += 1
   return out
-
-
-def _literal(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
-
-
-def _load_config(source: str):
-  path, _, arg = source.partition(":")
-  try:
-    spec = importlib.util.spec_from_file_location("_ltjax_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config(arg) if arg else module.get_config()
-  except Exception as e:  # a user's file: any error in it is theirs to fix, in one line
-    cli.fail(f"--config: cannot load {path}: {type(e).__name__}: {e}")
-  if not hasattr(cfg, "keys"):
-    cli.fail(f"--config: {path}'s get_config() returned {type(cfg).__name__}, not a ConfigDict")
-  return cfg
 
 
 _CONFIG = None  # defined in run(), after _config_args: config_flags reads sys.argv when defined

@@ -58,7 +58,7 @@ def _thin(levels: Sequence[float], most: int = 10) -> list[float]:
     ratio *= 1.15
 
 
-def _finish(ax, title: str, ylabel: str, legend: bool = True, **legend_kw) -> None:
+def finish(ax, title: str, ylabel: str, legend: bool = True, **legend_kw) -> None:
   ax.set_title(title)
   ax.set_ylabel(ylabel)
   ax.grid(True, which="major", alpha=0.35)
@@ -66,7 +66,7 @@ def _finish(ax, title: str, ylabel: str, legend: bool = True, **legend_kw) -> No
     ax.legend(**{"fontsize": "small", **legend_kw})
 
 
-def _tight(fig: Figure, bottom: float = 0.0, right: float = 1.0) -> None:
+def tight(fig: Figure, bottom: float = 0.0, right: float = 1.0) -> None:
   """tight_layout with air under the suptitle (and `bottom` inches for a figure legend)."""
   height = fig.get_size_inches()[1]
   fig.tight_layout(rect=(0, bottom / height, right, 1 - 0.1 / height))
@@ -77,7 +77,7 @@ def save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
   return f"{100 * x:.3g}%"
 
 
@@ -118,7 +118,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   percent_axis(ax, percents)
   counts = sorted({r["n"] - r["diverged"] for run in runs for r in run.summary if r[field]})
   n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-  _finish(ax, f"{title}\nmean over trials (n = {n} per point), bars = min/max", ylabel, loc="best")
+  finish(ax, f"{title}\nmean over trials (n = {n} per point), bars = min/max", ylabel, loc="best")
   return fig
 
 
@@ -159,7 +159,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
       with np.errstate(all="ignore"):
         mean = np.nanmean(acc, axis=1)
       means.append(mean)
-      label = f"{_pct(run.density(r))} remaining (round {r}{', dense' if r == 0 else ''})"
+      label = f"{pct(run.density(r))} remaining (round {r}{', dense' if r == 0 else ''})"
       ax.plot(step, mean, color=color, linewidth=1.3, label=label)
       es = [x["early_stop_step"] for x in run.records if x["round"] == r and
             x["kind"] == (kind if r > 0 else "ticket") and x["early_stop_step"] >= 0]
@@ -174,7 +174,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
       ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("training iteration" + (" (log scale)" if log_x else ""))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-    _finish(ax, KIND_LABELS.get(kind, kind), "validation accuracy (%)" if ax is axes[0] else "",
+    finish(ax, KIND_LABELS.get(kind, kind), "validation accuracy (%)" if ax is axes[0] else "",
             loc="lower right")
   # Zoom from the third evaluation on: the first ones (near chance) would flatten the rest.
   starts = [m[2:] if len(m) >= 10 else m for m in means]
@@ -185,7 +185,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
     axes[0].set_ylim(lo - pad, min(100.0, hi + pad))
   fig.suptitle(f"{run.label}: validation accuracy during training (mean over "
                f"{run.trials} trials; y axis zoomed)")
-  _tight(fig)
+  tight(fig)
   return fig
 
 
@@ -218,17 +218,17 @@ def init_values_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
       kept = analysis.survivors(init[layer], m[layer])
       stats = analysis.value_stats(kept, everything)
       ax.hist(kept, bins=bins, density=True, histtype="step", linewidth=1.6, color=color,
-              label=f"round {r}: {_pct(kept.size / everything.size)} kept, "
+              label=f"round {r}: {pct(kept.size / everything.size)} kept, "
                     f"mean|θ₀| ×{stats['abs_ratio']:.2f}")
     shape = "×".join(str(s) for s in init[layer].shape[1:])
     ax.set_xlabel("initial weight value θ₀")
     ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
-    _finish(ax, f"{layer.removesuffix('/kernel')} ({shape}, σ₀ = {everything.std():.3g})",
+    finish(ax, f"{layer.removesuffix('/kernel')} ({shape}, σ₀ = {everything.std():.3g})",
             "probability density" if n % cols == 0 else "", loc="upper left")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the histogram
   fig.suptitle(f"{run.label}: initial values of the weights the winning tickets keep "
                f"({run.trials} trials pooled; ×: mean |θ₀| relative to all weights)")
-  _tight(fig)
+  tight(fig)
   return fig
 
 
@@ -295,14 +295,14 @@ def overlap_figure(run: Run, rows: Sequence[dict[str, Any]]) -> Figure | None:
     percent_axis(ax, [100 * x["density"] for x in rows])
   left.set_ylim(-0.02, 1.04)
   many = {"ncol": 2, "fontsize": "x-small"} if len(layers) > 6 else {}
-  _finish(left, f"Jaccard index |A∩B|/|A∪B| between trials' masks\nmean over {pairs} trial "
+  finish(left, f"Jaccard index |A∩B|/|A∪B| between trials' masks\nmean over {pairs} trial "
                 "pairs (bars: min/max); dashed: two random masks",
           "Jaccard index (1 = identical masks)", loc="lower left", **many)
-  _finish(right, "Overlap relative to chance (1 = no more than random masks)",
+  finish(right, "Overlap relative to chance (1 = no more than random masks)",
           "Jaccard index / chance level", loc="best", **many)
   fig.suptitle(f"{run.label}: do different trials (different θ₀) find the same winning-ticket "
                "mask?")
-  _tight(fig)
+  tight(fig)
   return fig
 
 
@@ -344,14 +344,14 @@ def connectivity_figure(run: Run, round_index: int, seed: int = 0) -> Figure | N
               va="top", fontsize="small", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
       ax.set_xlabel(f"surviving {which} connections per unit (of {fan} possible)")
       ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-      _finish(ax, f"{name} units, {which} (via {source.removesuffix('/kernel')}: "
-                  f"{_pct(density.get(source, math.nan))} kept)",
+      finish(ax, f"{name} units, {which} (via {source.removesuffix('/kernel')}: "
+                  f"{pct(density.get(source, math.nan))} kept)",
               "number of units (trials pooled)" if col == 0 else "", legend=False)
   handles, labels = axes[0, 0].get_legend_handles_labels()
   fig.suptitle(f"{run.label}: per-unit connectivity of the hidden dense layers, round "
-               f"{round_index} ({_pct(run.density(round_index))} of weights remaining, "
+               f"{round_index} ({pct(run.density(round_index))} of weights remaining, "
                f"{trials} trials pooled)")
-  _tight(fig, bottom=0.5)
+  tight(fig, bottom=0.5)
   fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small")
   return fig
 
@@ -385,12 +385,12 @@ def input_connectivity_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
   norm = matplotlib.colors.TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=top)
   for ax, (r, m) in zip(axes, loaded.items()):
     image = ax.imshow(ratios[r], cmap="RdBu_r", norm=norm)
-    ax.set_title(f"round {r}: {_pct(float(m[first].mean()))} of {name} kept")
+    ax.set_title(f"round {r}: {pct(float(m[first].mean()))} of {name} kept")
     ax.set_xlabel("pixel column")
     ax.set_ylabel("pixel row" if ax is axes[0] else "")
   fig.suptitle(f"{run.label}: how many of each input pixel's {kernel.shape[-1]} {name} connections "
                f"survive, relative to the layer average (mean over {run.trials} trials)")
-  _tight(fig, right=0.91)
+  tight(fig, right=0.91)
   cax = fig.add_axes((0.925, 0.15, 0.015, 0.7))
   fig.colorbar(image, cax=cax, label="kept share / layer density (1 = average, red = more)")
   return fig
@@ -410,14 +410,14 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
     err = [[m - a.min() for m, a in zip(y, acc)], [a.max() - m for m, a in zip(y, acc)]]
     line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
     for xi, yi, p in list(zip(x, y, mine))[-1:] if len(mine) > 4 else zip(x, y, mine):
-      ax.annotate(_pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
+      ax.annotate(pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
                   fontsize=7, color=line[0].get_color())
   ax.set_xscale("log")
   ax.set_xlabel("model-steps spent finding the ticket, per trial (at init: 1)")
-  _finish(ax, "Test accuracy against the cost of finding the ticket\nlabels: % of weights remaining "
+  finish(ax, "Test accuracy against the cost of finding the ticket\nlabels: % of weights remaining "
           "(IMP: its sparsest round)",
           "test accuracy at early stop (%)")
-  _tight(fig)
+  tight(fig)
   return fig
 
 
@@ -447,6 +447,15 @@ def write_report(runs: Sequence[Run], out: pathlib.Path | str,
        "dashed: the dense network.", "")
   emit(early_stop_figure(runs), "early_stop.png", "Early-stop iteration vs. weights remaining",
        "Iteration of minimum validation loss: lower means the network learns faster.", "")
+  from ltjax import plots_stability  # noqa: PLC0415 -- it builds on this module
+  if plots_stability.has_stability(runs):
+    emit(plots_stability.path_figure(runs), "stability_path.png", "Linear mode connectivity",
+         "Test error along the straight line from each ticket to its twin (same start, another "
+         "data order), mean and min/max over trials; a bump is an error barrier: unstable.", "")
+    emit(plots_stability.instability_figure(runs), "instability.png",
+         "Instability against the rewind step",
+         "Error barrier (max error on the path minus the ends' mean) per rewind step k.",
+         "instability against k skipped (needs runs at two or more rewind steps)")
   tables = []
   slugs = [slug(run.label) for run in runs]
   for i, run in enumerate(runs):
@@ -597,7 +606,7 @@ def config_lines(run: Run) -> list[str]:
           f"- trials: {c.get('trials')}, seed {c.get('seed')}; controls: {controls} "
           f"(reinit draws {c.get('reinit_draws')})",
           f"- rounds finished: {len(run.rounds)} of {total} (down to "
-          f"{_pct(run.density(run.rounds[-1]))} of weights remaining)"]
+          f"{pct(run.density(run.rounds[-1]))} of weights remaining)"]
 
 
 def _cell(stat: dict | None, scale: float, fmt: str) -> str:

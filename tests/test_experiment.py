@@ -245,3 +245,27 @@ def test_early_bird_draws_the_mask_once_it_settles_and_says_when(tmp_path):
       assert 60 <= x["finding_steps"] < 300 and x["finding_steps"] % 20 == 0, x
   again = experiment.train_and_evaluate(cfg, tmp_path / "again", log=lambda _: None)
   assert [x["finding_steps"] for x in again] == [x["finding_steps"] for x in recs]
+
+
+def test_fine_tuning_continues_from_the_trained_ticket(tmp_path):
+  cfg = tiny_config(**{"prune.reset": "none", "prune.rounds": 1, "trials": 1, "controls": ()})
+  experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  _, lineage = _restored(cfg, tmp_path, next_round=2)
+  kernel = lambda tree: np.asarray(tree["fc1"]["kernel"])  # noqa: E731
+  trained = checkpoint.load_trained(tmp_path, 2)  # round 1's trained ticket (the only row)
+  np.testing.assert_array_equal(kernel(lineage.start_params), kernel(trained["params"]))
+  assert not np.allclose(kernel(lineage.start_params), kernel(lineage.init_params))
+
+
+def test_scratch_trains_on_its_own_longer_budget_alongside_the_ticket(tmp_path):
+  cfg = tiny_config(**{"prune.rounds": 1, "trials": 1, "controls": ("scratch",),
+                       "scratch.steps_scale": 2.0, "scratch.lr_scale": 2.0})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  by = {(r["round"], r["kind"]): r for r in recs}
+  assert by[(1, "scratch")]["steps_trained"] == 400 and by[(1, "ticket")]["steps_trained"] == 200
+  assert by[(1, "scratch")]["density"] == by[(1, "ticket")]["density"]
+  curves = np.load(tmp_path / "curves" / "round_01.npz")
+  assert curves["step"][-1, 0] == 400
+  ticket_loss = curves["val_loss"][:, 0]  # past its budget the ticket stands still
+  assert (ticket_loss[curves["step"][:, 0] >= 200] == ticket_loss[curves["step"][:, 0] == 200]).all()
+  assert by[(1, "ticket")]["early_stop_step"] <= 200

@@ -222,3 +222,18 @@ def test_unrolled_host_loop_matches_device_loops(small_mlp, tiny_data):
   np.testing.assert_array_equal(a_tracker.step, b_tracker.step)
   np.testing.assert_allclose(a_curves.val_loss, b_curves.val_loss, rtol=1e-5)
   assert b_curves.val_loss.shape == (3, K)
+
+
+def test_a_ticket_with_its_own_schedule_scales_its_rate_and_stops_at_its_budget(small_mlp, tiny_data):
+  module, _, params, mask, model_state, keys = _tickets(small_mlp, k=1)
+  one = lambda t: jax.tree.map(lambda x: x[0], t)  # noqa: E731
+  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32)
+  x, y = tiny_data.normalize(tiny_data.train.images[:32]), tiny_data.train.labels[:32]
+  moved = {}
+  for scale in (1.0, 3.0):
+    state = trainer.init_state(one(params), one(mask), {}, keys[0], (jnp.float32(scale), jnp.int32(2)))
+    after, _ = jax.jit(trainer.train_step)(state, x, y, 0)
+    moved[scale] = jax.tree.map(lambda a, b: a - b, after.params, state.params)
+    stopped, _ = jax.jit(trainer.train_step)(after, x, y, 2)  # step 2 is past its last step
+    chex.assert_trees_all_equal(stopped.params, after.params)
+  chex.assert_trees_all_close(jax.tree.map(lambda d: 3.0 * d, moved[1.0]), moved[3.0], rtol=1e-5, atol=1e-7)

@@ -1,0 +1,157 @@
+r"""A grid of lottery experiments, one workdir per point, resumable as a whole, with one report.
+
+  python -m experiments.sweep --study=pruning_rate --workdir=workdirs/pruning_rate
+  python -m experiments.sweep --config=lenet_quick --workdir=workdirs/width \
+      --sweep.model_kwargs.width=0.5,1,2 --sweep.prune.fc_rate=0.2,0.4 --set.trials=2
+  python -m experiments.sweep --list                     # the studies (ltjax/studies.py)
+
+`--sweep.FIELD=V1,V2,...` adds a field to the grid (every combination is run; a tuple value is
+written in brackets, `--sweep.controls=(reinit,),(twin,)`); `--set.FIELD=V` holds a field fixed on
+every point. Each point runs in WORKDIR/<field=value,...> like `experiments.lottery` (rerunning the
+same command resumes where it stopped, finished points are not rerun), and WORKDIR/sweep.json
+records the sweep; a different sweep in the same workdir is refused unless --restart. The report
+(WORKDIR/report) overlays every point, one line each, with stability figures where points ran
+the 'twin' control.
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import flags
+
+from experiments import cli
+from ltjax import experiment, results, studies, validation
+
+_STUDY = flags.DEFINE_string("study", "", "A study of ltjax/studies.py (its preset, grid, fixed fields).")
+_CONFIG = flags.DEFINE_string("config", "", "Preset or config file to sweep (default: the study's, "
+                              "else lenet_quick).")
+_WORKDIR = flags.DEFINE_string("workdir", "", "Root of the sweep: one workdir per point in it.")
+_RESTART = flags.DEFINE_bool("restart", False, "Discard what the workdir holds and start over.")
+_LIST = flags.DEFINE_bool("list", False, "List the studies and exit.")
+_REPORT = flags.DEFINE_bool("report", True, "Write WORKDIR/report when the points are done.")
+cli.check_flag("study", lambda v: not v or v in studies.names(),
+               f"study must be one of {', '.join(studies.names())}")
+
+_GRID: dict = {}    # --sweep.FIELD=V1,V2 (taken out of argv before absl sees it)
+_FIXED: dict = {}   # --set.FIELD=V
+
+
+def split_values(text: str) -> list:
+  """'0.2,0.4' -> [0.2, 0.4]; commas inside brackets stay: '(a,b),(c,)' -> [('a','b'), ('c',)]."""
+  parts, depth, cur = [], 0, ""
+  for ch in text:
+    if ch in "([":
+      depth += 1
+    elif ch in ")]":
+      depth -= 1
+    if ch == "," and depth == 0:
+      parts.append(cur)
+      cur = ""
+    else:
+      cur += ch
+  parts.append(cur)
+  return [_value(p.strip()) for p in parts if p.strip()]
+
+
+def _value(text: str):
+  if text[:1] in "([" and text[-1:] in ")]":  # a tuple of bare words: (reinit,twin)
+    return tuple(_value(p.strip()) for p in text[1:-1].split(",") if p.strip())
+  return cli.literal(text)
+
+
+def _take_sweep_args(argv: list[str]) -> list[str]:
+  out, i = [], 0
+  while i < len(argv):
+    arg = argv[i]
+    for prefix, into in (("--sweep.", _GRID), ("--set.", _FIXED)):
+      if arg.startswith(prefix):
+        if "=" not in arg:
+          if i + 1 >= len(argv):
+            cli.fail(f"{arg}: needs a value ({arg}=V)")
+          arg, i = f"{arg}={argv[i + 1]}", i + 1
+        field, value = arg[len(prefix):].split("=", 1)
+        if not field:
+          cli.fail(f"{arg}: name a config field, e.g. {prefix}prune.fc_rate=...")
+        if prefix == "--sweep.":
+          values = split_values(value)
+          if not values:
+            cli.fail(f"--sweep.{field}: empty sweep (give values: --sweep.{field}=V1,V2)")
+          into[field] = values
+        else:
+          into[field] = _value(value)
+        break
+    else:
+      out.append(arg)
+    i += 1
+  return out
+
+
+def main(argv):
+  del argv
+  if _LIST.value:
+    for name in studies.names():
+      s = studies.get(name)
+      size = len(studies.combine(s, {}))
+      print(f"{name:15s} {size} points on {s.preset}: {s.description}")
+    return
+  if not _WORKDIR.value.strip():
+    cli.fail("--workdir: give the sweep's root directory")
+  study = studies.get(_STUDY.value) if _STUDY.value else studies.Study("a sweep")
+  base = None
+  if _CONFIG.value:
+    base = cli.load_config(cli.config_source(_CONFIG.value))
+  try:
+    points = studies.expand(study, base, _FIXED, _GRID)
+  except validation.UsageError as e:
+    cli.fail(e)
+  root = pathlib.Path(_WORKDIR.value)
+  manifest = {"study": _STUDY.value or None, "config": _CONFIG.value or study.preset,
+              "set": _jsonable(_FIXED), "points": [{"name": n, "values": _jsonable(p)} for n, _, p in points]}
+  _claim(root, manifest)
+  status = cli.StatusLine()
+  for i, (name, cfg, _) in enumerate(points):
+    status.log(f"point {i + 1}/{len(points)}: {name}")
+    try:
+      experiment.train_and_evaluate(cfg, root / name, restart=_RESTART.value, log=status.log,
+                                    status=status)
+    except experiment.UsageError as e:
+      cli.fail(f"point {name}: {e}")
+  if _REPORT.value:
+    from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib once the runs are done
+    runs = [analysis.load_run(root / name, name) for name, _, _ in points]
+    path = plots.write_report(runs, root / "report", log=print)
+    print(f"report: {path}")
+
+
+def _claim(root: pathlib.Path, manifest: dict) -> None:
+  """Write sweep.json, or check that the workdir holds this same sweep."""
+  path = root / "sweep.json"
+  if path.exists() and not _RESTART.value:
+    try:
+      old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      cli.fail(f"--workdir: {path} is unreadable ({e}); pass --restart to start over")
+    if old != manifest:
+      changed = [k for k in manifest if old.get(k) != manifest[k]]
+      cli.fail(f"--workdir: {root} holds another sweep (differs in {', '.join(changed)}); "
+               "use another workdir or --restart")
+  try:
+    root.mkdir(parents=True, exist_ok=True)
+    results.atomic_write(path, json.dumps(manifest, indent=1) + "\n")
+  except OSError as e:
+    cli.fail(f"--workdir: cannot write {root}: {e.strerror or e}")
+
+
+def _jsonable(values: dict) -> dict:
+  return json.loads(json.dumps(values, default=list))
+
+
+def run():
+  argv = _take_sweep_args(list(sys.argv))
+  sys.argv[:] = argv
+  cli.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

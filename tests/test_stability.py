@@ -1,0 +1,68 @@
+"""Linear mode connectivity: the path, the barrier, and the twin control in a lottery run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ltjax import experiment, lottery, stability, tickets
+from tests.conftest import shared_data_dir, tiny_lottery_config
+
+
+def test_alphas_need_two_points():
+  np.testing.assert_allclose(stability.alphas(3), [0.0, 0.5, 1.0])
+  with pytest.raises(ValueError, match="at least 2 points"):
+    stability.alphas(1)
+
+
+def test_interpolation_hits_both_ends_and_the_midpoint():
+  a, b = {"w": jnp.zeros((2, 3))}, {"w": jnp.full((2, 3), 4.0)}
+  path = stability.interpolate(a, b, stability.alphas(5))
+  assert path["w"].shape == (5, 2, 3)
+  np.testing.assert_allclose(path["w"][:, 0, 0], [0.0, 1.0, 2.0, 3.0, 4.0])
+
+
+def test_barrier_is_the_peak_above_the_ends_mean():
+  assert stability.barrier([0.1, 0.5, 0.3]) == pytest.approx(0.3)
+  np.testing.assert_allclose(stability.barrier([[0.2, 0.2, 0.2], [0.1, 0.05, 0.3]]), [0.0, 0.1])
+
+
+needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
+
+
+@needs_mnist
+def test_twins_fork_at_step_k_and_their_path_is_measured(tmp_path):
+  cfg = tiny_lottery_config(**{"prune.rewind_step": 50, "prune.rounds": 1, "trials": 2,
+                               "controls": ("twin",), "stability.points": 5})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  for r in (0, 1):  # the dense net and the ticket both get a twin
+    ticket = [x for x in recs if x["round"] == r and x["kind"] == "ticket"]
+    twin = {x["trial"]: x for x in recs if x["round"] == r and x["kind"] == "twin"}
+    assert len(ticket) == 2 and len(twin) == 2
+    for x in ticket:
+      assert len(x["path_error"]) == 5 and "path_error" not in twin[x["trial"]]
+      # The path's ends are the two networks themselves.
+      assert x["path_error"][0] == pytest.approx(1 - x["final_test_accuracy"], abs=1e-6)
+      assert x["path_error"][-1] == pytest.approx(1 - twin[x["trial"]]["final_test_accuracy"], abs=1e-6)
+      assert x["instability"] == pytest.approx(stability.barrier(x["path_error"]), abs=1e-5)
+      assert x["path_error"] != x["path_error"][::-1]  # another data order: another network
+
+
+@needs_mnist
+def test_a_twin_starts_as_its_ticket_with_another_data_order():
+  cfg = tiny_lottery_config(**{"prune.rounds": 1, "trials": 2, "controls": ("twin", "scratch")})
+  dataset = experiment.load_dataset(cfg, log=lambda _: None)
+  setup = lottery.build(cfg, dataset)
+  lineage = lottery.initial_lineage(setup).replace(round=1)
+  ids = lottery.lineup(cfg, 1)
+  states = lottery.start_states(setup, lineage, ids)
+  at = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)  # noqa: E731
+  for trial in range(2):
+    t, w, s = (lottery.rows(ids, k)[trial] for k in (tickets.TICKET, tickets.TWIN, tickets.SCRATCH))
+    jax.tree.map(np.testing.assert_array_equal, at(states.params, t), at(states.params, w))
+    assert not np.array_equal(states.rng[t], states.rng[w])
+    # Scratch: the ticket's mask, a fresh init, and its own schedule.
+    jax.tree.map(np.testing.assert_array_equal, at(states.mask, t), at(states.mask, s))
+    assert not np.allclose(states.params["fc1"]["kernel"][t], states.params["fc1"]["kernel"][s])
+    assert float(states.schedule[0][s]) == cfg.scratch.lr_scale
+    assert int(states.schedule[1][s]) == 2 * cfg.train.steps and int(states.schedule[1][t]) == cfg.train.steps
