@@ -95,12 +95,12 @@ def main(argv):
       size = len(studies.combine(s, {}))
       print(f"{name:15s} {size} points on {s.preset}: {s.description}")
     return
-  if not _WORKDIR.value.strip():
-    cli.fail("--workdir: give the sweep's root directory")
   study = studies.get(_STUDY.value) if _STUDY.value else studies.Study("a sweep")
   base = None
   if _CONFIG.value:
     base = cli.load_config(cli.config_source(_CONFIG.value))
+  if not _WORKDIR.value.strip():
+    cli.fail("--workdir: give the sweep's root directory")
   try:
     points = studies.expand(study, base, _FIXED, _GRID)
   except validation.UsageError as e:

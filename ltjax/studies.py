@@ -45,7 +45,8 @@ STUDIES: dict[str, Study] = {
         grid={"model_kwargs.width": (0.5, 1.0, 2.0)}, fixed={"prune.rounds": 8}),
     "normalization": Study(
         "input normalization: per-dataset mean/std against the paper-era pixels in [0, 1]",
-        grid={"normalization": ("dataset", "none")}, fixed={"prune.rounds": 8, "reinit_draws": 2}),
+        grid={"normalization": ("dataset", "none")},
+        fixed={"prune.rounds": 13, "train.steps": 5000, "reinit_draws": 2}),  # to 5.5%
     "resetting": Study(
         "what survivors start from each round: theta_0, theta_k (rewinding), or their trained "
         "values (no reset: fine-tuning)",
