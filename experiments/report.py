@@ -3,13 +3,14 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
   python -m experiments.report --workdir=workdirs/lenet_quick     # -> workdirs/lenet_quick/report
   python -m experiments.report --workdir=runs/a --workdir=runs/b --label=iterative --label=oneshot \
       --out=workdirs/compare                                       # overlay two runs
+  python -m experiments.report --sweep=workdirs/study_stability    # every point of a sweep
 
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
+import json
 import os
 import pathlib
-
 
 from absl import flags
 
@@ -21,6 +22,10 @@ _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by ex
 _OUT = flags.DEFINE_string("out", None, "Where the report goes (default: <first workdir>/report).")
 _LABELS = flags.DEFINE_multi_string("label", None, "A legend label per workdir (default: the "
                                     "workdir's name).")
+_SWEEP = flags.DEFINE_string("sweep", None, "A sweep's root (experiments.sweep): overlay all its "
+                             "points, labelled by their values (default out: <sweep>/report).")
+cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, "sweep.json")),
+               "sweep must be a directory written by experiments.sweep (with sweep.json)")
 cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
                "out must be a directory path (not empty, not an existing file)")
 cli.check_flag("workdir", lambda v: v is None or all(w.strip() for w in v), "workdir must not be empty")
@@ -30,8 +35,18 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
+  if _SWEEP.value:
+    try:
+      points = json.loads(pathlib.Path(_SWEEP.value, "sweep.json").read_text())["points"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      cli.fail(f"sweep: cannot read {_SWEEP.value}/sweep.json: {e}")
+    done = [p["name"] for p in points if pathlib.Path(_SWEEP.value, p["name"], "results.jsonl").exists()]
+    if not done:
+      cli.fail(f"sweep: no point of {_SWEEP.value} has results yet")
+    workdirs += [os.path.join(_SWEEP.value, name) for name in done]
+    labels += done if labels or not _WORKDIRS.value else []
   if not workdirs:
-    cli.fail("--workdir is required")
+    cli.fail("--workdir or --sweep is required")
   if labels and len(labels) != len(workdirs):
     cli.fail(f"got {len(labels)} --label for {len(workdirs)} --workdir; "
              "give one per workdir")
@@ -39,7 +54,8 @@ def main(argv):
     runs = [analysis.load_run(w, labels[i] if labels else None) for i, w in enumerate(workdirs)]
   except analysis.ReportError as e:
     cli.fail(e)
-  out = pathlib.Path(_OUT.value) if _OUT.value else pathlib.Path(workdirs[0]) / "report"
+  default = pathlib.Path(_SWEEP.value) if _SWEEP.value and not _WORKDIRS.value else pathlib.Path(workdirs[0])
+  out = pathlib.Path(_OUT.value) if _OUT.value else default / "report"
   from ltjax import plots  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   try:
     path = plots.write_report(runs, out, log=print)

@@ -4,15 +4,19 @@
 ticket and its controls; then each trial's ticket is pruned to give the next round's mask:
 
     for r in rounds:
-        lineup  = tickets + controls of round r (ticket: mask_r * theta_0; reinit: mask_r * fresh;
-                  random_mask: shuffled(mask_r) * theta_0)
+        lineup  = tickets + controls of round r (ticket: mask_r * theta_start; reinit: mask_r *
+                  fresh; random_mask: shuffled(mask_r) * theta_start; inverted: the mask of the
+                  inverted scores; twin: the ticket with another data order; scratch: mask_r *
+                  fresh on a schedule of its own)
         trained = train(lineup)                  # K tickets, one program, early stop by val loss
         mask_{r+1} = prune(trained tickets, mask_r, rates)
+        theta_start = theta_0, theta_k (rewinding) or the trained ticket (prune.reset='none')
 
-Everything else here builds those pieces from a config. Persistence (results, checkpoints,
-resume) is the caller's, through the `RoundSink` protocol.
+`next_masks` holds the other ways of finding mask_{r+1}: one-shot from the trained dense net,
+at initialization by a criterion (`ltjax.criteria`), early-bird (`ltjax.early_bird`). Everything
+else here builds those pieces from a config. Persistence (results, checkpoints, resume) is the
+caller's, through the `RoundSink` protocol.
 """
-
 from __future__ import annotations
 
 import dataclasses

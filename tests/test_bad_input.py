@@ -217,6 +217,7 @@ FLAGS = {
     "benchmarks.handwritten": {"steps": st.integers(max_value=0), "eval_every": st.integers(max_value=0),
                                "seed": st.integers(max_value=-1), "data_dir": st.sampled_from(["/nonexistent"])},
     "experiments.report": {"workdir": st.sampled_from(["/nonexistent", "", "/etc"]),
+                           "sweep": st.sampled_from(["/nonexistent", "", "/etc"]),
                            "out": st.sampled_from(["/etc/hostname"])},
 }
 _CASES = [(module, flag) for module, flags in FLAGS.items() for flag in flags]
