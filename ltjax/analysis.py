@@ -26,7 +26,8 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (2
                 "synthetic": (8, 8, 1)}  # experiment.load_dataset's synthetic default
 _CACHED_ROUNDS = 4
 KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask",
-               "inverted": "inverted scores"}
+               "inverted": "inverted scores", "twin": "twin (other data order)",
+               "scratch": "scratch (own schedule)"}
 
 
 class ReportError(ValueError):

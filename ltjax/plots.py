@@ -25,9 +25,11 @@ from ltjax import analysis  # noqa: E402
 from ltjax.analysis import KIND_LABELS, Run  # noqa: E402
 
 KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
-               "inverted": "tab:red"}
-KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v"}
-KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--"}  # with several runs (color = run)
+               "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple"}
+KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v", "twin": "D",
+                "scratch": "P"}
+KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--", "twin": "-",
+              "scratch": (0, (5, 1, 1, 1))}  # with several runs (color = run)
 RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
 DPI = 120
 
