@@ -293,7 +293,7 @@ def early_bird_draw(setup: Setup, lineage: Lineage, dataset: Dataset, density: f
 def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: float,
                   key: jax.Array, invert: bool = False) -> PyTree:
   """Each trial's mask at `density`, found at its theta_0 by `prune.score` (ltjax.criteria) on
-  one training batch drawn per trial; every prunable layer takes part (layer rates are IMP's)."""
+  one training batch drawn per trial; each prunable layer to `density` (layerwise) or all of them pooled (global)."""
   cfg, trainer = setup.cfg, setup.trainer
   out = []
   for t in range(cfg.trials):

@@ -87,7 +87,10 @@ def pct(x: float) -> str:
 def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
                       scale: float = 1.0) -> Figure:
   """`field` ('test_accuracy', 'early_stop_step') per round vs percent remaining: mean over trials
-  with min/max bars, one line per kind (and per run), the dense net (round 0) dashed."""
+  with min/max bars, one line per kind (and per run), the dense net (round 0) dashed. More than
+  two runs (a sweep) get a panel per kind instead, one color per run."""
+  if len(runs) > 2:
+    return _panels_per_kind(runs, field, ylabel, title, scale)
   fig = Figure(figsize=(8.5, 5.2))
   ax = fig.subplots()
   multi = len(runs) > 1
@@ -121,6 +124,38 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   counts = sorted({r["n"] - r["diverged"] for run in runs for r in run.summary if r[field]})
   n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
   finish(ax, f"{title}\nmean over trials (n = {n} per point), bars = min/max", ylabel, loc="best")
+  return fig
+
+
+def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float) -> Figure:
+  kinds = list(dict.fromkeys(k for run in runs for k in run.kinds))
+  cols = min(len(kinds), 3)
+  nrows = math.ceil(len(kinds) / cols)
+  legend_rows = math.ceil(len(runs) / 4)
+  fig = Figure(figsize=(4.4 * cols, 3.5 * nrows + 0.2 * legend_rows))
+  axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+  percents = [100 * r["density"] for run in runs for r in run.summary]
+  colors = [RUN_COLORS[i % len(RUN_COLORS)] if len(runs) <= len(RUN_COLORS)
+            else matplotlib.colormaps["viridis"](i / (len(runs) - 1)) for i in range(len(runs))]
+  for ax, kind in zip(axes, kinds):
+    for run, color in zip(runs, colors):
+      rows = sorted((r for r in run.summary if r["kind"] == kind and r[field]), key=lambda r: -r["density"])
+      if rows:
+        x = np.array([100 * r["density"] for r in rows])
+        mean, lo, hi = (np.array([scale * r[field][s] for r in rows]) for s in ("mean", "min", "max"))
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
+                    markersize=4, color=color, linewidth=1.2, label=run.label)
+      dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
+      if dense:
+        ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=0.8, color=color)
+    percent_axis(ax, percents)
+    finish(ax, KIND_LABELS.get(kind, kind), ylabel if ax in axes[::cols] else "", legend=False)
+  for ax in axes[len(kinds):]:
+    ax.set_visible(False)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
+  fig.suptitle(f"{title}: mean over trials, bars = min/max; dashed: each run's dense network")
+  tight(fig, bottom=0.15 + 0.2 * legend_rows)
   return fig
 
 

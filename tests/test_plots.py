@@ -167,3 +167,11 @@ def test_deep_nets_wrap_and_keep_every_layer(tmp_path):
   overlap = plots.overlap_figure(deep, plots.mask_rows(deep)[0])
   assert len([x for x in _labels(overlap.axes[0]) if "chance" not in x]) == 11
   assert len(plots.connectivity_figure(deep, 3).axes) == 2 * 10
+
+
+def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
+  runs = [analysis.Run(run.workdir, f"point {i}", run.config, run.records) for i in range(3)]
+  fig = plots.accuracy_figure(runs)
+  shown = [ax for ax in fig.axes if ax.get_visible()]
+  assert [ax.get_title() for ax in shown] == ["winning ticket", "random reinit", "random mask"]
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == ["point 0", "point 1", "point 2"]
