@@ -187,7 +187,7 @@ SCHEMA: dict[str, Any] = {
     "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
     "reinit_draws": Int(lo=1),
     "seed": Int(0, 2**32 - 1),
-    "stability.points": Int(lo=2),
+    "stability.points": Int(2, 1001),  # each point is a network evaluated per trial
     "scratch.lr_scale": Float(lo=0.0, lo_open=True),
     "scratch.steps_scale": Float(1.0, 100.0),
     "execution.mesh": Mesh(),

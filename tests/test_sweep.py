@@ -32,7 +32,7 @@ def test_a_grid_crosses_fields_and_points_move_together():
     ({}, "nothing to sweep"),
     ({"prune.fc_rate": ()}, "^prune.fc_rate: the sweep gives no values"),
     ({"prune.nope": (1, 2)}, "^prune.nope: no such config field"),
-    ({"stability.points": (1, 3)}, "^point points=1: stability.points: must be >= 2"),
+    ({"stability.points": (1, 3)}, "^point points=1: stability.points: must be in \\[2, 1001\\]"),
     ({"prune.rewind_step": (100, 5000)}, r"^point rewind_step=5000: prune.rewind_step: \(5000\) is beyond"),
     ({"prune.fc_rate": (0.2, 0.2)}, "both 'fc_rate=0.2'"),
 ])
