@@ -56,19 +56,22 @@ def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every:
   if every < 1 or max_steps < every or patience < 1 or not 0 < threshold < 1:
     raise ValueError(f"need every >= 1, max_steps >= every, patience >= 1, 0 < threshold < 1; got "
                      f"every={every}, max_steps={max_steps}, patience={patience}, threshold={threshold}")
-  states = jax.tree.map(jnp.copy, states)  # training donates its input; the caller keeps theirs
   ones = jax.tree.map(lambda m: jnp.ones_like(m, bool), states.mask)
   k = int(jax.tree.leaves(ones)[0].shape[0])
+  # Laid out like any round (padded to the mesh, one group per device when unrolled); training
+  # donates its input, so the caller's states are copied first.
+  groups = trainer.place_groups(jax.tree.map(jnp.copy, states))
+  dataset = trainer.layout.replicate(dataset)
   drawn_step = np.full(k, -1)
   drawn = None
   previous, distances, calm = None, [], np.zeros(k, int)
   step = 0
   while step < max_steps and (drawn_step < 0).any():
     n = min(every, max_steps - step)
-    states, _ = programs.train_steps(trainer, states, dataset, jnp.int32(step), n)
+    groups = [programs.train_steps(trainer, g, dataset, jnp.int32(step), n)[0] for g in groups]
     step += n
-    mask = pruning.prune_round(states.params, states.params, ones, kinds, rates, scope, "magnitude",
-                               ticket_axes=1)
+    params = trainer.gather_groups([g.params for g in groups], k)
+    mask = pruning.prune_round(params, params, ones, kinds, rates, scope, "magnitude", ticket_axes=1)
     if previous is not None:
       d = np.asarray(mask_distance(mask, previous, kinds))
       distances.append(d)
@@ -87,4 +90,5 @@ def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every:
   unsettled = jnp.asarray(drawn_step < 0)
   drawn = jax.tree.map(lambda last, d: jnp.where(unsettled.reshape((-1,) + (1,) * (d.ndim - 1)), last, d),
                        previous, drawn)
-  return Draw(drawn_step, drawn, np.array(distances).reshape(-1, k), step, max_steps), states
+  return (Draw(drawn_step, drawn, np.array(distances).reshape(-1, k), step, max_steps),
+          trainer.gather_groups(groups, k))

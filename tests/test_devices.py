@@ -27,6 +27,9 @@ MEDIAN_ATOL, LOSS_ATOL, ACCURACY_ATOL = 1e-6, 5e-3, 2e-3
 LENET = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=1",
          "--config.train.steps=200", "--config.train.eval_every=50"]
 ONESHOT = LENET + ["--config.prune.mode=oneshot", "--config.prune.densities=(0.3,)"]
+EARLY_BIRD = LENET + ["--config.prune.mode=early_bird", "--config.prune.densities=(0.3,)",
+                      "--config.trials=3", "--config.prune.early_bird_patience=1",
+                      "--config.controls=('twin',)"]  # odd K: padded to the mesh
 CONV = ["--config=conv2_cifar10", "--config.dataset=synthetic", "--config.trials=2",
         "--config.prune.rounds=1", "--config.train.steps=20", "--config.train.eval_every=10",
         "--config.train.batch_size=20", "--config.train.eval_batch_size=250"]
@@ -80,6 +83,7 @@ def assert_same_results(a: pathlib.Path, b: pathlib.Path, exact: bool = False):
 @pytest.mark.parametrize("name, args, devices, exact", [
     ("lenet_iterative_3dev", LENET, ["--config.execution.cpu_devices=3"], True),   # K=2, 6 over 3
     ("lenet_oneshot_4dev", ONESHOT, ["--config.execution.cpu_devices=4"], True),   # 2->4, 6->8
+    ("lenet_early_bird_2dev", EARLY_BIRD, ["--config.execution.cpu_devices=2"], True),  # 3->4
     ("lenet_batch_axis_2x2", LENET, ["--config.execution.cpu_devices=4",
                                       "--config.execution.mesh=2x2"], False),
 ])
