@@ -21,7 +21,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
-from ltjax import configs, experiment, kinds, lottery, masks, models
+from ltjax import configs, experiment, kinds, lottery, masks, models, runtime
 
 _CHOICES = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/criteria", "Root of the per-criterion workdirs.")
@@ -33,6 +33,8 @@ _STEPS = flags.DEFINE_integer("steps", 0, "Training steps per round (0: the pres
 _TRIALS = flags.DEFINE_integer("trials", 0, "Trials (0: the preset's).")
 _DRAWS = flags.DEFINE_integer("reinit_draws", 0, "Random reinitializations per trial (0: the preset's).")
 _SCOPE = flags.DEFINE_string("scope", "layerwise", "Scope of the at-init criteria: layerwise or global.")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as JAX devices for every criterion: -1 "
+                                    "one per core (as experiments.lottery), n exactly n.")
 cli.check_flag("workdir", lambda v: bool(v.strip()), "workdir must not be empty")
 cli.check_flag("preset", lambda v: v in configs.available(),
                f"preset must be one of {', '.join(configs.available())}")
@@ -44,6 +46,7 @@ cli.check_flag("densities", lambda v: v and all(0 < float(d) <= 1 for d in v)
 cli.check_flag("steps", lambda v: v >= 0, "steps must be >= 0")
 cli.check_flag("trials", lambda v: v >= 0, "trials must be >= 0")
 cli.check_flag("reinit_draws", lambda v: v >= 0, "reinit_draws must be >= 0")
+cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be -1 or >= 1")
 cli.check_flag("scope", lambda v: v in ("layerwise", "global"), "scope must be layerwise or global")
 
 
@@ -103,6 +106,13 @@ def cost_points(name: str, recs: list[dict]) -> list[dict]:
 
 def main(argv):
   del argv
+  # Before anything starts JAX (imp_rounds does): every criterion then runs on the same devices.
+  # Until 2026-11-28 a run that began with IMP started JAX on one device and one that did not
+  # used one per core; `--cpu_devices=1` reproduces the former.
+  try:
+    runtime.use_cpu_devices(_CPU_DEVICES.value)
+  except runtime.LayoutError as e:
+    cli.fail(f"cpu_devices: {e}")
   root = pathlib.Path(_WORKDIR.value)
   densities = tuple(float(d) for d in _DENSITIES.value)
   runs = []
