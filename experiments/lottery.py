@@ -19,7 +19,7 @@ from ml_collections import config_flags
 
 import ltjax.configs
 from experiments import cli
-from ltjax import data, experiment, parallel, runtime
+from ltjax import data, experiment, parallel, runtime, validation
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 
@@ -46,14 +46,10 @@ def _config_args(argv):
   cfg = cli.load_config(source)
   for arg in out:
     if arg.startswith("--config."):
-      field = arg[len("--config."):].split("=", 1)[0]
-      node = cfg
-      for i, key in enumerate(field.split(".")):
-        if not hasattr(node, "keys") or key not in node.keys():
-          known = ", ".join(node.keys()) if hasattr(node, "keys") else "none (not a group)"
-          where = ".".join(field.split(".")[:i]) or "the config"
-          cli.fail(f"--config.{field}: no such config field ({where} has: {known})")
-        node = node[key]
+      try:
+        validation.field_parent(cfg, arg[len("--config."):].split("=", 1)[0])
+      except validation.ConfigError as e:
+        cli.fail(f"--config.{e}")
   return out, model_kwargs
 
 

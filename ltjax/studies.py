@@ -105,32 +105,12 @@ def _short(v: Any) -> str:
 
 def set_field(cfg, field: str, value: Any) -> None:
   """cfg.<field> = value for a dotted field that exists (model_kwargs may gain keys)."""
-  *path, last = field.split(".")
-  node = cfg
-  for i, key in enumerate(path):
-    if not hasattr(node, "keys") or key not in node.keys():
-      raise validation.ConfigError(field, f"no such config field ({'.'.join(path[:i]) or 'the config'} "
-                                          f"has: {', '.join(node.keys()) if hasattr(node, 'keys') else 'none'})")
-    node = node[key]
-  if not hasattr(node, "keys") or (last not in node.keys() and path != ["model_kwargs"]):
-    where = ".".join(path) or "the config"
-    known = ", ".join(node.keys()) if hasattr(node, "keys") else "none (not a group)"
-    raise validation.ConfigError(field, f"no such config field ({where} has: {known})")
-  if isinstance(value, list):
-    value = tuple(value)
+  node, key = validation.field_parent(cfg, field, may_add=field.startswith("model_kwargs."))
   try:
-    with node.unlocked() if hasattr(node, "unlocked") else _nothing():
-      node[last] = value
+    with node.unlocked():
+      node[key] = tuple(value) if isinstance(value, list) else value
   except (TypeError, ValueError) as e:
     raise validation.ConfigError(field, f"cannot take {value!r}: {e}") from None
-
-
-class _nothing:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
 
 
 def expand(study: Study, base=None, fixed: Mapping[str, Any] | None = None,

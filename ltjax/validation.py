@@ -254,6 +254,20 @@ def flatten(cfg) -> dict[str, Any]:
   return out
 
 
+def field_parent(cfg, field: str, may_add: bool = False):
+  """(group, key) of a dotted config field; ConfigError if it does not exist (`may_add`: the
+  key itself may be new, e.g. a model_kwargs entry)."""
+  *path, last = field.split(".")
+  node = cfg
+  for i, key in enumerate(path + [last]):
+    if not hasattr(node, "keys") or (key not in node.keys() and not (may_add and i == len(path))):
+      known = ", ".join(node.keys()) if hasattr(node, "keys") else "none (not a group)"
+      raise ConfigError(field, f"no such config field ({'.'.join(path[:i]) or 'the config'} has: {known})")
+    if i < len(path):
+      node = node[key]
+  return node, last
+
+
 def check(cfg) -> None:
   """Raise ConfigError for the first field (in SCHEMA's order) a run cannot honour."""
   c = flatten(cfg)
