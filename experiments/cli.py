@@ -73,32 +73,39 @@ class StatusLine:
   """A progress line that rewrites itself in a terminal and becomes log lines when piped.
 
   In a terminal it is redrawn at most every `tty_every_s`; piped (a log file, CI), one
-  timestamped line every `piped_every_s`. `log` prints a message above it.
+  timestamped line every `piped_every_s`. The first line always shows: the throttle counts from
+  the last line shown, never from the clock's origin (`time.monotonic` starts at boot, so a
+  machine up for less than the interval would otherwise swallow it). `log` prints a message
+  above it. `clock` and `stamp` are injectable so tests need no real time.
   """
 
-  def __init__(self, stream=None, tty_every_s: float = 0.5, piped_every_s: float = 10.0):
+  def __init__(self, stream=None, tty_every_s: float = 0.5, piped_every_s: float = 10.0,
+               clock: Callable[[], float] = time.monotonic,
+               stamp: Callable[[], str] = lambda: time.strftime("%H:%M:%S")):
     self.stream = stream or sys.stdout
     self.tty = self.stream.isatty()
     self.every = tty_every_s if self.tty else piped_every_s
-    self._last, self._shown = 0.0, False
+    self.clock, self.stamp = clock, stamp
+    self._last: float | None = None
+    self._shown = False
 
   def __call__(self, text: str) -> None:
-    now = time.monotonic()
-    if now - self._last < self.every:
+    now = self.clock()
+    if self._last is not None and now - self._last < self.every:
       return
     self._last = now
     if self.tty:
       self.stream.write("\r\x1b[2K" + text)
       self._shown = True
     else:
-      self.stream.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+      self.stream.write(f"[{self.stamp()}] {text}\n")
     self.stream.flush()
 
   def log(self, message: str) -> None:
     if self._shown:
       self.stream.write("\r\x1b[2K")
       self._shown = False
-    self.stream.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    self.stream.write(f"[{self.stamp()}] {message}\n")
     self.stream.flush()
 
 

@@ -41,15 +41,40 @@ class _Tty(io.StringIO):
     return True
 
 
+class _Clock:
+  """A clock the test moves by hand; starts at 0, as `time.monotonic` does at boot."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
 def test_status_line_rewrites_itself_in_a_terminal_and_logs_when_piped():
+  clock = _Clock()
   tty = _Tty()
-  line = cli.StatusLine(tty, tty_every_s=0.0)
+  line = cli.StatusLine(tty, tty_every_s=0.5, clock=clock, stamp=lambda: "T")
   line("a")
-  line("b")
+  line("b")  # same instant: throttled
+  clock.now = 0.5
+  line("c")
   line.log("round done")
-  assert tty.getvalue().count("\r\x1b[2K") == 3 and "\n" not in tty.getvalue().split("round done")[0]
+  assert tty.getvalue() == "\r\x1b[2Ka\r\x1b[2Kc\r\x1b[2K[T] round done\n"
   piped = io.StringIO()
-  line = cli.StatusLine(piped, piped_every_s=3600)
-  line("first")
+  line = cli.StatusLine(piped, piped_every_s=10.0, clock=clock, stamp=lambda: "T")
+  line("first")  # shown although the clock is younger than the interval (a fresh boot)
+  clock.now = 10.4
   line("throttled")
-  assert piped.getvalue().count("\n") == 1 and "first" in piped.getvalue()
+  clock.now = 10.5
+  line("second")
+  assert piped.getvalue() == "[T] first\n[T] second\n"
+
+
+@pytest.mark.parametrize("uptime", [0.0, 3.0, 1e6])
+def test_status_line_shows_the_first_line_whatever_the_uptime(uptime):
+  clock = _Clock()
+  clock.now = uptime
+  piped = io.StringIO()
+  cli.StatusLine(piped, piped_every_s=3600, clock=clock, stamp=lambda: "T")("first")
+  assert piped.getvalue() == "[T] first\n"
