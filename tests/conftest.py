@@ -1,12 +1,13 @@
 """Shared fixtures: tiny models and data so every test runs the real code in seconds on a CPU."""
 
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +18,6 @@ from ltjax import configs, data, models
 # Tests never touch the network: a dataset that is not on disk fails at once instead of probing
 # its download host (subprocesses inherit this).
 os.environ["LTJAX_OFFLINE"] = "1"
-# Compiled programs go to a per-session cache, not the user's (subprocesses inherit it).
-os.environ.setdefault("LTJAX_CACHE_DIR", tempfile.mkdtemp(prefix="ltjax-test-cache-"))
 # Start JAX now, with one CPU device: an experiment's auto device setting would otherwise pick the
 # count for the whole test process. Multi-device runs are tested in subprocesses.
 jax.devices()
@@ -58,10 +57,12 @@ def small_mlp(tiny_data):
 
 
 def tiny_lottery_config(**overrides):
-  """The quick LeNet preset shrunk for tests (2 trials, 3 rounds of 200 steps) on the shared
-  MNIST; `overrides` are dotted field paths, e.g. tiny_lottery_config(**{"train.steps": 100})."""
+  """The quick LeNet preset shrunk for tests (2 trials, 3 rounds of 200 steps, 1,000 validation
+  examples) on the shared MNIST; `overrides` are dotted field paths, e.g.
+  tiny_lottery_config(**{"train.steps": 100})."""
   cfg = configs.get("lenet_quick")
   cfg.data_dir = str(shared_data_dir())
+  cfg.validation_size = 1000
   cfg.trials = 2
   cfg.prune.rounds = 3
   cfg.train.steps = 200
@@ -75,10 +76,44 @@ def tiny_lottery_config(**overrides):
   return cfg
 
 
-@pytest.fixture(scope="session")
+def _run_root(tmp_path_factory) -> pathlib.Path:
+  """A folder shared by every process of one pytest run: with xdist, the parent of the workers'
+  base temp dirs (pytest keeps the last three runs' and deletes older ones)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
 def jax_cache(tmp_path_factory):
-  """A compilation cache shared by the binary's subprocesses in a test session."""
-  return tmp_path_factory.mktemp("jax_cache")
+  """One compilation cache for the whole pytest run: every worker, every in-process experiment
+  and every binary's subprocess loads what another already compiled (same programs, same bits;
+  never the user's cache)."""
+  from ltjax import runtime  # noqa: PLC0415
+  cache = _run_root(tmp_path_factory) / "jax-cache"
+  cache.mkdir(exist_ok=True)
+  os.environ["LTJAX_CACHE_DIR"] = str(cache)  # subprocesses inherit it
+  runtime.enable_compilation_cache(cache)
+  return cache
+
+
+@pytest.fixture(scope="session")
+def run_once(tmp_path_factory):
+  """`run_once(name, make)`: the folder `make(folder)` fills, made once per pytest run whichever
+  worker asks first (the others wait for it), so an expensive end-to-end run is shared by every
+  test that reads it. A `make` that fails leaves nothing, and the next caller tries again."""
+  root = _run_root(tmp_path_factory) / "once"
+  root.mkdir(exist_ok=True)
+
+  def once(name: str, make) -> pathlib.Path:
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      if not (path / ".done").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        make(path)
+        (path / ".done").touch()
+    return path
+  return once
 
 
 @dataclasses.dataclass
@@ -117,3 +152,17 @@ def binaries(tmp_path_factory):
   runner = Binaries(tmp_path_factory.mktemp("binaries"))
   yield runner
   runner.close()
+
+
+@pytest.fixture
+def no_waiting(monkeypatch):
+  """Makes "fails at once" checkable without a clock: any connection attempt or sleep in the
+  test's process is an error (a slow machine passes, a retrying one fails)."""
+  import socket  # noqa: PLC0415
+  import time  # noqa: PLC0415
+
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"waited or connected: {args!r}")
+  monkeypatch.setattr(socket, "create_connection", refuse)
+  monkeypatch.setattr(socket.socket, "connect", refuse)
+  monkeypatch.setattr(time, "sleep", refuse)

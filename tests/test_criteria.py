@@ -125,16 +125,16 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   if shared_data_dir() is None:
     pytest.skip("needs prepared MNIST")
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
-                                          "--trials=1", "--densities=0.5,0.3", "--criteria=imp,oneshot,snip,early_bird"],
+                                          "--trials=1", "--densities=0.8,0.64", "--criteria=imp,oneshot,snip,early_bird"],
                  env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=400)
   assert ran.rc == 0, ran.stderr[-2000:]
   import json
   points = json.loads((tmp_path / "report" / "cost.json").read_text())
   by = {(p["criterion"], round(p["density"], 2)) for p in points}
-  assert {("oneshot", 0.5), ("oneshot", 0.3), ("snip", 0.5), ("snip", 0.3)} <= by
+  assert {("oneshot", 0.8), ("oneshot", 0.64), ("snip", 0.8), ("snip", 0.64)} <= by
   imp = [p for p in points if p["criterion"] == "imp"]
   assert all(p["finding_model_steps"] == 100 * p["round"] for p in imp)  # every earlier round
-  assert min(p["density"] for p in imp) <= 0.3 * 1.02
+  assert min(p["density"] for p in imp) <= 0.64 * 1.02
   assert all(p["finding_model_steps"] == 0 for p in points if p["criterion"] == "snip")
   assert all(p["finding_model_steps"] == 100 for p in points if p["criterion"] == "oneshot")
   bird = [p for p in points if p["criterion"] == "early_bird"]

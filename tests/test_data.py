@@ -7,7 +7,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -41,12 +40,10 @@ def _leftovers(directory: pathlib.Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-  """MNIST loaded once (decoding, ~5 s) with a fresh cache dir; returns (dataset, dirs, seconds)."""
+  """MNIST loaded once (decoding) with a fresh cache dir; returns (dataset, data dir, cache dir)."""
   data_dir = _real_data_dir("mnist")
   cache_dir = tmp_path_factory.mktemp("mnist_cache")
-  start = time.perf_counter()
-  ds = data.load("mnist", data_dir=data_dir, cache_dir=cache_dir)
-  return ds, data_dir, cache_dir, time.perf_counter() - start
+  return data.load("mnist", data_dir=data_dir, cache_dir=cache_dir), data_dir, cache_dir
 
 
 def test_mnist_shapes_and_dtypes(mnist):
@@ -61,7 +58,7 @@ def test_mnist_shapes_and_dtypes(mnist):
 
 
 def test_mnist_validation_is_tail_of_train_and_disjoint(mnist):
-  ds, data_dir, cache_dir, _ = mnist
+  ds, data_dir, cache_dir = mnist
   full = data.load("mnist", data_dir=data_dir, cache_dir=cache_dir, validation_size=0)
   assert len(full.train) == 60_000 and len(full.val) == 0
   # Deterministic: train + val is exactly the TFDS train split, in order, with val its last 5000.
@@ -80,7 +77,7 @@ def test_mnist_validation_is_tail_of_train_and_disjoint(mnist):
 
 
 def test_mnist_normalization(mnist):
-  ds, data_dir, cache_dir, _ = mnist
+  ds, data_dir, cache_dir = mnist
   (mean,), (std,) = ds.mean, ds.std  # raw 0..255 units, from the 55k training examples
   assert 32 < mean < 35 and 77 < std < 80, (mean, std)
   train = np.asarray(ds.train.images)
@@ -97,8 +94,8 @@ def test_mnist_normalization(mnist):
     data.load("mnist", data_dir=data_dir, cache_dir=cache_dir, validation_size=60_000)
 
 
-def test_mnist_cache_hit_is_fast_and_equal(mnist, monkeypatch):
-  ds, data_dir, cache_dir, first_seconds = mnist
+def test_mnist_cache_hit_decodes_nothing_and_is_equal(mnist, monkeypatch):
+  ds, data_dir, cache_dir = mnist
   assert sorted(p.name for p in cache_dir.iterdir()) == ["mnist-3.0.1.npz"]
   assert not _leftovers(cache_dir)
 
@@ -106,11 +103,7 @@ def test_mnist_cache_hit_is_fast_and_equal(mnist, monkeypatch):
     raise AssertionError("cache miss: decoded again")
 
   monkeypatch.setattr(data, "_decode_splits", no_decode)
-  start = time.perf_counter()
   again = data.load("mnist", data_dir=data_dir, cache_dir=cache_dir)
-  seconds = time.perf_counter() - start
-  print(f"mnist first load {first_seconds:.2f}s, cached load {seconds:.2f}s")
-  assert seconds < 2.0 and seconds < first_seconds / 2, (seconds, first_seconds)
   for a, b in [(ds.train, again.train), (ds.val, again.val), (ds.test, again.test)]:
     np.testing.assert_array_equal(np.asarray(a.images), np.asarray(b.images))
     np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
@@ -327,12 +320,12 @@ def test_resolve_data_dir(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["cifar10", "mnist:9.9.9"])
-def test_missing_dataset_fails_fast(tmp_path, name):
+def test_missing_dataset_fails_fast(tmp_path, name, no_waiting):
+  """Fails at once: no connection attempted and nothing waited for (TFDS would retry a download
+  for minutes), whatever the machine's speed."""
   (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)  # a version dir without dataset_info.json
-  start = time.perf_counter()
   with pytest.raises(data.DatasetNotFoundError) as info:
     data.load(name, data_dir=tmp_path)
-  assert time.perf_counter() - start < 5.0
   message = str(info.value)
   base = name.split(":")[0]
   assert "\n" not in message and str(tmp_path) in message

@@ -18,22 +18,22 @@ DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found")
 
 TINY = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=2",
-        "--config.train.steps=400", "--config.train.eval_every=50",
-        "--config.execution.intervals_per_call=1", "--config.execution.checkpoint_every=100"]
+        "--config.train.steps=200", "--config.train.eval_every=50", "--config.validation_size=1000",
+        "--config.execution.intervals_per_call=1", "--config.execution.checkpoint_every=50"]
 
 
-def _env(tmp_cache):
+def _env(tmp_cache, extra=None):
   env = dict(os.environ)
   env.update(LTJAX_DATA_DIR=str(DATA_DIR or "/nonexistent"), JAX_PLATFORMS="cpu",
              # Share compiled programs between the processes of a test: same results, less waiting.
              JAX_COMPILATION_CACHE_DIR=str(tmp_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", **(extra or {}))
   return env
 
 
-def lottery(args, cache, **kw):
+def lottery(args, cache, env=None, **kw):
   return subprocess.run([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
-                        env=_env(cache), capture_output=True, text=True, timeout=300, **kw)
+                        env=_env(cache, env), capture_output=True, text=True, timeout=300, **kw)
 
 
 def _assert_one_line_error(proc, fragment):
@@ -100,10 +100,10 @@ def _assert_same_run(a, b):
         np.testing.assert_array_equal(blobs_a[name][key], blobs_b[name][key], err_msg=f"{name}:{key}")
 
 
-def _run_until(args, cache, condition, timeout=240):
+def _run_until(args, cache, condition, timeout=240, env=None):
   """Start the binary, SIGKILL it as soon as `condition()` holds; return its output so far."""
   proc = subprocess.Popen([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
-                          env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=_env(cache, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
   deadline = time.monotonic() + timeout
   try:
@@ -117,6 +117,15 @@ def _run_until(args, cache, condition, timeout=240):
   finally:
     proc.wait()
   return proc.stdout.read()
+
+
+def _killed_at(point, args, cache):
+  """Run the binary under tests/killed_at.py, which SIGKILLs it at `point`; return its output."""
+  proc = subprocess.run([sys.executable, str(REPO / "tests" / "killed_at.py"), point,
+                         "experiments.lottery", *args], cwd=REPO, env=_env(cache),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+  return proc.stdout
 
 
 def _midround_saved(workdir, round_index):
@@ -140,22 +149,19 @@ def _round_files_written(workdir, round_index):
   return lambda: (workdir / "masks" / f"round_{round_index:02d}.npz").exists()
 
 
-def _checkpoint_being_written(workdir):
-  def cond():
-    root = workdir / "checkpoints" / "rounds"
-    return root.is_dir() and any("tmp" in p.name for p in root.iterdir())
-  return cond
-
-
 @needs_mnist
 @pytest.mark.parametrize("kill_point", ["inside_round", "between_rounds", "during_checkpoint"])
 def test_resume_after_sigkill_matches_uninterrupted_run(kill_point, tmp_path, jax_cache, reference):
   workdir = tmp_path / "killed"
-  condition = {"inside_round": _midround_saved(workdir, 1),
-               "between_rounds": _round_files_written(workdir, 1),
-               "during_checkpoint": _checkpoint_being_written(workdir)}[kill_point]
-  _run_until([f"--workdir={workdir}", *TINY], jax_cache, condition)
-  resumed = lottery([f"--workdir={workdir}", *TINY], jax_cache)
+  args = [f"--workdir={workdir}", *TINY]
+  if kill_point == "during_checkpoint":  # round 1's checkpoint written, not yet renamed; round 0's stands
+    _killed_at("round_checkpoint_commit:2", args, jax_cache)
+    assert any("tmp" in p.name for p in (workdir / "checkpoints" / "rounds").iterdir())
+  else:
+    condition = {"inside_round": _midround_saved(workdir, 1),
+                 "between_rounds": _round_files_written(workdir, 1)}[kill_point]
+    _run_until(args, jax_cache, condition)
+  resumed = lottery(args, jax_cache)
   assert resumed.returncode == 0, resumed.stderr
   if kill_point == "inside_round":
     assert "resuming round 1 at step" in resumed.stdout, resumed.stdout
@@ -163,12 +169,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(kill_point, tmp_path, ja
   assert not list(workdir.rglob("*.tmp")), "temporary files left behind"
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, jax_cache):
+@pytest.fixture
+def reference(run_once, jax_cache):
+  """The uninterrupted run, made once per pytest run for every kill point."""
   if DATA_DIR is None:
     pytest.skip("prepared MNIST not found")
-  workdir = tmp_path_factory.mktemp("reference")
-  proc = lottery([f"--workdir={workdir}", *TINY], jax_cache)
-  assert proc.returncode == 0, proc.stderr
-  assert "round 2 done" in proc.stdout and "ticket" in proc.stdout
-  return pathlib.Path(workdir)
+
+  def make(workdir):
+    proc = lottery([f"--workdir={workdir}", *TINY], jax_cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "round 2 done" in proc.stdout and "ticket" in proc.stdout
+  return run_once("tiny_reference", make)

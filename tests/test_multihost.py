@@ -1,7 +1,8 @@
 """A multi-process run: two local processes share a mesh (gloo all-reduce on CPU), both compute,
 only process 0 writes results, both take part in orbax checkpoints, and a killed run resumes.
 The tickets of a process run the same per-ticket program as one process running them all one
-at a time, so the records are bitwise those of the single-process run."""
+at a time, so the records are bitwise those of the single-process run (with the same intra-op pool
+size: test_devices.py)."""
 
 import signal
 import socket
@@ -12,15 +13,13 @@ import time
 import pytest
 
 from tests.conftest import REPO, shared_data_dir
-from tests.test_devices import assert_same_results
+from tests.test_devices import LENET, POOL, assert_same_results, one_device
 from tests.test_lottery_binary import _env, _midround_saved, lottery
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
 
-ARGS = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=1",
-        "--config.train.steps=200", "--config.train.eval_every=50",
-        "--config.execution.ticket_batch=1", "--config.execution.intervals_per_call=1",
-        "--config.execution.checkpoint_every=50"]
+ARGS = LENET + ["--config.execution.ticket_batch=1", "--config.execution.intervals_per_call=1",
+                "--config.execution.checkpoint_every=50"]
 
 
 def _free_port() -> int:
@@ -35,7 +34,7 @@ def _start_pair(workdir, cache):
       [sys.executable, "-m", "experiments.lottery", f"--workdir={workdir}", *ARGS,
        "--config.execution.cpu_devices=1", f"--coordinator_address=127.0.0.1:{port}",
        "--num_processes=2", f"--process_id={i}"],
-      cwd=REPO, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      cwd=REPO, env=_env(cache, POOL), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
       for i in range(2)]
 
 
@@ -48,25 +47,13 @@ def _finish(procs, timeout=240):
   return outs
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory, jax_cache):
-  workdir = tmp_path_factory.mktemp("single")
-  proc = lottery([f"--workdir={workdir}", *ARGS, "--config.execution.cpu_devices=1",
-                  "--config.execution.mesh=single"], jax_cache)
-  assert proc.returncode == 0, proc.stderr
-  return workdir
-
-
 @needs_mnist
-def test_two_processes_match_one(tmp_path, jax_cache, single):
-  out0, out1 = _finish(_start_pair(tmp_path / "w", jax_cache))
-  assert "2x1 mesh" in out0 and "2 process(es)" in out0, out0
-  assert "round 1 done" in out0 and "round" not in out1, out1  # only process 0 reports
-  assert_same_results(single, tmp_path / "w", exact=True)
-
-
-@needs_mnist
-def test_two_processes_resume_after_both_are_killed(tmp_path, jax_cache, single):
+@pytest.mark.heavy
+def test_two_processes_match_one_and_resume_after_both_are_killed(tmp_path, jax_cache, run_once):
+  """Both processes killed inside the pruned round, after a mid-round checkpoint; restarted, the
+  pair resumes it. Round 0 (run by the first pair) and round 1 (finished by the second) both equal
+  the single-process run."""
+  single = one_device("lenet_one_device", LENET, run_once, jax_cache)
   workdir = tmp_path / "w"
   procs = _start_pair(workdir, jax_cache)
   saved = _midround_saved(workdir, 1)
@@ -80,8 +67,10 @@ def test_two_processes_resume_after_both_are_killed(tmp_path, jax_cache, single)
     for p in procs:
       p.send_signal(signal.SIGKILL)
       p.wait()
-  out0, _ = _finish(_start_pair(workdir, jax_cache))
+  out0, out1 = _finish(_start_pair(workdir, jax_cache))
+  assert "2x1 mesh" in out0 and "2 process(es)" in out0, out0
   assert "resuming round 1 at step" in out0, out0
+  assert "round 1 done" in out0 and "round" not in out1, out1  # only process 0 reports
   assert_same_results(single, workdir, exact=True)
 
 

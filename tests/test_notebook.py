@@ -22,6 +22,7 @@ def test_notebook_is_generated_from_its_source():
 
 
 @pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
+@pytest.mark.heavy  # 8 devices on the cores: after the everyday suite (pytest -m heavy)
 def test_notebook_runs_the_experiment_over_8_devices(tmp_path, monkeypatch):
   nb = nbformat.reads(NOTEBOOK.read_text(), as_version=4)
   index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))

@@ -42,7 +42,8 @@ def test_bad_sweeps_are_one_line_errors(grid, message):
 
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
-_TINY = ["--set.train.steps=200", "--set.train.eval_every=100", "--set.trials=1", "--set.prune.rounds=1"]
+_TINY = ["--set.train.steps=200", "--set.train.eval_every=100", "--set.trials=1", "--set.prune.rounds=1",
+         "--set.validation_size=1000"]
 
 
 @needs_mnist
