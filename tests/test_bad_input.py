@@ -217,6 +217,8 @@ FLAGS = {
                               "data_dir": st.sampled_from(["/nonexistent"])},
     "benchmarks.handwritten": {"steps": st.integers(max_value=0), "eval_every": st.integers(max_value=0),
                                "seed": st.integers(max_value=-1), "data_dir": st.sampled_from(["/nonexistent"])},
+    "benchmarks.pool_blocking": {"devices": st.sampled_from(["0", "x", "-1", ""]),
+                                 "nprocs": st.sampled_from(["x", "0", "-2"])},
     "experiments.report": {"workdir": st.sampled_from(["/nonexistent", "", "/etc"]),
                            "sweep": st.sampled_from(["/nonexistent", "", "/etc"]),
                            "out": st.sampled_from(["/etc/hostname"])},
