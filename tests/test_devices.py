@@ -198,3 +198,27 @@ def test_bad_layouts_are_one_line_and_write_nothing(args, fragment, tmp_path, ja
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], proc.stderr
   assert not workdir.exists()
+
+
+def _fake_run(workdir, stop, val_losses):
+  """A one-ticket workdir whose validation curve is `val_losses` at steps 50, 100 and early stop
+  at `stop`, for checking the comparison itself."""
+  (workdir / "curves").mkdir(parents=True)
+  (workdir / "masks").mkdir()
+  loss = dict(zip((50, 100), val_losses))[stop]
+  rec = {"round": 0, "trial": 0, "kind": "ticket", "draw": 0, "early_stop_step": stop, "val_loss": loss,
+         "val_accuracy": 0.9, "test_accuracy": 0.9 if stop == 50 else 0.95, "wall_seconds": 1.0}
+  (workdir / "results.jsonl").write_text(json.dumps(rec) + "\n")
+  np.savez(workdir / "curves" / "round_00.npz", ids=np.array([[0, 0, 0]]), kinds=np.array(["ticket"]),
+           step=np.array([[50], [100]], np.int32), val_loss=np.array([[v] for v in val_losses], np.float32))
+  np.savez(workdir / "masks" / "round_00.npz", **{"fc1/kernel": np.ones(8, np.uint8)})
+  return workdir
+
+
+def test_a_moved_early_stop_passes_only_at_a_near_tie(tmp_path):
+  a = _fake_run(tmp_path / "a", 50, (0.2, 0.2000001))
+  assert_same_results(a, _fake_run(tmp_path / "tie", 100, (0.2000001, 0.2)))  # a last-bit flip
+  with pytest.raises(AssertionError, match="without a near-tie"):
+    assert_same_results(a, _fake_run(tmp_path / "far", 100, (0.30, 0.20)))
+  with pytest.raises(AssertionError):  # bitwise comparisons allow no moved early stop at all
+    assert_same_results(a, _fake_run(tmp_path / "exact", 100, (0.2000001, 0.2)), exact=True)
