@@ -112,3 +112,19 @@ def test_run_reads_records_and_config(tmp_path):
   assert run.layers == ["fc1/kernel", "out/kernel"]
   assert run.density(1) == pytest.approx(0.8)
   assert run.curves(0) is None and run.masks(0) is None and run.init_params is None
+
+
+def test_mask_cache_keeps_the_last_rounds_read_and_rereads_the_rest(tmp_path):
+  from ltjax import results  # noqa: PLC0415
+  rng = np.random.default_rng(0)
+  (tmp_path / "masks").mkdir()
+  rounds = {r: {"fc1": {"kernel": rng.random((2, 5, 16)) < 0.5}} for r in range(analysis._CACHED_ROUNDS + 2)}
+  for r, m in rounds.items():
+    np.savez(tmp_path / "masks" / f"round_{r:02d}.npz", **results.pack_masks(m, [0, 1]))
+  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket",
+                                                      "density": 1.0, "layer_density": {}}) + "\n")
+  run = analysis.load_run(tmp_path)
+  for r in rounds:
+    np.testing.assert_array_equal(run.masks(r)["fc1/kernel"], rounds[r]["fc1"]["kernel"])
+  assert sorted(run._masks) == list(rounds)[-analysis._CACHED_ROUNDS:]  # the oldest were dropped
+  np.testing.assert_array_equal(run.masks(0)["fc1/kernel"], rounds[0]["fc1"]["kernel"])  # read again

@@ -175,3 +175,15 @@ def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
   shown = [ax for ax in fig.axes if ax.get_visible()]
   assert [ax.get_title() for ax in shown] == ["winning ticket", "random reinit", "random mask"]
   assert [t.get_text() for t in fig.legends[0].get_texts()] == ["point 0", "point 1", "point 2"]
+
+
+def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
+  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket",
+                                                      "density": 1.0, "layer_density": {}}) + "\n")
+  prune = {"mode": "early_bird", "densities": [0.5, 0.2], "scope": "layerwise",
+           "early_bird_threshold": 0.1, "early_bird_patience": 5}
+  (tmp_path / "config.json").write_text(json.dumps({"config": {"prune": prune, "train": {"steps": 100}}}))
+  lines = plots.config_lines(analysis.load_run(tmp_path))
+  pruning = next(l for l in lines if l.startswith("- pruning:"))
+  assert "early-bird" in pruning and "< 0.1 for 5 checks" in pruning and "0.5, 0.2" in pruning
+  assert any("rounds finished: 1 of 3" in l for l in lines)
