@@ -10,19 +10,16 @@ size, so 3 devices on 2 cores (a 3-thread pool) round a weight gradient differen
 tests force up to 4 devices on 2 cores, so each of their runs pins the pool with PJRT_NPROC
 (README).
 
-Splitting each batch over devices (a 2x2 mesh) changes how the gradient's sum is ordered: there
-metrics agree within a stated tolerance, and only masks that do not depend on trained weights
-can be compared exactly. IMP's would not: Adam turns last-bit differences in near-zero gradients
-into full +-lr steps, enough to move weights across the magnitude threshold (measured on AVX2:
-masks of 2,335 of 59,584 bytes of fc1's packed round-1 mask differ after 200 steps). So the 2x2
-case prunes at init (magnitude of theta_0, the same on every layout) and trains the pruned round
-with its controls on the split batches. We measured at most 1.5e-7 there;
-the bounds are loose because Adam turns an ulp in a near-zero gradient into a full +-lr step,
-which we saw grow to 1.6e-3 in a random-mask ticket's validation loss over 200 steps: every
-curve's median difference <= 1e-6, every value within 5e-3 (loss) and 2e-3 (accuracy: a few of
-the validation images). The early-stop step is the minimum of the validation curve, so where two
-of its points lie within that tolerance (a near-tie) either may win: the test accepts a different
-early-stop step only at such a near-tie, and then compares the points each run stopped at.
+Splitting each batch over devices (a 2x2 mesh) changes how the gradient's sum is ordered. Adam
+turns an ulp in a near-zero gradient into a full +-lr step, which we saw grow to 1.6e-3 in a
+random-mask ticket's validation loss over 200 steps, so metrics are compared within loose bounds:
+every curve's median difference <= 1e-6, every value within 5e-3 (loss) and 2e-3 (accuracy: a few
+of the validation images). The same steps carry weights across the magnitude threshold (on AVX2,
+2,335 of 59,584 bytes of fc1's packed round-1 IMP mask differed after 200 steps), so the 2x2 case
+prunes at init (magnitude of theta_0, the same in every layout) and trains the pruned round with
+its controls on split batches. The early-stop step is the minimum of the validation curve, so
+where two of its points lie within the loss bound (a near-tie) either may win: the test accepts a
+different early-stop step only at such a near-tie, and then compares the points each run stopped at.
 """
 
 import json
@@ -192,8 +189,7 @@ def test_bad_layouts_are_one_line_and_write_nothing(args, fragment, tmp_path, ja
   workdir = tmp_path / "w"
   config = [a for a in args if a.startswith("--config=")]
   rest = [a for a in args if not a.startswith("--config=")]
-  proc = lottery([f"--workdir={workdir}", *config, "--config.dataset=synthetic", *rest], jax_cache,
-                 env=POOL)
+  proc = lottery([f"--workdir={workdir}", *config, "--config.dataset=synthetic", *rest], jax_cache)
   assert proc.returncode == 1, proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], proc.stderr
