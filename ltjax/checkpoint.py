@@ -56,6 +56,12 @@ class Checkpoints:
   def latest_midround(self, target: PyTree) -> tuple[int, PyTree, dict] | None:
     return _restore_latest(self._mid, target)
 
+  def has_midround(self) -> bool:
+    """Whether any mid-round checkpoint is on disk (torn ones included): building the restore
+    target costs a round's start states, which a run with none need not compute twice."""
+    self._mid.reload()
+    return bool(self._mid.all_steps())
+
   def clear_midround(self) -> None:
     for step in self._mid.all_steps():
       self._mid.delete(step)

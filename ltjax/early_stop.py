@@ -37,6 +37,7 @@ class Curves:
   val_accuracy: jax.Array
 
 
+@jax.jit
 def new_tracker(params: PyTree, model_state: PyTree) -> EarlyStop:
   """A tracker for stacked tickets that has seen no evaluation yet."""
   k = int(jax.tree.leaves(params)[0].shape[0])

@@ -319,7 +319,7 @@ def _restore(setup: lottery.Setup, ckpt: checkpoint.Checkpoints, log):
     lineage = flax.serialization.from_state_dict(fresh, jax.tree.map(jnp.asarray, tree))
     lineage = lineage.replace(round=int(meta["round"]))
     log(f"resuming after round {lineage.round - 1}")
-  if lineage.round >= lottery.num_rounds(setup.cfg):
+  if lineage.round >= lottery.num_rounds(setup.cfg) or not ckpt.has_midround():
     return lineage, None
   ids = lottery.lineup(setup.cfg, lineage.round)
   states = lottery.start_states(setup, lineage, ids)

@@ -138,6 +138,13 @@ def key_for(seed: int, *path: int) -> jax.Array:
   return key
 
 
+def _key_data(seed: int, paths: Sequence[Sequence[int]]) -> np.ndarray:
+  """Raw `key_for(seed, *path)` per path, stacked on the host. Folded one by one outside any
+  program: traced into one, each fold is a threefry hash to compile (a second for a round's keys);
+  eagerly, one small program serves every fold of the process."""
+  return np.stack([np.asarray(jax.random.key_data(key_for(seed, *p))) for p in paths])
+
+
 _PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4, "scratch": 5}
 _KIND_INDEX = {k: i for i, k in enumerate(tickets.KINDS)}
 
@@ -158,8 +165,8 @@ class Lineage:
 
 def initial_lineage(setup: Setup) -> Lineage:
   cfg = setup.cfg
-  keys = jnp.stack([key_for(cfg.seed, _PURPOSE["init"], t) for t in range(cfg.trials)])
-  params, model_state = jax.vmap(setup.init_fn)(keys)
+  [(params, model_state)] = fresh_inits(
+      setup, _key_data(cfg.seed, [(_PURPOSE["init"], t) for t in range(cfg.trials)]))
   ones = jax.jit(jax.vmap(masks_lib.ones))(params)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
                  start_model_state=model_state, mask=ones, inverted_mask=ones,
@@ -167,47 +174,81 @@ def initial_lineage(setup: Setup) -> Lineage:
 
 
 def start_states(setup: Setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.TrainState:
-  """The round's starting TrainStates, one per ticket id (stacked)."""
-  ids = tuple(ids)
-  if ids not in setup.compiled:  # one program per line-up, not dozens of single-op ones per round
-    setup.compiled[ids] = jax.jit(functools.partial(_start_tickets, setup, ids))
-  params, mask, model_state, keys = setup.compiled[ids](
-      lineage.start_params, lineage.mask, lineage.inverted_mask, lineage.start_model_state,
-      jnp.int32(lineage.round))
+  """The round's starting TrainStates, one per ticket id (stacked): the trial's ticket reset to
+  its start, a fresh init under its mask, or its start under a shuffled or inverted mask.
+
+  Built from a few programs that depend on shapes only (keys, fresh inits, shuffles, assembly),
+  so every round and every line-up of a run reuses them: compiling one program per line-up,
+  with an initializer inlined per reinit ticket, cost more than a round of tiny training.
+  """
+  cfg, r = setup.cfg, lineage.round
+  fresh_ids = [tid for tid in ids if tid.kind in (tickets.REINIT, tickets.SCRATCH)]
+  shuffles = any(tid.kind == tickets.RANDOM_MASK for tid in ids)
+  paths = [(_PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
+  paths += [(_PURPOSE["reinit"], r, tid.trial, tid.draw) if tid.kind == tickets.REINIT
+            else (_PURPOSE["scratch"], r, tid.trial) for tid in fresh_ids]
+  if shuffles:
+    paths += [(_PURPOSE["shuffle"], r, t) for t in range(cfg.trials)]
+  keys = _key_data(cfg.seed, paths)  # split on the host: slicing a key array compiles
+  k, f = len(ids), len(fresh_ids)
+  data_keys, shuffle_keys = (jax.random.wrap_key_data(x) for x in (keys[:k], keys[k + f:]))
+  fresh = fresh_inits(setup, keys[k:k + f])
+  shuffled = (_batched(setup, "shuffle", lambda: jax.vmap(
+      lambda m, key: tickets.shuffle_mask(m, setup.kinds, key)))(lineage.mask, shuffle_keys)
+              if shuffles else None)
+  # Each ticket's weights and mask, as rows of pools: [trials] starts, then the fresh inits;
+  # [trials] masks, then the shuffled and the inverted ones.
+  trials = cfg.trials
+  fresh_row = {tid: trials + i for i, tid in enumerate(fresh_ids)}
+  mask_offset = {tickets.RANDOM_MASK: trials, tickets.INVERTED: 2 * trials}
+  param_rows = np.array([fresh_row.get(tid, tid.trial) for tid in ids], np.int32)
+  mask_rows = np.array([mask_offset.get(tid.kind, 0) + tid.trial for tid in ids], np.int32)
+  params, mask, model_state = _assemble(
+      lineage.start_params, lineage.start_model_state, fresh, lineage.mask,
+      shuffled if shuffles else lineage.mask, lineage.inverted_mask, param_rows, mask_rows)
   schedule = ()
   if any(tid.kind == tickets.SCRATCH for tid in ids):  # Scratch-B: its own rate and budget
-    cfg = setup.cfg
     scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
     schedule = (jnp.asarray(np.where(scratch, cfg.scratch.lr_scale, 1.0), jnp.float32),
-                jnp.asarray(np.where(scratch, round_steps(cfg, lineage.round), cfg.train.steps), jnp.int32))
-  states = setup.trainer.init_states(params, mask, model_state, keys, schedule)
-  if rewinding(setup.cfg) and lineage.round > 0:
+                jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
+  states = setup.trainer.init_states(params, mask, model_state, data_keys, schedule)
+  if rewinding(cfg) and r > 0:
     # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
-    states = states.replace(opt_state=_set_count(states.opt_state, setup.cfg.prune.rewind_step))
+    states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
   return states
 
 
-def _start_tickets(setup: Setup, ids, start_params, lineage_mask, inverted_mask, start_model_state, r):
-  """Stacked (params, mask, model_state, data key) of each ticket id: the trial's ticket reset to
-  its start, a fresh init under its mask, or its start under a shuffled or inverted mask."""
-  seed = setup.cfg.seed
-  params, mask, model_state, keys = [], [], [], []
-  for tid in ids:
-    take = lambda tree, t=tid.trial: jax.tree.map(lambda x: x[t], tree)  # noqa: E731
-    m, p, ms = take(lineage_mask), take(start_params), take(start_model_state)
-    if tid.kind == tickets.REINIT:
-      p, ms = setup.init_fn(key_for(seed, _PURPOSE["reinit"], r, tid.trial, tid.draw))
-    elif tid.kind == tickets.RANDOM_MASK:
-      m = tickets.shuffle_mask(m, setup.kinds, key_for(seed, _PURPOSE["shuffle"], r, tid.trial))
-    elif tid.kind == tickets.INVERTED:
-      m = take(inverted_mask)
-    elif tid.kind == tickets.SCRATCH:
-      p, ms = setup.init_fn(key_for(seed, _PURPOSE["scratch"], r, tid.trial))
-    params.append(tickets.reset(p, m))
-    mask.append(m)
-    model_state.append(ms)
-    keys.append(key_for(seed, _PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw))
-  return parallel.stack(params), parallel.stack(mask), parallel.stack(model_state), jnp.stack(keys)
+def _batched(setup: Setup, name: str, make: Callable[[], Callable]) -> Callable:
+  """A per-run jitted program (one compile per input shape, reused across rounds): one program
+  where eager ops would compile one per op and leaf shape."""
+  if name not in setup.compiled:
+    setup.compiled[name] = jax.jit(make())
+  return setup.compiled[name]
+
+
+def fresh_inits(setup: Setup, key_data: np.ndarray) -> list[tuple[PyTree, PyTree]]:
+  """(params, model_state) of `init_fn` for each raw key, in chunks of `trials` keys (the last
+  padded with its own last key): the initial lineage's program serves every chunk, where XLA:CPU
+  took 2 s (2 keys) to 5 s (12 keys) to compile one for another count."""
+  init = _batched(setup, "init", lambda: jax.vmap(setup.init_fn))
+  n = setup.cfg.trials
+  chunks = []
+  for i in range(0, len(key_data), n):
+    part = key_data[i:i + n]
+    part = np.concatenate([part, np.repeat(part[-1:], n - len(part), axis=0)])
+    chunks.append(init(jax.random.wrap_key_data(part)))
+  return chunks
+
+
+@jax.jit
+def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
+  """(params, mask, model_state) per ticket: rows of the weight pools (starts, then the fresh
+  chunks) under rows of the mask pools (masks, shuffled, inverted), reset to the mask."""
+  cat = lambda *trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)  # noqa: E731
+  params = parallel.take(cat(start_params, *(p for p, _ in fresh)), param_rows)
+  model_state = parallel.take(cat(start_state, *(s for _, s in fresh)), param_rows)
+  masks = parallel.take(cat(mask, shuffled, inverted), mask_rows)
+  return jax.vmap(tickets.reset)(params, masks), masks, model_state
 
 
 def rewinding(cfg) -> bool:
@@ -389,14 +430,13 @@ def train_round(setup: Setup, lineage: Lineage, dataset: Dataset, sink: RoundSin
                                       dataset.test)
   _, final_acc = trainer.evaluate_many(states.params, states.mask, states.model_state, dataset,
                                        dataset.test)
-  density = jax.vmap(lambda m: masks_lib.density(m, setup.kinds))(states.mask)
-  layer_density = jax.vmap(lambda m: masks_lib.layer_density(m, setup.kinds))(states.mask)
+  density, layer_density = masks_lib.stacked_densities(states.mask, setup.kinds)
   result = RoundResult(
       round=r, ids=ids, curves=train.to_numpy(curves), early_stop_step=np.asarray(tracker.step),
       val_loss=np.asarray(tracker.loss), val_accuracy=np.asarray(tracker.accuracy),
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
-      diverged=np.asarray(tracker.diverged), density=np.asarray(density),
-      layer_density=train.to_numpy(layer_density),
+      diverged=np.asarray(tracker.diverged), density=density,
+      layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
       final_params=states.params, masks=states.mask,
       steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
@@ -439,11 +479,11 @@ def twin_paths(setup: Setup, ids: Sequence[TicketId], states: train.TrainState,
   if not twins:
     return out
   tickets_at = rows(ids, tickets.TICKET)
-  at = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
-  pairs = [(at(states.params, tickets_at[ids[j].trial]), at(states.params, j),
-            at(states.mask, j), at(states.model_state, tickets_at[ids[j].trial]),
-            at(states.model_state, j)) for j in twins]
-  errors = stability.path_errors(setup.trainer, pairs, dataset, dataset.test, points)
+  theirs = np.array([tickets_at[ids[j].trial] for j in twins])
+  errors = stability.path_errors(
+      setup.trainer, parallel.take(states.params, theirs), parallel.take(states.params, twins),
+      parallel.take(states.mask, twins), parallel.take(states.model_state, theirs),
+      parallel.take(states.model_state, twins), dataset, dataset.test, points)
   for j, e in zip(twins, errors):
     out[tickets_at[ids[j].trial]] = e
   return out

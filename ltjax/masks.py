@@ -91,6 +91,19 @@ def layer_density(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
   return {name: jnp.mean(m.astype(jnp.float32)) for name, m, _ in _prunable_leaves(mask, kinds)}
 
 
+def stacked_densities(masks: PyTree, kinds: PyTree) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """`density` and `layer_density` of stacked masks ([K] each), computed on the host: a round's
+  summary needs no program of its own. Counts are exact; fractions are float32 as on device."""
+  leaves = [(name, np.asarray(m).reshape(np.shape(m)[0], -1))
+            for name, m, _ in _prunable_leaves(masks, kinds)]
+  counts = {name: np.count_nonzero(m, axis=1) for name, m in leaves}
+  total = sum(m.shape[1] for _, m in leaves)
+  density = (sum(counts.values()).astype(np.float32) / np.float32(total)).astype(np.float32)
+  layers = {name: (counts[name].astype(np.float32) / np.float32(m.shape[1])).astype(np.float32)
+            for name, m in leaves}
+  return density, layers
+
+
 def layer_sizes(tree: PyTree, kinds: PyTree) -> dict[str, int]:
   return {name: int(np.prod(leaf.shape)) for name, leaf, _ in _prunable_leaves(tree, kinds)}
 

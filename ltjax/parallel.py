@@ -44,8 +44,16 @@ def unstack(tree: PyTree) -> list[PyTree]:
 
 
 def take(tree: PyTree, index) -> PyTree:
-  """Select tickets (an int or an index array) from a stacked tree."""
-  return jax.tree.map(lambda x: x[index], tree)
+  """Select tickets (an int, a slice or an index array) from a stacked tree."""
+  if isinstance(index, (int, slice)):
+    return jax.tree.map(lambda x: x[index], tree)
+  return _take_rows(tree, jax.numpy.asarray(index))
+
+
+@jax.jit
+def _take_rows(tree: PyTree, rows: jax.Array) -> PyTree:
+  # One program per tree: eagerly, every leaf shape compiled a gather of its own.
+  return jax.tree.map(lambda x: x[rows], tree)
 
 
 def num_tickets(tree: PyTree) -> int:

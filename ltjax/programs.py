@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ltjax import early_stop, parallel
+from ltjax import early_stop, masks, parallel
 from ltjax.data import Dataset, Split
 
 PyTree = Any
@@ -52,13 +52,14 @@ def ticket_map(trainer, fn, in_axes):
   return trainer.layout.shard(single, in_axes)
 
 
-def start_perm(trainer, state, dataset: Dataset, step0):
-  n = len(dataset.train)
-  return trainer.epoch_perm(state.rng, step0 // (n // trainer.batch_size), n)
+def no_perm(dataset: Dataset):
+  """The permutation carry before the first step of a call draws the epoch's (`scan_steps`)."""
+  return jnp.zeros(len(dataset.train), jnp.int32)
 
 
-def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int):
-  """One ticket, `num_steps` masked steps from `start`; its permutation refreshes per epoch.
+def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int, draw_at=None):
+  """One ticket, `num_steps` masked steps from `start`; its permutation is drawn at each epoch's
+  first step and at step `draw_at` (a call's first step, whose epoch is under way).
   With a batch axis, each device gathers its slice of the step's batch."""
   n, bsz = len(dataset.train), trainer.batch_size
   spe = n // bsz
@@ -68,8 +69,13 @@ def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int):
   def body(carry, s):
     state, perm = carry
     # `s` is not per-ticket (it comes from the scan, not from the mapped state), so under vmap
-    # this stays a real branch: the permutation is computed once per epoch, not every step.
-    perm = jax.lax.cond(s % spe == 0, lambda: trainer.epoch_perm(state.rng, s // spe, n), lambda: perm)
+    # this stays a real branch: the permutation is computed once per epoch, not every step. One
+    # branch serves the call's start too: each permutation drawn in a program costs ~0.4 s to
+    # compile on XLA:CPU.
+    draw = s % spe == 0
+    if draw_at is not None:
+      draw = draw | (s == draw_at)
+    perm = jax.lax.cond(draw, lambda: trainer.epoch_perm(state.rng, s // spe, n), lambda: perm)
     offset = (s % spe) * bsz + (parallel.batch_index() * local if shards > 1 else 0)
     idx = jax.lax.dynamic_slice_in_dim(perm, offset, local)
     images = dataset.normalize(dataset.train.images[idx])
@@ -84,8 +90,8 @@ def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
   """Training only: `num_steps` steps from `step0`; (states, losses[K, steps])."""
 
   def one(state, dataset, step0):
-    (state, _), losses = scan_steps(trainer, state, start_perm(trainer, state, dataset, step0),
-                                    dataset, step0, num_steps)
+    (state, _), losses = scan_steps(trainer, state, no_perm(dataset), dataset, step0, num_steps,
+                                    draw_at=step0)
     return state, losses
 
   # The data and step go in as (replicated) arguments: a mapped function must not close over
@@ -93,27 +99,22 @@ def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
   return ticket_map(trainer, one, (0, None, None))(states, dataset, step0)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def start_perms(trainer, states, dataset: Dataset, step0):
-  """Each ticket's data order for the epoch of `step0` (carried between calls from then on)."""
-  fn = lambda state, dataset, step0: start_perm(trainer, state, dataset, step0)  # noqa: E731
-  return ticket_map(trainer, fn, (0, None, None))(states, dataset, step0)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 6, 7), donate_argnums=(1, 2, 3))
-def run_intervals(trainer, states, tracker: early_stop.EarlyStop, perms, dataset: Dataset, step0,
+@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
+def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0,
                   num_intervals: int, interval: int):
   """K tickets x `num_intervals` x (`interval` steps, then validation) in one program.
 
-  `perms` is each ticket's permutation for the epoch of `step0` (`start_perms`); the one for the
-  epoch reached comes back, so no call starts by recomputing it.
+  Each ticket's data order for the epoch of `step0` is drawn at the call's first step (one
+  shuffle per call, instead of a program per round that draws it and carries it between calls).
   """
 
-  def one_ticket(state, best, perm, dataset, step0):
+  def one_ticket(state, best, dataset, step0):
+    perm = no_perm(dataset)
     def interval_body(carry, i):
       state, perm, best = carry
       start = step0 + i * interval
-      (state, perm), losses = scan_steps(trainer, state, perm, dataset, start, interval)
+      (state, perm), losses = scan_steps(trainer, state, perm, dataset, start, interval,
+                                         draw_at=step0)
       end = start + interval
       train_loss = jnp.mean(losses)
       val_loss, val_acc = evaluate(trainer, state.params, state.model_state, dataset, dataset.val)
@@ -124,11 +125,11 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, perms, dataset
 
     (state, perm, best), curves = scan(trainer, interval_body, (state, perm, best),
                                        jnp.arange(num_intervals))
-    return state, best, perm, curves
+    return state, best, curves
 
-  states, tracker, perms, curves = ticket_map(trainer, one_ticket, (0, 0, 0, None, None))(
-      states, tracker, perms, dataset, step0)
-  return states, tracker, perms, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
+  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None))(
+      states, tracker, dataset, step0)
+  return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
 
 
 def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):
@@ -161,7 +162,7 @@ def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def evaluate_many(trainer, params, model_state, dataset: Dataset, split: Split):
-  """(loss[K], accuracy[K]) for stacked tickets."""
-  fn = lambda p, ms, data, split: evaluate(trainer, p, ms, data, split)  # noqa: E731
-  return ticket_map(trainer, fn, (0, 0, None, None))(params, model_state, dataset, split)
+def evaluate_many(trainer, params, mask, model_state, dataset: Dataset, split: Split):
+  """(loss[K], accuracy[K]) for stacked tickets under their masks."""
+  fn = lambda p, m, ms, data, split: evaluate(trainer, masks.apply(p, m), ms, data, split)  # noqa: E731
+  return ticket_map(trainer, fn, (0, 0, 0, None, None))(params, mask, model_state, dataset, split)

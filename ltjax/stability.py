@@ -43,18 +43,30 @@ def barrier(errors) -> np.ndarray:
   return e.max(axis=-1) - 0.5 * (e[..., 0] + e[..., -1])
 
 
-def path_errors(trainer, pairs: list[tuple[PyTree, PyTree, PyTree, PyTree, PyTree]], dataset,
-                split, points: int) -> np.ndarray:
+def path_errors(trainer, params_a: PyTree, params_b: PyTree, mask: PyTree, model_state_a: PyTree,
+                model_state_b: PyTree, dataset, split, points: int) -> np.ndarray:
   """Test error (fraction) at `points` points between each pair's networks: [pairs, points].
 
-  Each pair is (params_a, params_b, mask, model_state_a, model_state_b); both share the mask (pruned
-  weights are 0 in both, so every point on the path keeps the mask). Non-trained state (batch
-  statistics) is interpolated like the weights. All pairs' points are evaluated together.
+  The arguments are stacked over pairs; both networks of a pair share its mask (pruned weights
+  are 0 in both, so every point on the path keeps the mask). Non-trained state (batch statistics)
+  is interpolated like the weights. All pairs' points are evaluated together.
   """
-  w = alphas(points)
-  params = [interpolate(a, b, w) for a, b, *_ in pairs]
-  model_state = [interpolate(ms_a, ms_b, w) for *_, ms_a, ms_b in pairs]
-  masks = [jax.tree.map(lambda m: jnp.broadcast_to(m, (points,) + m.shape), p[2]) for p in pairs]
-  stack = lambda trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)  # noqa: E731
-  _, accuracy = trainer.evaluate_many(stack(params), stack(masks), stack(model_state), dataset, split)
-  return 1.0 - np.asarray(accuracy, np.float64).reshape(len(pairs), points)
+  params, masks, model_state = _path_points(params_a, params_b, mask, model_state_a, model_state_b,
+                                            alphas(points))
+  _, accuracy = trainer.evaluate_many(params, masks, model_state, dataset, split)
+  return 1.0 - np.asarray(accuracy, np.float64).reshape(-1, points)
+
+
+@jax.jit
+def _path_points(params_a, params_b, mask, model_state_a, model_state_b, weights):
+  """Every pair's points, flattened to [pairs * points] tickets (one program, not one per leaf)."""
+  w = jnp.asarray(weights, jnp.float32)
+
+  def points(x, y=None):  # [pairs, ...] -> [pairs * points, ...]: `interpolate` per pair
+    shape = (1, w.shape[0]) + (1,) * (x.ndim - 1)
+    out = (jnp.broadcast_to(x[:, None], x.shape[:1] + shape[1:2] + x.shape[1:]) if y is None else
+           ((1 - w).reshape(shape) * x[:, None] + w.reshape(shape) * y[:, None]).astype(x.dtype))
+    return out.reshape((-1,) + x.shape[1:])
+
+  return (jax.tree.map(points, params_a, params_b), jax.tree.map(points, mask),
+          jax.tree.map(points, model_state_a, model_state_b))

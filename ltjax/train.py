@@ -148,9 +148,8 @@ class Trainer:
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
     """(loss[K], accuracy[K]) for stacked tickets."""
     k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
-    params = jax.vmap(masks_lib.apply)(params, mask)
     outs = [programs.evaluate_many(self, *g, dataset, split)
-            for g in self.place_groups((params, model_state))]
+            for g in self.place_groups((params, mask, model_state))]
     return self.gather_groups(outs, k)
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
@@ -182,12 +181,10 @@ class Trainer:
     if self.unroll:
       intervals_per_call = 1  # compile time grows with the unrolled steps
     snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
-    perms = [programs.start_perms(self, s, dataset, jnp.int32(step)) for s, _ in groups]
     for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
-      outs = [programs.run_intervals(self, s, t, p, dataset, jnp.int32(step), num_intervals, interval)
-              for (s, t), p in zip(groups, perms)]
-      groups = [(s, t) for s, t, _, _ in outs]
-      perms = [p for _, _, p, _ in outs]
+      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval)
+              for s, t in groups]
+      groups = [(s, t) for s, t, _ in outs]
       curves.append(self.gather_groups([c for *_, c in outs], k, axis=1))
       step += num_intervals * interval
       if callback is not None:

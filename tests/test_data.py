@@ -5,8 +5,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -347,12 +345,6 @@ def test_prepared_dir_picks_newest_version(tmp_path):
 # --------------------------------------------------------------------------- prepare_data binary
 
 
-def _run_binary(*args, tmp_path):
-  env = dict(os.environ, **{data.DATA_DIR_ENV: str(tmp_path / "tfds")})
-  return subprocess.run([sys.executable, "-m", "experiments.prepare_data", *args], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
 BAD_INPUTS = {
     "no_dataset": [],
     "unknown_dataset": ["--dataset=nosuchdataset"],
@@ -364,9 +356,9 @@ BAD_INPUTS["offline_without_files"] = ["--dataset=mnist", f"--manual_dir={REPO}"
 
 
 @pytest.mark.parametrize("args", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_prepare_data_binary_one_line_errors(args, tmp_path):
-  result = _run_binary(*args, tmp_path=tmp_path)
-  assert result.returncode != 0
+def test_prepare_data_binary_one_line_errors(args, tmp_path, binaries):
+  result = binaries("experiments.prepare_data", args, env={data.DATA_DIR_ENV: str(tmp_path / "tfds")})
+  assert result.rc != 0
   assert "Traceback" not in result.stderr
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

@@ -185,12 +185,14 @@ def test_padded_mesh_resumes_after_sigkill(tmp_path, jax_cache, run_once):
       "--config.execution.mesh=1x2"], "BatchNorm"),
     (["--config.execution.cpu_devices=0"], "cpu_devices"),
 ])
-def test_bad_layouts_are_one_line_and_write_nothing(args, fragment, tmp_path, jax_cache):
+def test_bad_layouts_are_one_line_and_write_nothing(args, fragment, tmp_path, binaries):
   workdir = tmp_path / "w"
   config = [a for a in args if a.startswith("--config=")]
   rest = [a for a in args if not a.startswith("--config=")]
-  proc = lottery([f"--workdir={workdir}", *config, "--config.dataset=synthetic", *rest], jax_cache)
-  assert proc.returncode == 1, proc.stderr
+  # A forked child of the warm server: JAX is imported there but not started, as in a fresh process.
+  proc = binaries("experiments.lottery", [f"--workdir={workdir}", *config, "--config.dataset=synthetic",
+                                          *rest])
+  assert proc.rc == 1, proc.stderr
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], proc.stderr
   assert not workdir.exists()

@@ -3,7 +3,6 @@
 import fcntl
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -37,11 +36,16 @@ def lottery(args, cache, env=None, **kw):
 
 
 def _assert_one_line_error(proc, fragment):
-  assert proc.returncode != 0
+  assert proc.rc != 0
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert "Traceback" not in proc.stderr, proc.stderr
   assert len(lines) == 1, proc.stderr
   assert fragment in lines[0], lines[0]
+
+
+def refused(binaries, args):
+  """The binary on `args` in a forked child of the warm server: a refusal needs no fresh Python."""
+  return binaries("experiments.lottery", args, env={"LTJAX_DATA_DIR": str(DATA_DIR or "/nonexistent")})
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -58,25 +62,24 @@ def _assert_one_line_error(proc, fragment):
     (["--no_such_flag"], "no_such_flag"),
     (["--config.train.steps=abc"], "steps"),
 ])
-def test_bad_input_is_one_line_and_nonzero(args, fragment, tmp_path, jax_cache):
-  proc = lottery([f"--workdir={tmp_path / 'w'}", *args] if not any(a.startswith("--workdir")
-                                                                   for a in args) else args,
-                 jax_cache)
+def test_bad_input_is_one_line_and_nonzero(args, fragment, tmp_path, binaries):
+  proc = refused(binaries, [f"--workdir={tmp_path / 'w'}", *args]
+                 if not any(a.startswith("--workdir") for a in args) else args)
   _assert_one_line_error(proc, fragment)
 
 
 @needs_mnist
-def test_second_process_on_a_workdir_is_refused(tmp_path, jax_cache):
+def test_second_process_on_a_workdir_is_refused(tmp_path, binaries):
   with open(tmp_path / ".lock", "w") as f:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running experiment holds it
-    proc = lottery([f"--workdir={tmp_path}", *TINY], jax_cache)
+    proc = refused(binaries, [f"--workdir={tmp_path}", *TINY])
   _assert_one_line_error(proc, "in use by another process")
 
 
 @needs_mnist
-def test_workdir_with_another_config_is_refused(tmp_path, jax_cache):
+def test_workdir_with_another_config_is_refused(tmp_path, binaries):
   (tmp_path / "config.json").write_text(json.dumps({"config": {"model": "conv2"}}))
-  proc = lottery([f"--workdir={tmp_path}", *TINY], jax_cache)
+  proc = refused(binaries, [f"--workdir={tmp_path}", *TINY])
   _assert_one_line_error(proc, "different config")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO, shared_data_dir
 from tests.test_devices import LENET, POOL, assert_same_results, one_device
-from tests.test_lottery_binary import _env, _midround_saved, lottery
+from tests.test_lottery_binary import _env, _midround_saved
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
 
@@ -80,8 +80,8 @@ def test_two_processes_match_one_and_resume_after_both_are_killed(tmp_path, jax_
     (["--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"], "process_id"),
     (["--num_processes=-3"], "num_processes"),
 ])
-def test_partial_cluster_flags_are_one_line_errors(args, fragment, tmp_path, jax_cache):
-  proc = lottery([f"--workdir={tmp_path / 'w'}", *args], jax_cache)
+def test_partial_cluster_flags_are_one_line_errors(args, fragment, tmp_path, binaries):
+  proc = binaries("experiments.lottery", [f"--workdir={tmp_path / 'w'}", *args])
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert proc.returncode == 1 and len(lines) == 1 and fragment in lines[0], proc.stderr
+  assert proc.rc == 1 and len(lines) == 1 and fragment in lines[0], proc.stderr
   assert not (tmp_path / "w").exists()

@@ -131,9 +131,9 @@ def test_overlaid_runs_are_labelled(workdir):
     (["--workdir=EMPTY", "--label=a", "--label=b"], "one per workdir"),
     (["--workdir=EMPTY", "--bogus"], "bogus"),
 ])
-def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
-  done = report(*(a.replace("EMPTY", str(tmp_path)) for a in args))
-  assert done.returncode != 0
+def test_bad_input_is_one_line_without_traceback(tmp_path, args, message, binaries):
+  done = binaries("experiments.report", [a.replace("EMPTY", str(tmp_path)) for a in args])
+  assert done.rc != 0
   lines = done.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], done.stderr
   assert not (pathlib.Path(tmp_path) / "report").exists()

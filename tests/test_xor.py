@@ -202,9 +202,9 @@ def test_binary_runs_and_writes_results(tmp_path):
     (["--no_such_flag"], "no_such_flag"),
     (["--out=setup.py"], "out must be a directory path"),
 ])
-def test_binary_bad_input_is_one_line_error(args, fragment):
-  proc = _binary(*args)
-  assert proc.returncode != 0
+def test_binary_bad_input_is_one_line_error(args, fragment, binaries):
+  proc = binaries("experiments.xor", args)
+  assert proc.rc != 0
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
   assert fragment in lines[0], lines[0]
