@@ -33,6 +33,8 @@ _STEPS = flags.DEFINE_integer("steps", 0, "Training steps per round (0: the pres
 _TRIALS = flags.DEFINE_integer("trials", 0, "Trials (0: the preset's).")
 _DRAWS = flags.DEFINE_integer("reinit_draws", 0, "Random reinitializations per trial (0: the preset's).")
 _SCOPE = flags.DEFINE_string("scope", "layerwise", "Scope of the at-init criteria: layerwise or global.")
+_REPORT = flags.DEFINE_bool("report", True, "Also write WORKDIR/report, every criterion's figures "
+                            "overlaid (python -m experiments.report draws it later); cost.png is always drawn.")
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as JAX devices for every criterion: -1 "
                                     "one per core (as experiments.lottery), n exactly n.")
 cli.check_flag("workdir", lambda v: bool(v.strip()), "workdir must not be empty")
@@ -127,10 +129,13 @@ def main(argv):
     points += cost_points(name, recs)
   from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib only once the runs are done
   report = root / "report"
-  path = plots.write_report([analysis.load_run(w, label) for w, label in runs], report, log=print)
+  report.mkdir(parents=True, exist_ok=True)
+  if _REPORT.value:
+    path = plots.write_report([analysis.load_run(w, label) for w, label in runs], report, log=print)
+    print(f"report: {path}")
   plots.save(plots.cost_figure(points), report / "cost.png")
   (report / "cost.json").write_text(json.dumps(points, indent=1) + "\n")
-  print(f"report: {path}; cost: {report / 'cost.png'}")
+  print(f"cost: {report / 'cost.png'}")
 
 
 if __name__ == "__main__":

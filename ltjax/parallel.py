@@ -14,6 +14,7 @@ results, curves, masks or checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import Any, Callable, Sequence
@@ -124,24 +125,38 @@ class Layout:
     extra = self.padded(k) - k
     if not extra:
       return tree
-    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+    return _pad(tree, extra)
 
   def place(self, tree: PyTree, spec: P = P(TICKETS)) -> PyTree:
     """Shard a stacked tree over the ticket axis (or, with spec P(), replicate it)."""
     if self.mesh is None:
       return tree
     sharding = NamedSharding(self.mesh, spec)
-
-    def one(x):
-      if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
-        return x
-      if jax.process_count() > 1:  # every process holds the same full value; each keeps its shards
-        x = np.asarray(host(x))
-      return jax.device_put(x, sharding)
-    return jax.tree.map(one, tree)
+    placed = lambda x: isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim)  # noqa: E731
+    if jax.process_count() > 1:  # every process holds the same full value; each keeps its shards
+      return jax.tree.map(lambda x: x if placed(x) else jax.device_put(np.asarray(host(x)), sharding),
+                          tree)
+    if all(placed(x) for x in jax.tree.leaves(tree)):
+      return tree
+    # One resharding program for the tree: device_put of a device array compiles one per leaf.
+    return _reshard(tree, sharding)
 
   def replicate(self, tree: PyTree) -> PyTree:
     return self.place(tree, P())
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _pad(tree: PyTree, extra: int) -> PyTree:
+  return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+
+
+def _reshard(tree: PyTree, sharding: NamedSharding) -> PyTree:
+  return _resharder(sharding)(tree)
+
+
+@functools.lru_cache(maxsize=None)
+def _resharder(sharding: NamedSharding) -> Callable[[PyTree], PyTree]:
+  return jax.jit(lambda tree: tree, out_shardings=sharding)
 
 
 def host(tree: PyTree) -> PyTree:

@@ -304,9 +304,14 @@ def prune_round(trained: PyTree, init: PyTree, mask: PyTree, kinds: PyTree, rate
   if ticket_axes:
     n = jax.tree.leaves(mask)[0].shape[0]
     keys = key if jnp.ndim(key) == 1 else jax.random.split(key, n)
-    scores = jax.vmap(score_fn)(trained, init, keys)
+    scores = _scores(score_fn, True, invert, trained, init, keys)
   else:
-    scores = score_fn(trained, init, key)
-  if invert:
-    scores = jax.tree.map(jnp.negative, scores)
+    scores = _scores(score_fn, False, invert, trained, init, key)
   return prune(scores, mask, kinds, rates, scope, ticket_axes)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _scores(score_fn: ScoreFn, stacked: bool, invert: bool, trained, init, key):
+  """A criterion's scores as one program (eagerly, each of its ops compiled once per leaf shape)."""
+  scores = (jax.vmap(score_fn) if stacked else score_fn)(trained, init, key)
+  return jax.tree.map(jnp.negative, scores) if invert else scores

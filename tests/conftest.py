@@ -49,6 +49,7 @@ def small_mlp(tiny_data):
   module = spec.build()
   shape = (1,) + tiny_data.input_shape
 
+  @jax.jit  # one program: eagerly (and vmapped), flax's init compiles every op on its own
   def init(key):
     return module.init(key, jnp.zeros(shape))["params"]
 

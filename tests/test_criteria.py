@@ -125,7 +125,8 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   if shared_data_dir() is None:
     pytest.skip("needs prepared MNIST")
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
-                                          "--trials=1", "--densities=0.8,0.64", "--criteria=imp,oneshot,snip"],
+                                          "--trials=1", "--densities=0.8,0.64", "--criteria=imp,oneshot,snip",
+                                          "--noreport"],  # the overlaid report: test_report.py
                  env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=400)
   assert ran.rc == 0, ran.stderr[-2000:]
   import json
@@ -141,3 +142,4 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   recs = [json.loads(line) for line in (tmp_path / "snip" / "results.jsonl").read_text().splitlines()]
   assert {r["kind"] for r in recs if r["round"]} == {"ticket", "reinit", "random_mask", "inverted"}
   assert (tmp_path / "report" / "cost.png").stat().st_size > 10_000
+  assert not (tmp_path / "report" / "summary.md").exists()  # --noreport

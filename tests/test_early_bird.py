@@ -41,6 +41,12 @@ def test_masks_settle_and_the_draw_is_a_valid_ticket(dense, tiny_data):
     expected = pruning.prune(jax.tree.map(jnp.ones_like, jax.tree.map(lambda m: m.astype(float), one)),
                              jax.tree.map(jnp.ones_like, one), kinds, rates)  # the count alone
     assert int(masks.count(one, kinds)) == int(masks.count(expected, kinds))
+  again, _ = early_bird.find(trainer, states, tiny_data, kinds, rates, every=10, max_steps=600,
+                             threshold=0.05, patience=3)  # deterministic: the same draw, bit for bit
+  np.testing.assert_array_equal(again.step, draw.step)
+  np.testing.assert_array_equal(again.distances, draw.distances)
+  for a, b in zip(jax.tree.leaves(again.mask), jax.tree.leaves(draw.mask)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_a_mask_that_never_settles_trains_to_the_end(dense, tiny_data):

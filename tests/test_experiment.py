@@ -235,16 +235,15 @@ def test_inverted_control_keeps_the_lowest_scores_at_the_same_density(tmp_path):
 
 def test_early_bird_draws_the_mask_once_it_settles_and_says_when(tmp_path):
   cfg = tiny_config(**{"prune.mode": "early_bird", "prune.densities": (0.5, 0.2), "trials": 2,
-                       "train.steps": 300, "train.eval_every": 20, "prune.early_bird_patience": 2,
+                       "train.steps": 200, "train.eval_every": 20, "prune.early_bird_patience": 2,
                        "prune.early_bird_threshold": 0.2, "controls": ("random_mask",)})
   recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
   for r, d in ((1, 0.5), (2, 0.2)):
     tickets = [x for x in recs if x["round"] == r and x["kind"] == "ticket"]
     assert all(x["density"] == pytest.approx(d, abs=2e-3) for x in tickets)
     for x in tickets:  # a check every 20 steps; settled after 1 + patience checks at the earliest
-      assert 60 <= x["finding_steps"] < 300 and x["finding_steps"] % 20 == 0, x
-  again = experiment.train_and_evaluate(cfg, tmp_path / "again", log=lambda _: None)
-  assert [x["finding_steps"] for x in again] == [x["finding_steps"] for x in recs]
+      assert 60 <= x["finding_steps"] < 200 and x["finding_steps"] % 20 == 0, x
+  # The same draw twice: test_early_bird.py.
 
 
 def test_fine_tuning_continues_from_the_trained_ticket(tmp_path):

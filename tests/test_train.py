@@ -83,12 +83,12 @@ def test_k_tickets_together_match_one_by_one(small_mlp, tiny_data, ticket_batch)
   module, kinds, params, mask, model_state, keys = _tickets(small_mlp)
   trainer = train.Trainer(module, optax.adam(3e-3), batch_size=32, ticket_batch=ticket_batch)
   states = trainer.init_states(params, mask, model_state, keys)
-  together, tracker, curves = trainer.train(states, tiny_data, steps=70, eval_every=20)
+  together, tracker, curves = trainer.train(states, tiny_data, steps=60, eval_every=20)
   alone_trainer = train.Trainer(module, optax.adam(3e-3), batch_size=32)
   for i in range(K):
     sel = lambda t, i=i: parallel.take(t, slice(i, i + 1))  # noqa: E731
     s_i = alone_trainer.init_states(sel(params), sel(mask), sel(model_state), keys[i:i + 1])
-    alone, tr_i, cv_i = alone_trainer.train(s_i, tiny_data, steps=70, eval_every=20)
+    alone, tr_i, cv_i = alone_trainer.train(s_i, tiny_data, steps=60, eval_every=20)
     chex.assert_trees_all_close(parallel.take(together.params, i), parallel.take(alone.params, 0),
                                 atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(curves.val_loss[:, i], cv_i.val_loss[:, 0], rtol=1e-5, atol=1e-6)
