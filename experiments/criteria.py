@@ -13,7 +13,6 @@ records' `finding_steps`: IMP every earlier round, one-shot the dense training, 
 dense steps until its mask settled, at init none beyond scoring).
 """
 
-import json
 import pathlib
 
 import jax
@@ -128,14 +127,9 @@ def main(argv):
     runs.append((root / name, name))
     points += cost_points(name, recs)
   from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib only once the runs are done
-  report = root / "report"
-  report.mkdir(parents=True, exist_ok=True)
-  if _REPORT.value:
-    path = plots.write_report([analysis.load_run(w, label) for w, label in runs], report, log=print)
-    print(f"report: {path}")
-  plots.save(plots.cost_figure(points), report / "cost.png")
-  (report / "cost.json").write_text(json.dumps(points, indent=1) + "\n")
-  print(f"cost: {report / 'cost.png'}")
+  loaded = [analysis.load_run(w, label) for w, label in runs] if _REPORT.value else []
+  cost = plots.write_criteria_report(loaded, points, root / "report", overlaid=_REPORT.value, log=print)
+  print(f"cost: {cost}")
 
 
 if __name__ == "__main__":

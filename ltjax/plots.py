@@ -7,6 +7,7 @@ Figures follow the paper's conventions: "percent of weights remaining" on a reve
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import re
@@ -460,6 +461,20 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
 
 def slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def write_criteria_report(runs: Sequence[Run], points: Sequence[dict[str, Any]],
+                          out: pathlib.Path | str, overlaid: bool = True,
+                          log=lambda _: None) -> pathlib.Path:
+  """A criteria comparison in `out`: cost.json and cost.png (`cost_figure`) and, if `overlaid`,
+  every run's figures in one report (`write_report`). Returns cost.png's path."""
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  if overlaid:
+    log(f"report: {write_report(runs, out, log=log)}")
+  save(cost_figure(points), out / "cost.png")
+  (out / "cost.json").write_text(json.dumps(list(points), indent=1) + "\n")
+  return out / "cost.png"
 
 
 def write_report(runs: Sequence[Run], out: pathlib.Path | str,

@@ -268,3 +268,30 @@ def test_scratch_trains_on_its_own_longer_budget_alongside_the_ticket(tmp_path):
   ticket_loss = curves["val_loss"][:, 0]  # past its budget the ticket stands still
   assert (ticket_loss[curves["step"][:, 0] >= 200] == ticket_loss[curves["step"][:, 0] == 200]).all()
   assert by[(1, "ticket")]["early_stop_step"] <= 200
+
+
+def test_a_mid_round_checkpoint_that_cannot_resume_is_skipped(tmp_path, caplog):
+  """A stale mid-round checkpoint (another round's) and a torn one (killed while it was saved)
+  both leave the round to start afresh; the torn one is logged and skipped, never fatal."""
+  import flax.serialization
+  cfg = tiny_config(**{"prune.rounds": 1, "trials": 1, "controls": (), "train.steps": 100})
+  dataset, setup = experiment._build(cfg, log=lambda _: None)
+  ckpt = checkpoint.Checkpoints(tmp_path)
+  try:
+    assert not ckpt.has_midround()
+    states = lottery.start_states(setup, lottery.initial_lineage(setup), lottery.lineup(cfg, 0))
+    tree = {"states": flax.serialization.to_state_dict(states),
+            "tracker": flax.serialization.to_state_dict(setup.trainer.new_tracker(states))}
+    ckpt.save_midround(50, tree, {"round": 1, "step": 50, "curves": {}})  # round 1's, not round 0's
+    assert ckpt.has_midround()
+    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None)
+    assert lineage.round == 0 and resume is None
+    state_dir = tmp_path / "checkpoints" / "midround" / "50" / "state"
+    for f in state_dir.rglob("*"):  # torn: the state's files never made it to disk
+      if f.is_file():
+        f.unlink()
+    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None)
+    assert lineage.round == 0 and resume is None
+    assert "skipping unreadable checkpoint" in caplog.text
+  finally:
+    ckpt.close()

@@ -153,6 +153,19 @@ def test_write_report_renders_and_notes_skips(run, tmp_path):
   assert "initial-value histograms skipped" in text
 
 
+def test_criteria_report_draws_the_cost_and_overlays_the_runs_on_request(run, tmp_path):
+  points = [{"criterion": "imp", "round": 1, "density": 0.8, "finding_model_steps": 100.0,
+             "test_accuracy": [0.95, 0.96]},
+            {"criterion": "snip", "round": 1, "density": 0.8, "finding_model_steps": 0.0,
+             "test_accuracy": [0.93, 0.94]}]
+  cost = plots.write_criteria_report([run], points, tmp_path / "both")
+  assert matplotlib.image.imread(cost).shape[0] > 200
+  assert json.loads((tmp_path / "both" / "cost.json").read_text()) == points
+  assert "](accuracy.png)" in (tmp_path / "both" / "summary.md").read_text()
+  plots.write_criteria_report([], points, tmp_path / "cost_only", overlaid=False)
+  assert sorted(p.name for p in (tmp_path / "cost_only").iterdir()) == ["cost.json", "cost.png"]
+
+
 def test_deep_nets_wrap_and_keep_every_layer(tmp_path):
   names = [f"fc{i}" for i in range(1, 11)] + ["out"]
   shapes = {f"{n}/kernel": (5, 5) for n in names}
