@@ -197,18 +197,29 @@ def test_rewinding_starts_later_rounds_from_step_k(tmp_path):
                          np.asarray(lineage.init_params["fc1"]["kernel"]))
 
 
-@pytest.mark.parametrize("score", ["snip", "synflow"])
-def test_pruning_at_init_reaches_each_density_with_its_controls(score, tmp_path):
+def _at_init_run(score, workdir, controls=("reinit", "random_mask")):
   cfg = tiny_config(**{"prune.mode": "at_init", "prune.score": score, "prune.densities": (0.5, 0.1),
-                       "trials": 1, "train.steps": 100})
-  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+                       "trials": 1, "train.steps": 100, "controls": controls})
+  return cfg, workdir, experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def snip_run(tmp_path_factory):
+  """SNIP at init with every control, the inverted one included (read by two tests)."""
+  return _at_init_run("snip", tmp_path_factory.mktemp("snip"), ("reinit", "random_mask", "inverted"))
+
+
+@pytest.mark.parametrize("score", ["snip", "synflow"])
+def test_pruning_at_init_reaches_each_density_with_its_controls(score, tmp_path, request):
+  cfg, workdir, recs = (request.getfixturevalue("snip_run") if score == "snip"
+                        else _at_init_run(score, tmp_path))
   assert sorted({r["round"] for r in recs}) == [0, 1, 2]
   sizes = {"fc1/kernel": 784 * 300, "fc2/kernel": 300 * 100, "out/kernel": 100 * 10}
   for r in (1, 2):
     d = cfg.prune.densities[r - 1]
-    for rec in (x for x in recs if x["round"] == r):  # ticket, reinit and shuffled mask alike
+    for rec in (x for x in recs if x["round"] == r):  # the ticket and every control alike
       assert rec["layer_density"] == pytest.approx({k: round(d * n) / n for k, n in sizes.items()})
-  ticket_mask = np.load(tmp_path / "masks" / "round_02.npz")
+  ticket_mask = np.load(workdir / "masks" / "round_02.npz")
   assert ticket_mask.files  # the found masks are saved like IMP's
 
 
@@ -218,16 +229,14 @@ def test_every_record_says_what_finding_its_mask_cost(finished):
     assert r["finding_steps"] == r["round"] * cfg.train.steps, r
 
 
-def test_inverted_control_keeps_the_lowest_scores_at_the_same_density(tmp_path):
-  cfg = tiny_config(**{"prune.mode": "at_init", "prune.score": "snip", "prune.densities": (0.5, 0.1),
-                       "trials": 1, "train.steps": 100, "controls": ("inverted",)})
-  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+def test_inverted_control_keeps_the_lowest_scores_at_the_same_density(snip_run):
+  cfg, workdir, recs = snip_run
   for r in (1, 2):
     ticket, inverted = ([x for x in recs if x["round"] == r and x["kind"] == k][0]
                         for k in ("ticket", "inverted"))
     assert inverted["layer_density"] == ticket["layer_density"]
     assert ticket["finding_steps"] == inverted["finding_steps"] == 0  # at init: no training
-  _, lineage = _restored(cfg, tmp_path, next_round=3)
+  _, lineage = _restored(cfg, workdir, next_round=3)
   for layer in ("fc1", "fc2", "out"):  # at 10% the top and the bottom scores cannot meet
     top, bottom = (np.asarray(m[layer]["kernel"][0]) for m in (lineage.mask, lineage.inverted_mask))
     assert top.mean() == pytest.approx(0.1, abs=1e-3) and not (top & bottom).any()

@@ -160,13 +160,28 @@ def _init(module, shape, seed=0):
   return module.init(jax.random.key(seed), jnp.zeros((1, *shape)), train=False)
 
 
+def _host_variables(module, shape, seed=0):
+  """Variables of `module`'s shapes drawn on the host (normal(0, 0.1) weights; flax's initial
+  batch statistics, mean 0 and variance 1), for tests of a model's behaviour rather than of its
+  initializers: XLA:CPU takes about half a second per kernel shape to compile a random draw."""
+  abstract = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, *shape)), train=False))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if "batch_stats" in name:
+      return jnp.full(leaf.shape, 1.0 if "var" in name else 0.0, leaf.dtype)
+    return jnp.asarray(rng.normal(0.0, 0.1, leaf.shape).astype(leaf.dtype))
+  return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
 @pytest.mark.parametrize("name,shape", [("resnet20", (8, 8, 3)), ("small_vgg", (8, 8, 3))])
 def test_batch_norm_train_and_eval(name, shape):
   if name == "small_vgg":  # the VGG code path at a few thousand weights (VGG-11 has 9.2M)
     module = vgg.VGG(plan=(8, vgg.POOL, 16, 16, vgg.POOL, 32))
   else:
     module = models.get(name).build()
-  variables = _init(module, shape)
+  variables = _host_variables(module, shape)
   stats = variables["batch_stats"]
   x = jax.random.normal(jax.random.key(1), (2, *shape)) * 2.0 + 1.0
 
@@ -216,7 +231,7 @@ def test_dropout_only_in_train_mode(name, overrides):
   shape = (8, 8, 3)
   module = models.get(name).build(**overrides)
   assert module.dropout == 0.5
-  variables = _init(module, shape)
+  variables = _host_variables(module, shape)
   x = jax.random.normal(jax.random.key(1), (2, *shape))
   apply = lambda x, train, key: module.apply(variables, x, train=train,  # noqa: E731
                                              rngs={"dropout": key})
@@ -233,7 +248,7 @@ def test_dropout_only_in_train_mode(name, overrides):
 def test_no_dropout_by_default():
   shape = (8, 8, 3)
   module = models.get("conv2").build()
-  variables = _init(module, shape)
+  variables = _host_variables(module, shape)
   x = jax.random.normal(jax.random.key(1), (2, *shape))
   chex.assert_trees_all_close(module.apply(variables, x, train=True),
                               module.apply(variables, x, train=False))
@@ -246,7 +261,7 @@ def test_masked_training_step_resnet20():
   spec = models.get("resnet20")
   module = spec.build(num_classes=dataset.num_classes)
   keys = jax.random.split(jax.random.key(0), k)
-  variables = parallel.stack([_init(module, shape, seed=i) for i in range(k)])
+  variables = parallel.stack([_host_variables(module, shape, seed=i) for i in range(k)])
   params, model_state = variables["params"], {"batch_stats": variables["batch_stats"]}
   kinds = spec.layer_kinds(jax.tree.map(lambda a: a[0], params))
   # Half of every conv kernel pruned at random (host-side: the test is of the model, not pruning).
