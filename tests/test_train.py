@@ -10,7 +10,19 @@ from ltjax import masks, optimizers, parallel, pruning, train
 K = 3
 
 
+_TICKETS = {}
+
+
 def _tickets(small_mlp, k=K, rate=0.5):
+  """k stacked tickets of the small MLP at `rate` random pruning, made once per process (the
+  arrays are immutable and nothing here donates them; drawing them compiles for seconds)."""
+  key = (id(small_mlp), k, rate)
+  if key not in _TICKETS:
+    _TICKETS[key] = _make_tickets(small_mlp, k, rate)
+  return _TICKETS[key]
+
+
+def _make_tickets(small_mlp, k, rate):
   spec, module, init, kinds = small_mlp
   keys = jax.random.split(jax.random.key(0), k)
   params = jax.vmap(init)(keys)
@@ -216,8 +228,10 @@ def test_unrolled_host_loop_matches_device_loops(small_mlp, tiny_data):
   """The CPU-conv path (no device loops, one program per ticket) computes the same training."""
   looped = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32, ticket_batch=2)
   unrolled = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32, unroll=True)
-  a_states, a_tracker, a_curves = _train(looped, small_mlp, tiny_data, steps=60, eval_every=20)
-  b_states, b_tracker, b_curves = _train(unrolled, small_mlp, tiny_data, steps=60, eval_every=20)
+  # 30 steps cross the epoch boundary at step 18 (600 examples, batches of 32); every unrolled
+  # step holds its own epoch-permutation branch, so longer intervals only cost compile time.
+  a_states, a_tracker, a_curves = _train(looped, small_mlp, tiny_data, steps=30, eval_every=10)
+  b_states, b_tracker, b_curves = _train(unrolled, small_mlp, tiny_data, steps=30, eval_every=10)
   chex.assert_trees_all_close(a_states.params, b_states.params, atol=1e-5, rtol=1e-5)
   np.testing.assert_array_equal(a_tracker.step, b_tracker.step)
   np.testing.assert_allclose(a_curves.val_loss, b_curves.val_loss, rtol=1e-5)
