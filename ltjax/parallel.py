@@ -138,8 +138,11 @@ class Layout:
                           tree)
     if all(placed(x) for x in jax.tree.leaves(tree)):
       return tree
-    # One resharding program for the tree: device_put of a device array compiles one per leaf.
-    return _reshard(tree, sharding)
+    if self.mesh.devices.flat[0].platform == "cpu":
+      # Host memory is device memory: placing from numpy copies shards without compiling, where
+      # resharding a device array compiles a slicing program per leaf shape.
+      return jax.tree.map(lambda x: x if placed(x) else jax.device_put(np.asarray(x), sharding), tree)
+    return _reshard(tree, sharding)  # one program for the tree, not one per leaf
 
   def replicate(self, tree: PyTree) -> PyTree:
     return self.place(tree, P())
