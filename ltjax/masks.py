@@ -98,9 +98,8 @@ def stacked_densities(masks: PyTree, kinds: PyTree) -> tuple[np.ndarray, dict[st
             for name, m, _ in _prunable_leaves(masks, kinds)]
   counts = {name: np.count_nonzero(m, axis=1) for name, m in leaves}
   total = sum(m.shape[1] for _, m in leaves)
-  density = (sum(counts.values()).astype(np.float32) / np.float32(total)).astype(np.float32)
-  layers = {name: (counts[name].astype(np.float32) / np.float32(m.shape[1])).astype(np.float32)
-            for name, m in leaves}
+  density = sum(counts.values()).astype(np.float32) / np.float32(total)
+  layers = {name: counts[name].astype(np.float32) / np.float32(m.shape[1]) for name, m in leaves}
   return density, layers
 
 

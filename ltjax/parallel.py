@@ -133,16 +133,15 @@ class Layout:
       return tree
     sharding = NamedSharding(self.mesh, spec)
     placed = lambda x: isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim)  # noqa: E731
-    if jax.process_count() > 1:  # every process holds the same full value; each keeps its shards
-      return jax.tree.map(lambda x: x if placed(x) else jax.device_put(np.asarray(host(x)), sharding),
-                          tree)
     if all(placed(x) for x in jax.tree.leaves(tree)):
       return tree
-    if self.mesh.devices.flat[0].platform == "cpu":
-      # Host memory is device memory: placing from numpy copies shards without compiling, where
-      # resharding a device array compiles a slicing program per leaf shape.
-      return jax.tree.map(lambda x: x if placed(x) else jax.device_put(np.asarray(x), sharding), tree)
-    return _reshard(tree, sharding)  # one program for the tree, not one per leaf
+    # From host values: with several processes each holds the same full value and keeps its
+    # shards; on CPU host memory is device memory, and resharding a device array instead compiles
+    # a slicing program per leaf shape.
+    if jax.process_count() > 1 or self.mesh.devices.flat[0].platform == "cpu":
+      return jax.tree.map(lambda x: x if placed(x) else jax.device_put(np.asarray(host(x)), sharding),
+                          tree)
+    return _resharder(sharding)(tree)  # one program for the tree, not one per leaf
 
   def replicate(self, tree: PyTree) -> PyTree:
     return self.place(tree, P())
@@ -151,10 +150,6 @@ class Layout:
 @functools.partial(jax.jit, static_argnums=1)
 def _pad(tree: PyTree, extra: int) -> PyTree:
   return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
-
-
-def _reshard(tree: PyTree, sharding: NamedSharding) -> PyTree:
-  return _resharder(sharding)(tree)
 
 
 @functools.lru_cache(maxsize=None)

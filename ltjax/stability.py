@@ -60,13 +60,11 @@ def path_errors(trainer, params_a: PyTree, params_b: PyTree, mask: PyTree, model
 @jax.jit
 def _path_points(params_a, params_b, mask, model_state_a, model_state_b, weights):
   """Every pair's points, flattened to [pairs * points] tickets (one program, not one per leaf)."""
-  w = jnp.asarray(weights, jnp.float32)
+  points = weights.shape[0]
 
-  def points(x, y=None):  # [pairs, ...] -> [pairs * points, ...]: `interpolate` per pair
-    shape = (1, w.shape[0]) + (1,) * (x.ndim - 1)
-    out = (jnp.broadcast_to(x[:, None], x.shape[:1] + shape[1:2] + x.shape[1:]) if y is None else
-           ((1 - w).reshape(shape) * x[:, None] + w.reshape(shape) * y[:, None]).astype(x.dtype))
-    return out.reshape((-1,) + x.shape[1:])
+  def path(x, y):  # [pairs, ...] -> [pairs * points, ...], per leaf (a tree may have none)
+    return jax.vmap(lambda a, b: interpolate(a, b, weights))(x, y).reshape((-1,) + x.shape[1:])
 
-  return (jax.tree.map(points, params_a, params_b), jax.tree.map(points, mask),
-          jax.tree.map(points, model_state_a, model_state_b))
+  return (jax.tree.map(path, params_a, params_b),
+          jax.tree.map(lambda m: jnp.repeat(m, points, axis=0), mask),
+          jax.tree.map(path, model_state_a, model_state_b))
