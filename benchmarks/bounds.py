@@ -22,7 +22,8 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import models, parallel, runtime, train
+from ltjax import models
+from ltjax.engine import parallel, runtime, train
 
 _TICKETS = flags.DEFINE_integer("tickets", 16, "Tickets K.")
 _STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed scan.")

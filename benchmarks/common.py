@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import data, lottery, masks, programs, pruning
+from ltjax import data, lottery
+from ltjax.core import masks, pruning
+from ltjax.engine import programs
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:

@@ -3,7 +3,7 @@ r"""What finding a ticket at initialization costs, in training steps of the same
   python -m benchmarks.criteria                          # LeNet-300-100, density 3.6%, layerwise
   python -m benchmarks.criteria --scope=global --density=0.01
 
-For each criterion of `ltjax.criteria`, times `prune_at_init` end to end (scoring and the exact
+For each criterion of `ltjax.methods.at_init`, times `prune_at_init` end to end (scoring and the exact
 selection; SynFlow's 100 rescoring rounds included), compiled first, median of `--repeats`, and
 divides by the median time of one compiled masked-Adam training step of the same network at the
 paper's batch size (60). Prints one JSON line per criterion. Uses random images: the cost does not
@@ -22,7 +22,10 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import criteria, masks, models, pruning, train
+from ltjax import models
+from ltjax.core import masks, pruning
+from ltjax.engine import train
+from ltjax.methods import at_init
 
 _MODEL = flags.DEFINE_string("model", "lenet_300_100", "Registered model name.")
 _DENSITY = flags.DEFINE_float("density", 0.036, "Fraction of each layer's weights kept.")
@@ -34,8 +37,8 @@ cli.check_flag("model", lambda v: v in models.names(), f"model must be one of {'
 cli.check_flag("density", lambda v: 0 < v <= 1, "density must be in (0, 1]")
 cli.check_flag("scope", lambda v: v in (pruning.LAYERWISE, pruning.GLOBAL), "scope must be layerwise or global")
 cli.check_flag("repeats", lambda v: v >= 1, "repeats must be >= 1")
-cli.check_flag("criteria", lambda v: v and all(c in criteria.names() for c in v),
-               f"criteria must be among {', '.join(criteria.names())}")
+cli.check_flag("criteria", lambda v: v and all(c in at_init.names() for c in v),
+               f"criteria must be among {', '.join(at_init.names())}")
 
 
 def _median(fn, repeats):
@@ -61,7 +64,7 @@ def main(argv):
   kinds = spec.layer_kinds(params)
   trainer = train.Trainer(module, optax.adam(1.2e-3), batch_size=60)
   logits = lambda p, x: trainer.logits(p, model_state, x, train=False)[0]  # noqa: E731
-  net = criteria.Network(apply=logits, loss=lambda p, x, y: train.cross_entropy(logits(p, x), y),
+  net = at_init.Network(apply=logits, loss=lambda p, x, y: train.cross_entropy(logits(p, x), y),
                          input_shape=shape, images=images, labels=labels)
   ones = masks.ones(params)
   state = trainer.init_state(params, ones, model_state, jax.random.key(1))
@@ -73,11 +76,11 @@ def main(argv):
     return loss
   step_s = _median(one_step, max(_REPEATS.value, 20))
   for name in _CRITERIA.value:
-    seconds = _median(lambda n=name: criteria.prune_at_init(
+    seconds = _median(lambda n=name: at_init.prune_at_init(
         n, params, ones, kinds, _DENSITY.value, _SCOPE.value, net, jax.random.key(2)), _REPEATS.value)
     common.emit({"bench": "criterion_cost", "criterion": name, "model": _MODEL.value,
                  "density": _DENSITY.value, "scope": _SCOPE.value,
-                 "iterations": criteria.get(name).iterations, "seconds": seconds,
+                 "iterations": at_init.get(name).iterations, "seconds": seconds,
                  "train_step_seconds": step_s, "cost_in_train_steps": seconds / step_s,
                  **common.device_info()})
 

@@ -27,7 +27,9 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import configs, experiment, lottery, parallel, programs, runtime
+from ltjax import configs, lottery
+from ltjax.engine import parallel, programs, runtime
+from ltjax.run import experiment
 
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Paper preset.")
 _STEPS = flags.DEFINE_integer("steps", 5000, "Training steps per round.")

@@ -17,6 +17,7 @@ with a ceiling timing (medians of both).
 from __future__ import annotations
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,7 +25,8 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import lottery, models, parallel, runtime, train
+from ltjax import lottery, models
+from ltjax.engine import parallel, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
 _TICKETS = flags.DEFINE_list("tickets", ["1", "4", "8", "16"], "Numbers of stacked tickets K.")
@@ -70,7 +72,7 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
   states, kinds = common.stacked_states(trainer, spec, module, ds, k, _DENSITY.value)
   layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
-  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.programs)
+  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.engine.programs)
   trainer = dataclasses.replace(trainer, unroll=unroll, layout=layout)
   one = parallel.take(states, 0)
   images = ds.normalize(ds.train.images[:_BATCH.value])

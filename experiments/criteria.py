@@ -20,7 +20,10 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
-from ltjax import configs, experiment, kinds, lottery, masks, models, runtime
+from ltjax import configs, lottery, models
+from ltjax.core import masks, roles
+from ltjax.engine import runtime
+from ltjax.run import experiment
 
 _CHOICES = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/criteria", "Root of the per-criterion workdirs.")
@@ -84,7 +87,7 @@ def imp_rounds(cfg, density: float) -> int:
   init = lottery.make_init(spec.build(dataset.num_classes, **dict(cfg.model_kwargs)), dataset.input_shape)
   params = jax.eval_shape(init, jax.random.key(0))[0]
   sizes = masks.sizes_by_kind(params, spec.layer_kinds(params))
-  rates = {kinds.CONV: cfg.prune.conv_rate, kinds.FC: cfg.prune.fc_rate, kinds.OUTPUT: cfg.prune.output_rate}
+  rates = {roles.CONV: cfg.prune.conv_rate, roles.FC: cfg.prune.fc_rate, roles.OUTPUT: cfg.prune.output_rate}
   total = sum(sizes.values())
   for rounds in range(1, 61):
     if sum(n * (1 - rates[k]) ** rounds for k, n in sizes.items()) / total <= density * 1.02:
@@ -126,9 +129,12 @@ def main(argv):
       cli.fail(f"{name}: {e}")
     runs.append((root / name, name))
     points += cost_points(name, recs)
-  from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib only once the runs are done
+  from ltjax.report import (
+    analysis,  # noqa: PLC0415 -- matplotlib only once the runs are done
+    figures,  # noqa: PLC0415 -- matplotlib only once the runs are done
+  )
   loaded = [analysis.load_run(w, label) for w, label in runs] if _REPORT.value else []
-  cost = plots.write_criteria_report(loaded, points, root / "report", overlaid=_REPORT.value, log=print)
+  cost = figures.write_criteria_report(loaded, points, root / "report", overlaid=_REPORT.value, log=print)
   print(f"cost: {cost}")
 
 

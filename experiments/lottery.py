@@ -19,7 +19,9 @@ from ml_collections import config_flags
 
 import ltjax.configs
 from experiments import cli
-from ltjax import data, experiment, parallel, runtime, validation
+from ltjax import data
+from ltjax.engine import parallel, runtime
+from ltjax.run import experiment, validation
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 

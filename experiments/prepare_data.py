@@ -15,7 +15,8 @@ bad flags too.
 from absl import flags
 
 from experiments import cli
-from ltjax import data, prepare
+from ltjax import data
+from ltjax.data import prepare
 
 _DATASET = flags.DEFINE_string("dataset", None, "TFDS name, e.g. mnist, fashion_mnist, cifar10.")
 _DATA_DIR = flags.DEFINE_string(

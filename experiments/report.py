@@ -15,7 +15,7 @@ import pathlib
 from absl import flags
 
 from experiments import cli
-from ltjax import analysis
+from ltjax.report import analysis
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by experiments.lottery; "
                                       "several are overlaid in the density figures.")
@@ -56,9 +56,9 @@ def main(argv):
     cli.fail(e)
   default = pathlib.Path(_SWEEP.value) if _SWEEP.value and not _WORKDIRS.value else pathlib.Path(workdirs[0])
   out = pathlib.Path(_OUT.value) if _OUT.value else default / "report"
-  from ltjax import plots  # noqa: PLC0415 -- matplotlib only once the input is known to be good
+  from ltjax.report import figures  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   try:
-    path = plots.write_report(runs, out, log=print)
+    path = figures.write_report(runs, out, log=print)
   except OSError as e:
     cli.fail(f"out: cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")

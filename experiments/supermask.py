@@ -14,7 +14,9 @@ import jax
 from absl import flags
 
 from experiments import cli
-from ltjax import configs, experiment, models, supermask
+from ltjax import configs, models
+from ltjax.methods import supermask
+from ltjax.run import experiment
 
 _MODEL = flags.DEFINE_string("model", "lenet_300_100", "Registered model name.")
 _DATASET = flags.DEFINE_string("dataset", "mnist", "TFDS dataset (prepared, or prepared on first use).")

@@ -21,7 +21,7 @@ import sys
 from absl import flags
 
 from experiments import cli
-from ltjax import experiment, results, studies, validation
+from ltjax.run import experiment, results, studies, validation
 
 _STUDY = flags.DEFINE_string("study", "", "A study of ltjax/studies.py (its preset, grid, fixed fields).")
 _CONFIG = flags.DEFINE_string("config", "", "Preset or config file to sweep (default: the study's, "
@@ -118,9 +118,12 @@ def main(argv):
     except experiment.UsageError as e:
       cli.fail(f"point {name}: {e}")
   if _REPORT.value:
-    from ltjax import analysis, plots  # noqa: PLC0415 -- matplotlib once the runs are done
+    from ltjax.report import (
+      analysis,  # noqa: PLC0415 -- matplotlib once the runs are done
+      figures,  # noqa: PLC0415 -- matplotlib once the runs are done
+    )
     runs = [analysis.load_run(root / name, name) for name, _, _ in points]
-    path = plots.write_report(runs, root / "report", log=print)
+    path = figures.write_report(runs, root / "report", log=print)
     print(f"report: {path}")
 
 

@@ -11,11 +11,10 @@ import math
 import os
 import pathlib
 
-
 from absl import flags
 
 from experiments import cli
-from ltjax import xor
+from ltjax.methods import xor
 
 _DEFAULT = xor.XorConfig()
 _INITS = flags.DEFINE_integer("inits", _DEFAULT.inits, "Random initializations per strategy/size.")

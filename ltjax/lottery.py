@@ -13,7 +13,7 @@ ticket and its controls; then each trial's ticket is pruned to give the next rou
         theta_start = theta_0, theta_k (rewinding) or the trained ticket (prune.reset='none')
 
 `next_masks` holds the other ways of finding mask_{r+1}: one-shot from the trained dense net,
-at initialization by a criterion (`ltjax.criteria`), early-bird (`ltjax.early_bird`). Everything
+at initialization by a criterion (`ltjax.methods.at_init`), early-bird (`ltjax.methods.early_bird`). Everything
 else here builds those pieces from a config. Persistence (results, checkpoints, resume) is the
 caller's, through the `RoundSink` protocol.
 """
@@ -30,11 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax import criteria
-from ltjax import kinds as kinds_lib
-from ltjax import masks as masks_lib
-from ltjax import early_bird, models, optimizers, parallel, pruning, stability, tickets, train
+from ltjax import models, stability
+from ltjax.core import masks as masks_lib
+from ltjax.core import pruning, tickets
+from ltjax.core import roles as kinds_lib
 from ltjax.data import Dataset
+from ltjax.engine import optimizers, parallel, train
+from ltjax.methods import at_init, early_bird
 
 PyTree = Any
 
@@ -333,7 +335,7 @@ def early_bird_draw(setup: Setup, lineage: Lineage, dataset: Dataset, density: f
 
 def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: float,
                   key: jax.Array, invert: bool = False) -> PyTree:
-  """Each trial's mask at `density`, found at its theta_0 by `prune.score` (ltjax.criteria) on
+  """Each trial's mask at `density`, found at its theta_0 by `prune.score` (ltjax.methods.at_init) on
   one training batch drawn per trial; each prunable layer to `density` (layerwise) or all of them pooled (global)."""
   cfg, trainer = setup.cfg, setup.trainer
   out = []
@@ -343,11 +345,11 @@ def at_init_masks(setup: Setup, lineage: Lineage, dataset: Dataset, density: flo
     k = jax.random.fold_in(key, t)
     idx = jax.random.permutation(k, len(dataset.train))[:trainer.batch_size]
     logits = lambda p, x, ms=model_state: trainer.logits(p, ms, x, train=False)[0]  # noqa: E731
-    net = criteria.Network(
+    net = at_init.Network(
         apply=logits, loss=lambda p, x, y, f=logits: train.cross_entropy(f(p, x), y),
         input_shape=dataset.input_shape, images=dataset.normalize(dataset.train.images[idx]),
         labels=dataset.train.labels[idx])
-    out.append(criteria.prune_at_init(cfg.prune.score, params, masks_lib.ones(params), setup.kinds,
+    out.append(at_init.prune_at_init(cfg.prune.score, params, masks_lib.ones(params), setup.kinds,
                                       density, cfg.prune.scope, net, k, invert))
   return parallel.stack(out)
 

@@ -6,7 +6,7 @@ ended in one linearly connected minimum. The *instability* is the error barrier 
 max error minus the mean of the two end points' errors. Stable (barrier ~0) from some step k on
 is what makes rewinding to k work where resetting to step 0 fails.
 
-In a lottery run the second copy is the `twin` control (`ltjax.tickets`): it starts exactly as
+In a lottery run the second copy is the `twin` control (`ltjax.core.tickets`): it starts exactly as
 its trial's ticket and differs only in its data order, so both train in the round's one program.
 The path's points are evaluated here as stacked tickets, again one program.
 """

@@ -89,7 +89,7 @@ def jax_cache(tmp_path_factory):
   """One compilation cache for the whole pytest run: every worker, every in-process experiment
   and every binary's subprocess loads what another already compiled (same programs, same bits;
   never the user's cache)."""
-  from ltjax import runtime  # noqa: PLC0415
+  from ltjax.engine import runtime  # noqa: PLC0415
   cache = _run_root(tmp_path_factory) / "jax-cache"
   cache.mkdir(exist_ok=True)
   os.environ["LTJAX_CACHE_DIR"] = str(cache)  # subprocesses inherit it

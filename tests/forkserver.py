@@ -24,9 +24,9 @@ import optax  # noqa: F401
 import orbax.checkpoint  # noqa: F401
 import tensorflow_datasets  # noqa: F401
 
-import ltjax.analysis  # noqa: F401
-import ltjax.experiment  # noqa: F401
-import ltjax.xor  # noqa: F401
+import ltjax.methods.xor  # noqa: F401
+import ltjax.report.analysis  # noqa: F401
+import ltjax.run.experiment  # noqa: F401
 
 
 def _child(req):

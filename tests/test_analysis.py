@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ltjax import analysis
+from ltjax.report import analysis
 
 
 def test_jaccard_of_identical_masks_is_one_and_of_disjoint_masks_zero():
@@ -115,7 +115,7 @@ def test_run_reads_records_and_config(tmp_path):
 
 
 def test_mask_cache_keeps_the_last_rounds_read_and_rereads_the_rest(tmp_path):
-  from ltjax import results  # noqa: PLC0415
+  from ltjax.run import results  # noqa: PLC0415
   rng = np.random.default_rng(0)
   (tmp_path / "masks").mkdir()
   rounds = {r: {"fc1": {"kernel": rng.random((2, 5, 16)) < 0.5}} for r in range(analysis._CACHED_ROUNDS + 2)}

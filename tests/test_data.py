@@ -11,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from ltjax import data
+from ltjax.data import datasets
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = pathlib.Path(__file__).resolve().parents[2] / "shared/datasets/tfds"
@@ -100,7 +101,7 @@ def test_mnist_cache_hit_decodes_nothing_and_is_equal(mnist, monkeypatch):
   def no_decode(*args, **kwargs):
     raise AssertionError("cache miss: decoded again")
 
-  monkeypatch.setattr(data, "_decode_splits", no_decode)
+  monkeypatch.setattr(datasets, "_decode_splits", no_decode)
   again = data.load("mnist", data_dir=data_dir, cache_dir=cache_dir)
   for a, b in [(ds.train, again.train), (ds.val, again.val), (ds.test, again.test)]:
     np.testing.assert_array_equal(np.asarray(a.images), np.asarray(b.images))
@@ -145,13 +146,13 @@ def cifar(tmp_path, monkeypatch):
   data_dir = tmp_path / "tfds"
   version_dir = _write_mock_metadata(data_dir, 40)
   decodes = []
-  real_decode = data._decode_splits
+  real_decode = datasets._decode_splits
 
   def counting_decode(*args, **kwargs):
     decodes.append(args)
     return real_decode(*args, **kwargs)
 
-  monkeypatch.setattr(data, "_decode_splits", counting_decode)
+  monkeypatch.setattr(datasets, "_decode_splits", counting_decode)
   with tfds.testing.mock_data(num_examples=40, data_dir=str(data_dir)):
     yield data_dir, version_dir, tmp_path / "cache", decodes
 
@@ -256,7 +257,7 @@ def test_source_fingerprint_tracks_files_info_and_format(tmp_path, monkeypatch):
   changed_info = data.source_fingerprint(tmp_path)
   (tmp_path / "x-test.array_record-00000-of-00001").write_bytes(b"")
   added = data.source_fingerprint(tmp_path)
-  monkeypatch.setattr(data, "CACHE_FORMAT_VERSION", data.CACHE_FORMAT_VERSION + 1)
+  monkeypatch.setattr(datasets, "CACHE_FORMAT_VERSION", datasets.CACHE_FORMAT_VERSION + 1)
   new_format = data.source_fingerprint(tmp_path)
   assert len({base, changed_size, changed_info, added, new_format}) == 5
 
@@ -286,9 +287,9 @@ class _FakeSource:
 
 @pytest.mark.parametrize("batched", [True, None, "broken"])
 def test_read_split_chunks_and_fallback(monkeypatch, batched):
-  monkeypatch.setattr(data, "_DECODE_CHUNK", 3)
+  monkeypatch.setattr(datasets, "_DECODE_CHUNK", 3)
   source = _FakeSource(7, batched)
-  images, labels = data._read_split(source)
+  images, labels = datasets._read_split(source)
   assert images.shape == (7, 2, 2, 1) and images.dtype == np.uint8 and labels.dtype == np.int32
   np.testing.assert_array_equal(images[:, 0, 0, 0], np.arange(7))
   np.testing.assert_array_equal(labels, np.arange(7) % 3)

@@ -6,7 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from ltjax import early_bird, masks, pruning, train
+from ltjax.core import masks, pruning
+from ltjax.engine import train
+from ltjax.methods import early_bird
 from ltjax.models import mlp, registry
 
 

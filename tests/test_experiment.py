@@ -7,7 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import checkpoint, experiment, lottery, masks, results
+from ltjax import lottery
+from ltjax.core import masks
+from ltjax.run import checkpoint, experiment, results
 from tests.conftest import shared_data_dir, tiny_lottery_config
 
 DATA_DIR = shared_data_dir()
@@ -46,7 +48,7 @@ def test_records_cover_every_ticket_of_every_round(finished):
 
 def test_tensorboard_has_every_tickets_curves(finished):
   """Live curves: one TensorBoard run per ticket, matching the curves saved with each round."""
-  from ltjax import tensorboard
+  from ltjax.run import tensorboard
   cfg, workdir, recs = finished
   runs = sorted(p.name for p in (workdir / "tensorboard").iterdir())
   assert runs == sorted(["ticket_trial0", "ticket_trial1", "reinit_trial0_draw0", "reinit_trial1_draw0",

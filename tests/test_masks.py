@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import masks, models
+from ltjax import models
+from ltjax.core import masks
 
 
 def _params():

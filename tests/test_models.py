@@ -14,7 +14,9 @@ import numpy as np
 import optax
 import pytest
 
-from ltjax import data, masks, models, parallel, train
+from ltjax import data, models
+from ltjax.core import masks
+from ltjax.engine import parallel, train
 from ltjax.models import registry, vgg
 
 CIFAR = (32, 32, 3)

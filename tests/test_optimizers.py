@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ltjax import optimizers
+from ltjax.engine import optimizers
 
 
 def test_warmup_then_step_decays():

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import parallel
+from ltjax.engine import parallel
 
 
 def test_stack_unstack_take_roundtrip():

@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from ltjax import analysis, plots
+from ltjax.report import analysis, figures
 
 SHAPES = {"fc1/kernel": (12, 6), "fc1/bias": (6,), "fc2/kernel": (6, 4), "fc2/bias": (4,),
           "out/kernel": (4, 3), "out/bias": (3,)}
@@ -71,7 +71,7 @@ def _labels(ax):
 
 
 def test_accuracy_figure_follows_the_paper(run):
-  fig = plots.accuracy_figure([run])
+  fig = figures.accuracy_figure([run])
   ax = fig.axes[0]
   assert ax.get_xscale() == "log"
   left, right = ax.get_xlim()
@@ -87,13 +87,13 @@ def test_accuracy_figure_follows_the_paper(run):
 
 def test_overlay_labels_each_run(run):
   other = analysis.Run(run.workdir, "other", run.config, run.records)
-  labels = _labels(plots.early_stop_figure([run, other]).axes[0])
+  labels = _labels(figures.early_stop_figure([run, other]).axes[0])
   assert "handmade: winning ticket" in labels and "other: random mask" in labels
   assert sum("dense" in x for x in labels) == 2
 
 
 def test_curves_figure_has_a_panel_per_kind(run):
-  fig = plots.curves_figure(run, [0, 3])
+  fig = figures.curves_figure(run, [0, 3])
   assert [ax.get_title() for ax in fig.axes] == ["winning ticket", "random reinit", "random mask"]
   for ax in fig.axes:
     assert "iteration" in ax.get_xlabel()
@@ -101,49 +101,49 @@ def test_curves_figure_has_a_panel_per_kind(run):
 
 
 def test_init_values_figure_needs_rebuildable_weights(run):
-  assert run.init_params is None and plots.init_values_figure(run, [1, 3]) is None
+  assert run.init_params is None and figures.init_values_figure(run, [1, 3]) is None
   rng = np.random.default_rng(0)
   with_init = analysis.Run(run.workdir, run.label, run.config, run.records)
   with_init.__dict__["init_params"] = {k: rng.normal(size=(TRIALS,) + s) for k, s in SHAPES.items()}
-  fig = plots.init_values_figure(with_init, [1, 3])
+  fig = figures.init_values_figure(with_init, [1, 3])
   assert len(fig.axes) == 3  # one panel per prunable layer
   assert all("θ₀" in ax.get_xlabel() for ax in fig.axes)
   assert any("all weights" in x for x in _labels(fig.axes[0]))
 
 
 def test_overlap_rows_and_figure(run):
-  rows, _ = plots.mask_rows(run)
+  rows, _ = figures.mask_rows(run)
   assert {x["round"] for x in rows} == set(range(ROUNDS))
   first = [x for x in rows if x["round"] == 0]
   assert all(x["mean"] == 1.0 and x["chance"] == 1.0 for x in first)  # dense masks are identical
   assert all(x["pairs"] == TRIALS * (TRIALS - 1) // 2 for x in rows)
-  fig = plots.overlap_figure(run, rows)
+  fig = figures.overlap_figure(run, rows)
   assert "Jaccard" in fig.axes[0].get_ylabel()
   assert any("chance" in x for x in _labels(fig.axes[0]))
 
 
 def test_connectivity_figure_pairs_dense_layers(run):
-  fig = plots.connectivity_figure(run, ROUNDS - 1)
+  fig = figures.connectivity_figure(run, ROUNDS - 1)
   assert len(fig.axes) == 4  # fc1 and fc2 units, incoming and outgoing
   assert "incoming" in fig.axes[0].get_xlabel() and "outgoing" in fig.axes[1].get_xlabel()
-  _, rows = plots.mask_rows(run)
+  _, rows = figures.mask_rows(run)
   assert {x["layer"] for x in rows} == {"fc1/kernel", "fc2/kernel"}
   assert all(x["dead"] <= x["units"] for x in rows)
 
 
 def test_percent_ticks_never_crowd():
   levels = [100 * 0.8 ** k for k in range(20)]
-  kept = plots._thin(levels)
+  kept = figures._thin(levels)
   assert len(kept) <= 10 and kept[0] == 100
 
 
 def test_count_bins_are_whole_numbers():
-  bins = plots._count_bins(np.array([0, 3]), np.array([7]))
+  bins = figures._count_bins(np.array([0, 3]), np.array([7]))
   np.testing.assert_array_equal(bins, np.arange(-0.5, 8.5))
 
 
 def test_write_report_renders_and_notes_skips(run, tmp_path):
-  summary = plots.write_report([run], tmp_path)
+  summary = figures.write_report([run], tmp_path)
   text = summary.read_text()
   for name in ("accuracy", "early_stop", "curves", "mask_overlap", "connectivity"):
     assert f"]({name}.png)" in text
@@ -158,11 +158,11 @@ def test_criteria_report_draws_the_cost_and_overlays_the_runs_on_request(run, tm
              "test_accuracy": [0.95, 0.96]},
             {"criterion": "snip", "round": 1, "density": 0.8, "finding_model_steps": 0.0,
              "test_accuracy": [0.93, 0.94]}]
-  cost = plots.write_criteria_report([run], points, tmp_path / "both")
+  cost = figures.write_criteria_report([run], points, tmp_path / "both")
   assert matplotlib.image.imread(cost).shape[0] > 200
   assert json.loads((tmp_path / "both" / "cost.json").read_text()) == points
   assert "](accuracy.png)" in (tmp_path / "both" / "summary.md").read_text()
-  plots.write_criteria_report([], points, tmp_path / "cost_only", overlaid=False)
+  figures.write_criteria_report([], points, tmp_path / "cost_only", overlaid=False)
   assert sorted(p.name for p in (tmp_path / "cost_only").iterdir()) == ["cost.json", "cost.png"]
 
 
@@ -173,18 +173,18 @@ def test_deep_nets_wrap_and_keep_every_layer(tmp_path):
   assert deep.layers[1] == "fc2/kernel" and deep.layers[-1] == "out/kernel"
   rng = np.random.default_rng(0)
   deep.__dict__["init_params"] = {k: rng.normal(size=(TRIALS,) + s) for k, s in shapes.items()}
-  fig = plots.init_values_figure(deep, [1, 3])
+  fig = figures.init_values_figure(deep, [1, 3])
   assert sum(ax.get_visible() for ax in fig.axes) == 11  # 3 rows of 4, one left empty
   width, height = fig.get_size_inches()
   assert width <= 20 and height > 10
-  overlap = plots.overlap_figure(deep, plots.mask_rows(deep)[0])
+  overlap = figures.overlap_figure(deep, figures.mask_rows(deep)[0])
   assert len([x for x in _labels(overlap.axes[0]) if "chance" not in x]) == 11
-  assert len(plots.connectivity_figure(deep, 3).axes) == 2 * 10
+  assert len(figures.connectivity_figure(deep, 3).axes) == 2 * 10
 
 
 def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
   runs = [analysis.Run(run.workdir, f"point {i}", run.config, run.records) for i in range(3)]
-  fig = plots.accuracy_figure(runs)
+  fig = figures.accuracy_figure(runs)
   shown = [ax for ax in fig.axes if ax.get_visible()]
   assert [ax.get_title() for ax in shown] == ["winning ticket", "random reinit", "random mask"]
   assert [t.get_text() for t in fig.legends[0].get_texts()] == ["point 0", "point 1", "point 2"]
@@ -196,7 +196,7 @@ def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
   prune = {"mode": "early_bird", "densities": [0.5, 0.2], "scope": "layerwise",
            "early_bird_threshold": 0.1, "early_bird_patience": 5}
   (tmp_path / "config.json").write_text(json.dumps({"config": {"prune": prune, "train": {"steps": 100}}}))
-  lines = plots.config_lines(analysis.load_run(tmp_path))
+  lines = figures.config_lines(analysis.load_run(tmp_path))
   pruning = next(l for l in lines if l.startswith("- pruning:"))
   assert "early-bird" in pruning and "< 0.1 for 5 checks" in pruning and "0.5, 0.2" in pruning
   assert any("rounds finished: 1 of 3" in l for l in lines)

@@ -6,9 +6,10 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_TFDS, shared_data_dir
-from ltjax import data, prepare
+
+from ltjax import data
+from ltjax.data import prepare
 
 RAW_MNIST = SHARED_TFDS.parent / "raw" / "mnist"
 needs_raw = pytest.mark.skipif(not RAW_MNIST.is_dir() or shared_data_dir() is None,

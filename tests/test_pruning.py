@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import masks, models, pruning
+from ltjax import models
+from ltjax.core import masks, pruning
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ltjax import analysis, experiment, masks, plots, results
+from ltjax.core import masks
+from ltjax.report import analysis, figures
+from ltjax.run import experiment, results
 from tests.conftest import REPO, shared_data_dir, tiny_lottery_config
 
 DATA_DIR = shared_data_dir()
@@ -120,7 +122,7 @@ def test_masks_on_disk_match_the_recorded_densities(workdir):
 @needs_mnist
 def test_overlaid_runs_are_labelled(workdir):
   a, b = analysis.load_run(workdir, "a"), analysis.load_run(workdir, "b")
-  labels = plots.accuracy_figure([a, b]).axes[0].get_legend_handles_labels()[1]
+  labels = figures.accuracy_figure([a, b]).axes[0].get_legend_handles_labels()[1]
   assert "a: winning ticket" in labels and "b: random reinit" in labels
 
 

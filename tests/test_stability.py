@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import experiment, lottery, stability, tickets
+from ltjax import lottery, stability
+from ltjax.core import tickets
+from ltjax.run import experiment
 from tests.conftest import shared_data_dir, tiny_lottery_config
 
 

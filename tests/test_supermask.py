@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import supermask
+from ltjax.methods import supermask
 from ltjax.models import mlp, registry
 
 

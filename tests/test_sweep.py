@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ltjax import configs, studies, validation
+from ltjax import configs
+from ltjax.run import studies, validation
 from tests.conftest import shared_data_dir
 from tests.test_bad_input import assert_refused
 

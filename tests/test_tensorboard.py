@@ -2,7 +2,7 @@
 
 import pytest
 
-from ltjax import tensorboard
+from ltjax.run import tensorboard
 
 
 def test_crc32c_known_values():

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import masks, pruning, tickets
+from ltjax.core import masks, pruning, tickets
 
 
 def _setup(small_mlp):

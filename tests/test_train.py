@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from ltjax import masks, optimizers, parallel, pruning, train
+from ltjax.core import masks, pruning
+from ltjax.engine import optimizers, parallel, train
 
 K = 3
 

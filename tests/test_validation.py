@@ -6,10 +6,10 @@ import ml_collections
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ltjax import configs, validation
-
 from test_bad_input import invalid
+
+from ltjax import configs
+from ltjax.run import validation
 
 
 def valid(rule):

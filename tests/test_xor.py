@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import masks, xor
+from ltjax.core import masks
+from ltjax.methods import xor
 from tests.conftest import REPO
 
 

@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.prune = ml_collections.ConfigDict()
   # 'iterative' (IMP), 'oneshot' (prune the trained dense net to each of `densities`), 'at_init'
-  # (prune theta_0 to each of `densities` with a criterion of ltjax.criteria: snip, grasp, synflow)
+  # (prune theta_0 to each of `densities` with a criterion of ltjax.methods.at_init: snip, grasp, synflow)
   # or 'early_bird' (the magnitude mask once it settles during dense training, You et al. 2020)
   c.prune.mode = "iterative"
   c.prune.rounds = 16             # iterative: pruning rounds after the dense round 0

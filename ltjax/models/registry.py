@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 
-from ltjax.kinds import CONV, FC, FIXED, OUTPUT, PRUNABLE_KINDS, kernel_kinds  # noqa: F401 (re-exported)
+from ltjax.core.roles import CONV, FC, FIXED, OUTPUT, PRUNABLE_KINDS, kernel_kinds  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ltjax.analysis import Run
-from ltjax.plots import Figure, finish, pct, tight
+from ltjax.report.analysis import Run
+from ltjax.report.figures import Figure, finish, pct, tight
 
 
 def stable_records(run: Run) -> list[dict]:

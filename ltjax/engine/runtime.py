@@ -13,7 +13,7 @@ import pathlib
 import jax
 from jax.experimental import multihost_utils
 
-from ltjax.parallel import LayoutError
+from ltjax.engine.parallel import LayoutError
 
 PRECISIONS = ("default", "high", "highest")
 CACHE_ENV = "LTJAX_CACHE_DIR"

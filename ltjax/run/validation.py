@@ -12,7 +12,10 @@ import dataclasses
 import math
 from typing import Any, Callable, Iterable
 
-from ltjax import criteria, data, models, optimizers, parallel, pruning, runtime, tickets
+from ltjax import data, models
+from ltjax.core import pruning, tickets
+from ltjax.engine import optimizers, parallel, runtime
+from ltjax.methods import at_init
 
 
 class UsageError(ValueError):
@@ -178,7 +181,7 @@ SCHEMA: dict[str, Any] = {
     "prune.fc_rate": RATE,
     "prune.output_rate": RATE,
     "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
-    "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(criteria.names()))),
+    "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(at_init.names()))),
     "prune.rewind_step": Int(lo=0),
     "prune.reset": Choice(("start", "none")),
     "prune.early_bird_threshold": Float(0.0, 1.0, lo_open=True, hi_open=True),
@@ -232,7 +235,7 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   budget = c["train.steps"] * c["scratch.steps_scale"]
   if tickets.SCRATCH in c["controls"] and budget != round(budget):
     yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
-  by_mode = {"at_init": criteria.names(), "early_bird": ["magnitude"]}.get(mode, pruning.score_names())
+  by_mode = {"at_init": at_init.names(), "early_bird": ["magnitude"]}.get(mode, pruning.score_names())
   if c["prune.score"] not in by_mode:
     yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode={c['prune.mode']!r}; "
                           f"use one of {', '.join(by_mode)}")

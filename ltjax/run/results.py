@@ -19,8 +19,8 @@ from typing import Any, Iterable, Sequence
 import jax
 import numpy as np
 
-from ltjax import masks as masks_lib
 from ltjax import stability
+from ltjax.core import masks as masks_lib
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
 CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",

@@ -15,7 +15,8 @@ import itertools
 import re
 from typing import Any, Mapping, Sequence
 
-from ltjax import configs, validation
+from ltjax import configs
+from ltjax.run import validation
 
 
 @dataclasses.dataclass(frozen=True)

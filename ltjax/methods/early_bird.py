@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import programs, pruning
+from ltjax.core import pruning
+from ltjax.core.roles import PRUNABLE_KINDS
 from ltjax.data import Dataset
-from ltjax.kinds import PRUNABLE_KINDS
+from ltjax.engine import programs
 
 PyTree = Any
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax.kinds import FIXED, PRUNABLE_KINDS
+from ltjax.core.roles import FIXED, PRUNABLE_KINDS
 
 PyTree = Any
 

@@ -21,8 +21,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ltjax import early_stop, masks, parallel
+from ltjax.core import masks
 from ltjax.data import Dataset, Split
+from ltjax.engine import early_stop, parallel
 
 PyTree = Any
 

@@ -30,8 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import ltjax
-from ltjax import (checkpoint, criteria, data, lottery, parallel, prepare, progress, results, runtime, tensorboard,
-                   tickets, train, validation)
+from ltjax import data, lottery
+from ltjax.core import tickets
+from ltjax.data import prepare
+from ltjax.engine import parallel, runtime, train
+from ltjax.methods import at_init
+from ltjax.run import checkpoint, progress, results, tensorboard, validation
 
 CONFIG = "config.json"
 _LOCK = ".lock"
@@ -117,7 +121,7 @@ def _writable_dir(workdir: pathlib.Path) -> pathlib.Path:
 
 
 def load_dataset(cfg, log: Callable[[str], None] = print) -> data.Dataset:
-  """The config's dataset; one that is not on disk yet is prepared first (`ltjax.prepare`)."""
+  """The config's dataset; one that is not on disk yet is prepared first (`ltjax.data.prepare`)."""
   if cfg.dataset == "synthetic":
     return data.synthetic(validation_size=min(cfg.validation_size, 1000))
   load = lambda: data.load(cfg.dataset, data_dir=cfg.data_dir or None,  # noqa: E731
@@ -303,8 +307,8 @@ def _build(cfg, log=print) -> tuple[data.Dataset, lottery.Setup]:
     ones = jax.tree.map(lambda x: np.ones(x.shape, bool), shapes)
     for d in cfg.prune.densities:
       try:
-        criteria.removal_schedule(ones, setup.kinds, d, cfg.prune.scope)
-      except criteria.CriterionError as e:
+        at_init.removal_schedule(ones, setup.kinds, d, cfg.prune.scope)
+      except at_init.CriterionError as e:
         raise UsageError(f"prune.densities: {e}") from None
   return setup.trainer.layout.replicate(dataset), setup
 

@@ -19,11 +19,11 @@ import tempfile
 import zipfile
 from typing import Any, Sequence
 
-from absl import logging
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 DATA_DIR_ENV = "LTJAX_DATA_DIR"
 # Bump when the cache's layout or decoding changes: it is part of every cache fingerprint.

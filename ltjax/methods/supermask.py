@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ltjax.core.roles import PRUNABLE_KINDS
 from ltjax.data import Dataset
-from ltjax.kinds import PRUNABLE_KINDS
 
 PyTree = Any
 

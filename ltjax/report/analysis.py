@@ -2,7 +2,7 @@
 
 Pure functions on numpy masks and weights (boolean masks, True = weight kept), and `Run`, which
 reads a workdir written by `experiment.train_and_evaluate` into them. Nothing here trains or writes
-into the workdir; `ltjax.plots` draws the figures and `experiments/report.py` is the binary.
+into the workdir; `ltjax.report.figures` draws the figures and `experiments/report.py` is the binary.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ltjax import results
-from ltjax.results import unpack_masks  # noqa: F401  (also part of this module's API)
+from ltjax.run import results
+from ltjax.run.results import unpack_masks  # noqa: F401  (also part of this module's API)
 
 # Input shapes of the datasets a run may name; the initial weights are rebuilt from these.
 INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (28, 28, 1),
@@ -250,7 +250,12 @@ def initial_params(config: Mapping[str, Any], shapes: Mapping[str, tuple[int, ..
   import jax  # noqa: PLC0415 -- jax and flax only for the one figure that needs the weights
   import ml_collections  # noqa: PLC0415
 
-  from ltjax import data, lottery, masks, models  # noqa: PLC0415
+  from ltjax import (
+    data,  # noqa: PLC0415
+    lottery,  # noqa: PLC0415
+    models,  # noqa: PLC0415
+  )
+  from ltjax.core import masks  # noqa: PLC0415
 
   cfg = ml_collections.ConfigDict(dict(config))
   input_shape = INPUT_SHAPES.get(str(cfg.get("dataset", "")).split(":")[0])

@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ltjax import analysis  # noqa: E402
-from ltjax.analysis import KIND_LABELS, Run  # noqa: E402
+from ltjax.report import analysis  # noqa: E402
+from ltjax.report.analysis import KIND_LABELS, Run  # noqa: E402
 
 KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
                "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple"}
@@ -499,12 +499,12 @@ def write_report(runs: Sequence[Run], out: pathlib.Path | str,
        "dashed: the dense network.", "")
   emit(early_stop_figure(runs), "early_stop.png", "Early-stop iteration vs. weights remaining",
        "Iteration of minimum validation loss: lower means the network learns faster.", "")
-  from ltjax import plots_stability  # noqa: PLC0415 -- it builds on this module
-  if plots_stability.has_stability(runs):
-    emit(plots_stability.path_figure(runs), "stability_path.png", "Linear mode connectivity",
+  from ltjax.report import stability_figures  # noqa: PLC0415 -- it builds on this module
+  if stability_figures.has_stability(runs):
+    emit(stability_figures.path_figure(runs), "stability_path.png", "Linear mode connectivity",
          "Test error along the straight line from each ticket to its twin (same start, another "
          "data order), mean and min/max over trials; a bump is an error barrier: unstable.", "")
-    emit(plots_stability.instability_figure(runs), "instability.png",
+    emit(stability_figures.instability_figure(runs), "instability.png",
          "Instability against the rewind step",
          "Error barrier (max error on the path minus the ends' mean) per rewind step k.",
          "instability against k skipped (needs runs at two or more rewind steps)")

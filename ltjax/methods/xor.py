@@ -49,8 +49,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax import masks as masks_lib
-from ltjax import models, train
+from ltjax import models
+from ltjax.core import masks as masks_lib
+from ltjax.engine import train
 
 PyTree = Any
 

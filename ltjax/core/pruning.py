@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import masks as masks_lib
-from ltjax.kinds import FIXED, PRUNABLE_KINDS
+from ltjax.core import masks as masks_lib
+from ltjax.core.roles import FIXED, PRUNABLE_KINDS
 
 PyTree = Any
 ScoreFn = Callable[[PyTree, PyTree, jax.Array], PyTree]

@@ -6,9 +6,9 @@ weight decay) and the forward pass, which reads the stored weights, always sees 
 network. (Masking the weights again inside the forward pass would cost a copy of every kernel per
 step and change nothing.)
 
-A round is a sequence of compiled calls (`ltjax.programs`), each running every ticket through
+A round is a sequence of compiled calls (`ltjax.engine.programs`), each running every ticket through
 several eval intervals; `Trainer.train` is the host loop around them. Where the tickets run is
-`Trainer.layout` (`ltjax.parallel`): stacked trees are padded to the mesh, placed on it, and come
+`Trainer.layout` (`ltjax.engine.parallel`): stacked trees are padded to the mesh, placed on it, and come
 back unpadded and complete.
 """
 
@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax import early_stop, parallel, programs
-from ltjax import masks as masks_lib
+from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
+from ltjax.engine import early_stop, parallel, programs
+from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
 
@@ -51,7 +51,7 @@ class Trainer:
   """What is fixed for a run: the network, the optimizer, batching, and where the tickets run.
 
   `layout` lays the ticket axis over devices and `ticket_batch` picks the strategy on each device
-  (see `ltjax.parallel`); `unroll` removes every device loop (see `ltjax.programs`);
+  (see `ltjax.engine.parallel`); `unroll` removes every device loop (see `ltjax.engine.programs`);
   `eval_batch_size` bounds evaluation memory.
   """
   module: nn.Module

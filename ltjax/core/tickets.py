@@ -17,8 +17,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from ltjax import masks as masks_lib
-from ltjax.kinds import PRUNABLE_KINDS
+from ltjax.core import masks as masks_lib
+from ltjax.core.roles import PRUNABLE_KINDS
 
 PyTree = Any
 

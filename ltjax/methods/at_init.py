@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax import masks as masks_lib
-from ltjax import pruning
-from ltjax.kinds import FIXED, PRUNABLE_KINDS
+from ltjax.core import masks as masks_lib
+from ltjax.core import pruning
+from ltjax.core.roles import FIXED, PRUNABLE_KINDS
 
 PyTree = Any
 

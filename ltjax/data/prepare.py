@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ltjax import data
+from ltjax.data import datasets
 
 OFFLINE_ENV = "LTJAX_OFFLINE"
 MANUAL_DIR_ENV = "LTJAX_MANUAL_DIR"
@@ -41,16 +41,16 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None,
   """Downloads (or reads from `manual_dir`) and prepares `name` as array_record; returns its dir.
 
   Raises:
-    data.DatasetNotFoundError: unknown dataset, or the files cannot be had (offline).
+    datasets.DatasetNotFoundError: unknown dataset, or the files cannot be had (offline).
     ValueError: a bad `manual_dir`.
     ImportError: the dataset needs TensorFlow to prepare and it is not installed.
   """
-  base, _ = data._parse_name(name)  # pylint: disable=protected-access
+  base, _ = datasets._parse_name(name)  # pylint: disable=protected-access
   builder_name = base.split("/")[0]
   manual = None if manual_dir is None else pathlib.Path(manual_dir).expanduser()
   if manual is not None and not manual.is_dir():
     raise ValueError(f"manual_dir {manual_dir} is not a directory")
-  data_dir = data.resolve_data_dir(data_dir)
+  data_dir = datasets.resolve_data_dir(data_dir)
   needs_download = manual is None or not all((manual / f).is_file() for f in _IDX_FILES.values())
   probe = None
   if builder_name in _HOSTS and needs_download:  # probe while TFDS imports: an offline run ends fast
@@ -60,7 +60,7 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None,
   try:
     cls = tfds.builder_cls(builder_name)  # unknown names fail here, offline and at once
   except Exception as e:  # tfds raises its own DatasetNotFoundError (a ValueError) and others
-    raise data.DatasetNotFoundError(f"dataset: unknown TFDS dataset {builder_name!r} "
+    raise datasets.DatasetNotFoundError(f"dataset: unknown TFDS dataset {builder_name!r} "
                                     f"({str(e).splitlines()[0]})") from None
   if builder_name in WITHOUT_TENSORFLOW:
     builder = _idx_builder(cls)(data_dir=str(data_dir), file_format="array_record")
@@ -148,10 +148,10 @@ class _Probe:
 
   def check(self) -> None:
     hint = (f"dataset {self.name!r} is not prepared in data_dir {self.data_dir} and cannot be downloaded now "
-            f"({{why}}); connect and rerun, or set ${data.DATA_DIR_ENV} to a dir holding it, or "
+            f"({{why}}); connect and rerun, or set ${datasets.DATA_DIR_ENV} to a dir holding it, or "
             f"${MANUAL_DIR_ENV} to a dir holding its original files")
     if self.offline:
-      raise data.DatasetNotFoundError(hint.format(why=f"${OFFLINE_ENV} is set"))
+      raise datasets.DatasetNotFoundError(hint.format(why=f"${OFFLINE_ENV} is set"))
     self._thread.join(self.timeout)
     if not self._ok:
-      raise data.DatasetNotFoundError(hint.format(why=f"no connection to {self.host}"))
+      raise datasets.DatasetNotFoundError(hint.format(why=f"no connection to {self.host}"))

@@ -1,0 +1,24 @@
+"""Datasets: device-resident splits from arrays (yours), prepared TFDS data, or a loader you name.
+
+`datasets` holds the `Dataset` pytree and the TFDS reader; `sources` turns what a user brings
+(arrays, an import path) into a checked `Dataset`; `prepare` writes a TFDS dataset the first time.
+"""
+
+from ltjax.data.datasets import (
+                                 DATA_DIR_ENV,
+                                 NORMALIZATIONS,
+                                 Dataset,
+                                 DatasetNotFoundError,
+                                 Split,
+                                 channel_stats,
+                                 from_arrays,
+                                 load,
+                                 prepared_dir,
+                                 resolve_data_dir,
+                                 source_fingerprint,
+                                 synthetic,
+)
+
+__all__ = ["DATA_DIR_ENV", "NORMALIZATIONS", "Dataset", "DatasetNotFoundError", "Split",
+           "channel_stats", "from_arrays", "load", "prepared_dir", "resolve_data_dir",
+           "source_fingerprint", "synthetic"]

@@ -1,0 +1,1 @@
+"""Reads workdirs (never trains): figures, tables and the report."""
