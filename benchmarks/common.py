@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import data, lottery
+from ltjax import data, wiring
 from ltjax.core import masks, pruning
 from ltjax.engine import programs
 
@@ -96,16 +96,16 @@ def fake_dataset(shape, n=2_000) -> data.Dataset:
 
 
 def stacked_states(trainer, spec, module, ds, k: int, density: float):
-  """K tickets of `spec` with random masks at `density`, as stacked TrainStates (and the kinds)."""
-  init = lottery.make_init(module, ds.input_shape)
+  """K tickets of `spec` with random masks at `density`, as stacked TrainStates (and the roles)."""
+  init = wiring.make_init(module, ds.input_shape)
   keys = jax.random.split(jax.random.key(0), k)
   params, model_state = jax.vmap(init)(keys)
-  kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))
+  roles = spec.layer_roles(jax.tree.map(lambda x: x[0], params))
   rate = 1 - density
-  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), kinds,
-                             pruning.rates_tree(kinds, {"conv": rate, "fc": rate, "output": rate}),
+  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), roles,
+                             pruning.rates_tree(roles, {"conv": rate, "fc": rate, "output": rate}),
                              score="random", key=jax.random.key(1), ticket_axes=1)
-  return trainer.init_states(params, mask, model_state, keys), kinds
+  return trainer.init_states(params, mask, model_state, keys), roles
 
 
 def training_call(trainer, states, dataset, steps: int) -> Callable[[], Any]:

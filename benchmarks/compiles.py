@@ -22,7 +22,7 @@ from absl import flags
 from benchmarks import common
 from experiments import cli
 from ltjax import configs
-from ltjax.run import experiment
+from ltjax.runs import experiment
 
 _PRESET = flags.DEFINE_string("preset", "lenet_quick", "Preset to start from.")
 _TRIALS = flags.DEFINE_integer("trials", 2, "Trials.")

@@ -23,7 +23,7 @@ from absl import flags
 from benchmarks import common
 from experiments import cli
 from ltjax import models
-from ltjax.core import masks, pruning
+from ltjax.core import masks, pruning, scores
 from ltjax.engine import train
 from ltjax.methods import at_init
 
@@ -37,8 +37,8 @@ cli.check_flag("model", lambda v: v in models.names(), f"model must be one of {'
 cli.check_flag("density", lambda v: 0 < v <= 1, "density must be in (0, 1]")
 cli.check_flag("scope", lambda v: v in (pruning.LAYERWISE, pruning.GLOBAL), "scope must be layerwise or global")
 cli.check_flag("repeats", lambda v: v >= 1, "repeats must be >= 1")
-cli.check_flag("criteria", lambda v: v and all(c in at_init.names() for c in v),
-               f"criteria must be among {', '.join(at_init.names())}")
+cli.check_flag("criteria", lambda v: v and all(c in scores.names() for c in v),
+               f"criteria must be among {', '.join(scores.names())}")
 
 
 def _median(fn, repeats):
@@ -61,10 +61,10 @@ def main(argv):
   labels = jnp.asarray(rng.integers(0, 10, 60), jnp.int32)
   variables = module.init(jax.random.key(0), images[:1], train=False)
   params, model_state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
-  kinds = spec.layer_kinds(params)
+  roles = spec.layer_roles(params)
   trainer = train.Trainer(module, optax.adam(1.2e-3), batch_size=60)
   logits = lambda p, x: trainer.logits(p, model_state, x, train=False)[0]  # noqa: E731
-  net = at_init.Network(apply=logits, loss=lambda p, x, y: train.cross_entropy(logits(p, x), y),
+  net = scores.Network(apply=logits, loss=lambda p, x, y: train.cross_entropy(logits(p, x), y),
                          input_shape=shape, images=images, labels=labels)
   ones = masks.ones(params)
   state = trainer.init_state(params, ones, model_state, jax.random.key(1))
@@ -77,10 +77,10 @@ def main(argv):
   step_s = _median(one_step, max(_REPEATS.value, 20))
   for name in _CRITERIA.value:
     seconds = _median(lambda n=name: at_init.prune_at_init(
-        n, params, ones, kinds, _DENSITY.value, _SCOPE.value, net, jax.random.key(2)), _REPEATS.value)
+        n, params, ones, roles, _DENSITY.value, _SCOPE.value, net, jax.random.key(2)), _REPEATS.value)
     common.emit({"bench": "criterion_cost", "criterion": name, "model": _MODEL.value,
                  "density": _DENSITY.value, "scope": _SCOPE.value,
-                 "iterations": at_init.get(name).iterations, "seconds": seconds,
+                 "iterations": scores.get(name).iterations, "seconds": seconds,
                  "train_step_seconds": step_s, "cost_in_train_steps": seconds / step_s,
                  **common.device_info()})
 

@@ -27,9 +27,9 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import configs, lottery
+from ltjax import configs, lineup, lottery, wiring
 from ltjax.engine import parallel, programs, runtime
-from ltjax.run import experiment
+from ltjax.runs import experiment
 
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Paper preset.")
 _STEPS = flags.DEFINE_integer("steps", 5000, "Training steps per round.")
@@ -70,13 +70,13 @@ def flop_counts(setup, dataset):
 
 
 def measure(cfg, dataset, ceiling):
-  setup = lottery.build(cfg, dataset)
+  setup = wiring.build(cfg, dataset)
   dataset = setup.trainer.layout.replicate(dataset)
-  lineage = lottery.initial_lineage(setup)
+  lineage = lineup.initial_lineage(setup)
   # A pruned round (round 1) has the full line-up: tickets, reinits and random masks.
-  lineage = lottery.next_masks(setup, lineage, lottery.lineup(cfg, 0), lineage.init_params, 0,
+  lineage = lottery.next_masks(setup, lineage, 0, lineage.init_params, lineage.init_model_state,
                                dataset).replace(round=1)
-  ids = lottery.lineup(cfg, 1)
+  ids = lineup.lineup(cfg, 1)
   k = len(ids)
   t0 = time.perf_counter()
   lottery.train_round(setup, lineage, dataset)  # includes compilation
@@ -91,10 +91,10 @@ def measure(cfg, dataset, ceiling):
   round_s, ceil = min(timings), statistics.median(ceilings)
 
   trainer = setup.trainer
-  pure = common.training_call(trainer, lottery.start_states(setup, lineage, ids), dataset,
+  pure = common.training_call(trainer, lineup.start_states(setup, lineage, ids), dataset,
                               cfg.train.steps)
   pure_s = common.median_seconds(pure, 1)
-  states = lottery.start_states(setup, lineage, ids)
+  states = lineup.start_states(setup, lineage, ids)
   val_s = common.median_seconds(lambda: trainer.evaluate_many(
       states.params, states.mask, states.model_state, dataset, dataset.val), 3)
 

@@ -25,7 +25,7 @@ from absl import flags
 
 from benchmarks import common
 from experiments import cli
-from ltjax import lottery, models
+from ltjax import models, wiring
 from ltjax.engine import parallel, runtime, train
 
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], "Registered model names.")
@@ -70,9 +70,9 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   module = spec.build(10)
   ds = common.fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
-  states, kinds = common.stacked_states(trainer, spec, module, ds, k, _DENSITY.value)
+  states, roles = common.stacked_states(trainer, spec, module, ds, k, _DENSITY.value)
   layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
-  unroll = lottery.unroll(_UNROLL.value, kinds)  # auto: conv nets on CPU (see ltjax.engine.programs)
+  unroll = wiring.unroll(_UNROLL.value, roles)  # auto: conv nets on CPU (see ltjax.engine.programs)
   trainer = dataclasses.replace(trainer, unroll=unroll, layout=layout)
   one = parallel.take(states, 0)
   images = ds.normalize(ds.train.images[:_BATCH.value])

@@ -15,17 +15,14 @@ dense steps until its mask settled, at init none beyond scoring).
 
 import pathlib
 
-import jax
-import numpy as np
 from absl import flags
 
 from experiments import cli
-from ltjax import configs, lottery, models
-from ltjax.core import masks, roles
+from ltjax import configs, wiring
 from ltjax.engine import runtime
-from ltjax.run import experiment
+from ltjax.runs import comparison, experiment, studies
 
-_CHOICES = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
+_CHOICES = comparison.METHODS
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/criteria", "Root of the per-criterion workdirs.")
 _PRESET = flags.DEFINE_string("preset", "lenet_mnist", "Lottery preset every criterion starts from.")
 _CRITERIA = flags.DEFINE_list("criteria", list(_CHOICES), "Which criteria to run.")
@@ -54,58 +51,26 @@ cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be 
 cli.check_flag("scope", lambda v: v in ("layerwise", "global"), "scope must be layerwise or global")
 
 
-def config_for(name: str, densities: tuple[float, ...]):
+def _role_sizes(cfg) -> dict:
+  """Prunable weights per layer role of the preset's network on its data (sets IMP's rounds)."""
+  try:
+    dataset = experiment.load_dataset(cfg, log=print)
+    return wiring.role_sizes(cfg, dataset)
+  except experiment.UsageError as e:
+    cli.fail(e)
+
+
+def config_for(name: str, densities: tuple[float, ...], sizes: dict):
   """The lottery config that finds tickets by `name` at (about) `densities`."""
   cfg = configs.get(_PRESET.value)
-  cfg.name = f"{cfg.name}_{name}"
-  if _STEPS.value:
-    cfg.train.steps = _STEPS.value
-  if _TRIALS.value:
-    cfg.trials = _TRIALS.value
-  if _DRAWS.value:
-    cfg.reinit_draws = _DRAWS.value
-  cfg.controls = ("reinit", "random_mask") + (("inverted",) if name not in ("imp", "early_bird") else ())
-  if name == "imp":
-    cfg.prune.mode = "iterative"
-    try:
-      cfg.prune.rounds = imp_rounds(cfg, densities[-1])
-    except experiment.UsageError as e:
-      cli.fail(e)
-  else:
-    cfg.prune.mode = name if name in ("oneshot", "early_bird") else "at_init"
-    cfg.prune.densities = densities
-    cfg.prune.score = name if cfg.prune.mode == "at_init" else "magnitude"
-    if cfg.prune.mode == "at_init":
-      cfg.prune.scope = _SCOPE.value
-  return cfg
-
-
-def imp_rounds(cfg, density: float) -> int:
-  """Rounds of IMP until the remaining fraction is within 2% of `density`."""
-  spec = models.get(cfg.model)
-  dataset = experiment.load_dataset(cfg, log=print)
-  init = lottery.make_init(spec.build(dataset.num_classes, **dict(cfg.model_kwargs)), dataset.input_shape)
-  params = jax.eval_shape(init, jax.random.key(0))[0]
-  sizes = masks.sizes_by_kind(params, spec.layer_kinds(params))
-  rates = {roles.CONV: cfg.prune.conv_rate, roles.FC: cfg.prune.fc_rate, roles.OUTPUT: cfg.prune.output_rate}
-  total = sum(sizes.values())
-  for rounds in range(1, 61):
-    if sum(n * (1 - rates[k]) ** rounds for k, n in sizes.items()) / total <= density * 1.02:
-      return rounds
-  cli.fail(f"densities: {density} takes more than 60 rounds of IMP at these rates")
-
-
-def cost_points(name: str, recs: list[dict]) -> list[dict]:
-  """(density, model-steps spent finding the ticket per trial, test accuracies) of each round."""
-  out = []
-  for r in sorted({x["round"] for x in recs if x["round"] > 0}):
-    tickets = [x for x in recs if x["round"] == r and x["kind"] == "ticket" and not x["diverged"]]
-    if not tickets:
-      continue
-    out.append({"criterion": name, "round": r, "density": tickets[0]["density"],
-                "finding_model_steps": float(np.mean([x["finding_steps"] for x in tickets])),
-                "test_accuracy": [x["test_accuracy"] for x in tickets]})
-  return out
+  for field, value in (("train.steps", _STEPS.value), ("trials", _TRIALS.value),
+                       ("reinit_draws", _DRAWS.value)):
+    if value:
+      studies.set_field(cfg, field, value)
+  try:
+    return comparison.config_for(cfg, name, densities, sizes, _SCOPE.value)
+  except ValueError as e:
+    cli.fail(e)
 
 
 def main(argv):
@@ -121,20 +86,21 @@ def main(argv):
   densities = tuple(float(d) for d in _DENSITIES.value)
   runs = []
   points = []
+  sizes = _role_sizes(configs.get(_PRESET.value)) if "imp" in _CRITERIA.value else {}
   for name in _CRITERIA.value:
-    cfg = config_for(name, densities)
+    cfg = config_for(name, densities, sizes)
     try:
       recs = experiment.train_and_evaluate(cfg, root / name, log=cli.StatusLine().log)
     except experiment.UsageError as e:
       cli.fail(f"{name}: {e}")
     runs.append((root / name, name))
-    points += cost_points(name, recs)
-  from ltjax.report import (
+    points += comparison.cost_points(name, recs)
+  from ltjax.reports import (
     analysis,  # noqa: PLC0415 -- matplotlib only once the runs are done
-    figures,  # noqa: PLC0415 -- matplotlib only once the runs are done
+    summary,  # noqa: PLC0415 -- matplotlib only once the runs are done
   )
   loaded = [analysis.load_run(w, label) for w, label in runs] if _REPORT.value else []
-  cost = figures.write_criteria_report(loaded, points, root / "report", overlaid=_REPORT.value, log=print)
+  cost = summary.write_criteria_report(loaded, points, root / "report", overlaid=_REPORT.value, log=print)
   print(f"cost: {cost}")
 
 

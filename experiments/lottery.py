@@ -21,7 +21,7 @@ import ltjax.configs
 from experiments import cli
 from ltjax import data
 from ltjax.engine import parallel, runtime
-from ltjax.run import experiment, validation
+from ltjax.runs import experiment, validation
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 

@@ -8,14 +8,14 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
-import json
 import os
 import pathlib
 
 from absl import flags
 
 from experiments import cli
-from ltjax.report import analysis
+from ltjax.reports import analysis
+from ltjax.runs import sweeps
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by experiments.lottery; "
                                       "several are overlaid in the density figures.")
@@ -24,8 +24,8 @@ _LABELS = flags.DEFINE_multi_string("label", None, "A legend label per workdir (
                                     "workdir's name).")
 _SWEEP = flags.DEFINE_string("sweep", None, "A sweep's root (experiments.sweep): overlay all its "
                              "points, labelled by their values (default out: <sweep>/report).")
-cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, "sweep.json")),
-               "sweep must be a directory written by experiments.sweep (with sweep.json)")
+cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, sweeps.MANIFEST)),
+               f"sweep must be a directory written by experiments.sweep (with {sweeps.MANIFEST})")
 cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
                "out must be a directory path (not empty, not an existing file)")
 cli.check_flag("workdir", lambda v: v is None or all(w.strip() for w in v), "workdir must not be empty")
@@ -37,14 +37,13 @@ def main(argv):
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
   if _SWEEP.value:
     try:
-      points = json.loads(pathlib.Path(_SWEEP.value, "sweep.json").read_text())["points"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-      cli.fail(f"sweep: cannot read {_SWEEP.value}/sweep.json: {e}")
-    done = [p["name"] for p in points if pathlib.Path(_SWEEP.value, p["name"], "results.jsonl").exists()]
+      done = sweeps.finished(_SWEEP.value)
+    except sweeps.SweepError as e:
+      cli.fail(f"sweep: {e}")
     if not done:
       cli.fail(f"sweep: no point of {_SWEEP.value} has results yet")
-    workdirs += [os.path.join(_SWEEP.value, name) for name in done]
-    labels += done if labels or not _WORKDIRS.value else []
+    workdirs += [str(w) for _, w in done]
+    labels += [name for name, _ in done] if labels or not _WORKDIRS.value else []
   if not workdirs:
     cli.fail("--workdir or --sweep is required")
   if labels and len(labels) != len(workdirs):
@@ -56,9 +55,9 @@ def main(argv):
     cli.fail(e)
   default = pathlib.Path(_SWEEP.value) if _SWEEP.value and not _WORKDIRS.value else pathlib.Path(workdirs[0])
   out = pathlib.Path(_OUT.value) if _OUT.value else default / "report"
-  from ltjax.report import figures  # noqa: PLC0415 -- matplotlib only once the input is known to be good
+  from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   try:
-    path = figures.write_report(runs, out, log=print)
+    path = summary.write_report(runs, out, log=print)
   except OSError as e:
     cli.fail(f"out: cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")

@@ -16,7 +16,7 @@ from absl import flags
 from experiments import cli
 from ltjax import configs, models
 from ltjax.methods import supermask
-from ltjax.run import experiment
+from ltjax.runs import experiment
 
 _MODEL = flags.DEFINE_string("model", "lenet_300_100", "Registered model name.")
 _DATASET = flags.DEFINE_string("dataset", "mnist", "TFDS dataset (prepared, or prepared on first use).")
@@ -45,7 +45,7 @@ def main(argv):
   params = module.init(jax.random.key(_SEED.value), ds.normalize(ds.train.images[:1]), train=False)["params"]
   apply = lambda p, x: module.apply({"params": p}, x, train=False)  # noqa: E731
   t0 = time.perf_counter()
-  r = supermask.train(apply, params, spec.layer_kinds(params), ds, _STEPS.value,
+  r = supermask.train(apply, params, spec.layer_roles(params), ds, _STEPS.value,
                       jax.random.key(_SEED.value + 1), batch_size=_BATCH.value, lr=_LR.value)
   unmasked = supermask.accuracy(apply, params, None, ds)
   print(json.dumps({"model": _MODEL.value, "dataset": _DATASET.value, "steps": _STEPS.value,

@@ -3,7 +3,7 @@ r"""A grid of lottery experiments, one workdir per point, resumable as a whole, 
   python -m experiments.sweep --study=pruning_rate --workdir=workdirs/pruning_rate
   python -m experiments.sweep --config=lenet_quick --workdir=workdirs/width \
       --sweep.model_kwargs.width=0.5,1,2 --sweep.prune.fc_rate=0.2,0.4 --set.trials=2
-  python -m experiments.sweep --list                     # the studies (ltjax/studies.py)
+  python -m experiments.sweep --list                     # the studies (ltjax/runs/studies.py)
 
 `--sweep.FIELD=V1,V2,...` adds a field to the grid (every combination is run; a tuple value is
 written in brackets, `--sweep.controls=(reinit,),(twin,)`); `--set.FIELD=V` holds a field fixed on
@@ -14,16 +14,15 @@ records the sweep; a different sweep in the same workdir is refused unless --res
 the 'twin' control.
 """
 
-import json
 import pathlib
 import sys
 
 from absl import flags
 
 from experiments import cli
-from ltjax.run import experiment, results, studies, validation
+from ltjax.runs import experiment, studies, sweeps, validation
 
-_STUDY = flags.DEFINE_string("study", "", "A study of ltjax/studies.py (its preset, grid, fixed fields).")
+_STUDY = flags.DEFINE_string("study", "", "A study of ltjax/runs/studies.py (its preset, grid, fixed fields).")
 _CONFIG = flags.DEFINE_string("config", "", "Preset or config file to sweep (default: the study's, "
                               "else lenet_quick).")
 _WORKDIR = flags.DEFINE_string("workdir", "", "Root of the sweep: one workdir per point in it.")
@@ -106,9 +105,13 @@ def main(argv):
   except validation.UsageError as e:
     cli.fail(e)
   root = pathlib.Path(_WORKDIR.value)
-  manifest = {"study": _STUDY.value or None, "config": _CONFIG.value or study.preset,
-              "set": _jsonable(_FIXED), "points": [{"name": n, "values": _jsonable(p)} for n, _, p in points]}
-  _claim(root, manifest)
+  try:
+    sweeps.claim(root, sweeps.manifest(_STUDY.value, _CONFIG.value or study.preset, _FIXED, points),
+                 restart=_RESTART.value)
+  except sweeps.SweepError as e:
+    cli.fail(f"--workdir: {e}; use another workdir or --restart")
+  except OSError as e:
+    cli.fail(f"--workdir: cannot write {root}: {e.strerror or e}")
   status = cli.StatusLine()
   for i, (name, cfg, _) in enumerate(points):
     status.log(f"point {i + 1}/{len(points)}: {name}")
@@ -118,36 +121,11 @@ def main(argv):
     except experiment.UsageError as e:
       cli.fail(f"point {name}: {e}")
   if _REPORT.value:
-    from ltjax.report import (
-      analysis,  # noqa: PLC0415 -- matplotlib once the runs are done
-      figures,  # noqa: PLC0415 -- matplotlib once the runs are done
-    )
-    runs = [analysis.load_run(root / name, name) for name, _, _ in points]
-    path = figures.write_report(runs, root / "report", log=print)
+    from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib once the runs are done
+    done = sweeps.finished(root)
+    path = summary.report([w for _, w in done], root / "report", [name for name, _ in done],
+                          log=print)
     print(f"report: {path}")
-
-
-def _claim(root: pathlib.Path, manifest: dict) -> None:
-  """Write sweep.json, or check that the workdir holds this same sweep."""
-  path = root / "sweep.json"
-  if path.exists() and not _RESTART.value:
-    try:
-      old = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-      cli.fail(f"--workdir: {path} is unreadable ({e}); pass --restart to start over")
-    if old != manifest:
-      changed = [k for k in manifest if old.get(k) != manifest[k]]
-      cli.fail(f"--workdir: {root} holds another sweep (differs in {', '.join(changed)}); "
-               "use another workdir or --restart")
-  try:
-    root.mkdir(parents=True, exist_ok=True)
-    results.atomic_write(path, json.dumps(manifest, indent=1) + "\n")
-  except OSError as e:
-    cli.fail(f"--workdir: cannot write {root}: {e.strerror or e}")
-
-
-def _jsonable(values: dict) -> dict:
-  return json.loads(json.dumps(values, default=list))
 
 
 def run():

@@ -13,34 +13,18 @@ The path's points are evaluated here as stacked tickets, again one program.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ltjax import lineup
+from ltjax.core import tickets
+from ltjax.core.interpolation import alphas, barrier, interpolate  # noqa: F401 -- this topic's names
+from ltjax.engine import parallel
+
 PyTree = Any
-
-
-def alphas(points: int) -> np.ndarray:
-  """`points` evenly spaced interpolation weights from 0 (the first network) to 1 (the second)."""
-  if points < 2:
-    raise ValueError(f"interpolation needs at least 2 points (the two ends), got {points}")
-  return np.linspace(0.0, 1.0, points)
-
-
-def interpolate(a: PyTree, b: PyTree, weights) -> PyTree:
-  """(1 - w) * a + w * b for each weight w, stacked on a new leading axis."""
-  w = jnp.asarray(weights, jnp.float32)
-  return jax.tree.map(
-      lambda x, y: ((1 - w).reshape((-1,) + (1,) * x.ndim) * x[None]
-                    + w.reshape((-1,) + (1,) * y.ndim) * y[None]).astype(x.dtype), a, b)
-
-
-def barrier(errors) -> np.ndarray:
-  """Instability of each path (last axis: the points): max error minus the ends' mean error."""
-  e = np.asarray(errors, np.float64)
-  return e.max(axis=-1) - 0.5 * (e[..., 0] + e[..., -1])
 
 
 def path_errors(trainer, params_a: PyTree, params_b: PyTree, mask: PyTree, model_state_a: PyTree,
@@ -68,3 +52,32 @@ def _path_points(params_a, params_b, mask, model_state_a, model_state_b, weights
   return (jax.tree.map(path, params_a, params_b),
           jax.tree.map(lambda m: jnp.repeat(m, points, axis=0), mask),
           jax.tree.map(path, model_state_a, model_state_b))
+
+
+# ---------------------------------------------------------------- twins in a lottery round
+def fork_twins(states, ids: Sequence[lineup.TicketId]):
+  """Each twin takes its trial's ticket's weights and optimizer state; it keeps its data order."""
+  twins = lineup.rows(ids, tickets.TWIN)
+  if not twins:
+    return states
+  source = np.arange(len(ids))
+  source[twins] = [lineup.rows(ids, tickets.TICKET)[ids[i].trial] for i in twins]
+  forked = parallel.take(states, jnp.asarray(source))
+  return forked.replace(rng=states.rng)
+
+
+def twin_paths(trainer, points: int, ids: Sequence[lineup.TicketId], states, dataset) -> np.ndarray:
+  """[K, points] test error along the line from each ticket to its twin (NaN elsewhere)."""
+  out = np.full((len(ids), points), np.nan)
+  twins = lineup.rows(ids, tickets.TWIN)
+  if not twins:
+    return out
+  tickets_at = lineup.rows(ids, tickets.TICKET)
+  theirs = np.array([tickets_at[ids[j].trial] for j in twins])
+  errors = path_errors(
+      trainer, parallel.take(states.params, theirs), parallel.take(states.params, twins),
+      parallel.take(states.mask, twins), parallel.take(states.model_state, theirs),
+      parallel.take(states.model_state, twins), dataset, dataset.test, points)
+  for j, e in zip(twins, errors):
+    out[tickets_at[ids[j].trial]] = e
+  return out

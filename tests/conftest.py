@@ -11,9 +11,12 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from ltjax import configs, data, models
+from ltjax.core import masks
+from ltjax.core.roles import PRUNABLE
 
 # Tests never touch the network: a dataset that is not on disk fails at once instead of probing
 # its download host (subprocesses inherit this).
@@ -42,7 +45,7 @@ def tiny_data():
 
 @pytest.fixture(scope="session")
 def small_mlp(tiny_data):
-  """A 36-16-8-10 MLP with its spec, init function and layer kinds."""
+  """A 36-16-8-10 MLP with its spec, init function and layer roles."""
   spec = models.registry.ModelSpec(
       name="test_mlp", build=lambda num_classes=10: models.mlp.MLP(hidden=(16, 8), num_classes=num_classes),
       output_layer="out")
@@ -53,8 +56,8 @@ def small_mlp(tiny_data):
   def init(key):
     return module.init(key, jnp.zeros(shape))["params"]
 
-  kinds = spec.layer_kinds(jax.eval_shape(init, jax.random.key(0)))
-  return spec, module, init, kinds
+  roles = spec.layer_roles(jax.eval_shape(init, jax.random.key(0)))
+  return spec, module, init, roles
 
 
 def tiny_lottery_config(**overrides):
@@ -167,3 +170,16 @@ def no_waiting(monkeypatch):
   monkeypatch.setattr(socket, "create_connection", refuse)
   monkeypatch.setattr(socket.socket, "connect", refuse)
   monkeypatch.setattr(time, "sleep", refuse)
+
+
+def layer_counts(mask, roles) -> dict[str, int]:
+  """Surviving weights per prunable leaf, keyed by path ('fc1/kernel')."""
+  flat = jax.tree_util.tree_flatten_with_path(mask)[0]
+  return {masks.path_str(path): int(np.sum(m)) for (path, m), r in zip(flat, jax.tree.leaves(roles))
+          if r in PRUNABLE}
+
+
+def layer_sizes(tree, roles) -> dict[str, int]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {masks.path_str(path): int(np.size(x)) for (path, x), r in zip(flat, jax.tree.leaves(roles))
+          if r in PRUNABLE}

@@ -25,8 +25,8 @@ import orbax.checkpoint  # noqa: F401
 import tensorflow_datasets  # noqa: F401
 
 import ltjax.methods.xor  # noqa: F401
-import ltjax.report.analysis  # noqa: F401
-import ltjax.run.experiment  # noqa: F401
+import ltjax.reports.analysis  # noqa: F401
+import ltjax.runs.experiment  # noqa: F401
 
 
 def _child(req):

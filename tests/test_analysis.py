@@ -1,11 +1,13 @@
-"""Mask overlap, connectivity and initial-value statistics on hand-made masks; reading workdirs."""
+"""Mask overlap, connectivity and initial-value statistics on hand-made masks; reading workdirs,
+and theta_0 from their round checkpoints."""
 
 import json
 
 import numpy as np
 import pytest
 
-from ltjax.report import analysis
+from ltjax.reports import analysis
+from tests.report_workdirs import write_checkpoint
 
 
 def test_jaccard_of_identical_masks_is_one_and_of_disjoint_masks_zero():
@@ -115,7 +117,7 @@ def test_run_reads_records_and_config(tmp_path):
 
 
 def test_mask_cache_keeps_the_last_rounds_read_and_rereads_the_rest(tmp_path):
-  from ltjax.run import results  # noqa: PLC0415
+  from ltjax.runs import results  # noqa: PLC0415
   rng = np.random.default_rng(0)
   (tmp_path / "masks").mkdir()
   rounds = {r: {"fc1": {"kernel": rng.random((2, 5, 16)) < 0.5}} for r in range(analysis._CACHED_ROUNDS + 2)}
@@ -128,3 +130,38 @@ def test_mask_cache_keeps_the_last_rounds_read_and_rereads_the_rest(tmp_path):
     np.testing.assert_array_equal(run.masks(r)["fc1/kernel"], rounds[r]["fc1"]["kernel"])
   assert sorted(run._masks) == list(rounds)[-analysis._CACHED_ROUNDS:]  # the oldest were dropped
   np.testing.assert_array_equal(run.masks(0)["fc1/kernel"], rounds[0]["fc1"]["kernel"])  # read again
+
+
+def _theta(seed=0, trials=2):
+  rng = np.random.default_rng(seed)
+  return {"fc1/kernel": rng.normal(size=(trials, 5, 4)).astype(np.float32),
+          "fc1/bias": np.zeros((trials, 4), np.float32),
+          "out/kernel": rng.normal(size=(trials, 4, 3)).astype(np.float32)}
+
+
+def test_initial_params_are_the_lineage_theta_0_of_the_checkpoints(tmp_path):
+  init = _theta()
+  start = write_checkpoint(tmp_path, init, next_round=3)
+  got = analysis.initial_params(tmp_path)
+  assert set(got) == set(init)
+  for key, value in init.items():
+    np.testing.assert_array_equal(got[key], value, err_msg=key)
+    assert not np.array_equal(got[key], start[key])  # theta_0, not the round's start weights
+
+
+def test_initial_params_skip_torn_checkpoints_and_write_nothing(tmp_path):
+  assert analysis.initial_params(tmp_path) is None
+  assert not (tmp_path / "checkpoints").exists()  # looking made no directory
+  init = _theta(1)
+  write_checkpoint(tmp_path, init, next_round=2)
+  rounds = tmp_path / "checkpoints" / "rounds"
+  (rounds / "7" / "state").mkdir(parents=True)  # newest, but torn: killed mid-save
+  (rounds / "7" / "state" / "_METADATA").write_text("{not json")
+  (rounds / "9.orbax-checkpoint-tmp-1").mkdir()  # a save in progress: not a checkpoint yet
+  before = sorted(tmp_path.rglob("*"))
+  np.testing.assert_array_equal(analysis.initial_params(tmp_path)["out/kernel"], init["out/kernel"])
+  assert sorted(tmp_path.rglob("*")) == before  # read-only: a running experiment's files stay
+  for step in rounds.iterdir():
+    if step.name.isdigit() and step.name != "7":
+      (step / "state" / "_METADATA").unlink()
+  assert analysis.initial_params(tmp_path) is None  # nothing readable left

@@ -1,6 +1,6 @@
 """Every binary, every field or flag: bad input is exit 1, one `error:` line naming it, no
 traceback, nothing written. Values are drawn by hypothesis from each field's own rule
-(ltjax.run.validation.SCHEMA for the lottery config), so a field added without a rule, or a rule that
+(ltjax.runs.validation.SCHEMA for the lottery config), so a field added without a rule, or a rule that
 lets a bad value through, fails here. Binaries run in forked children of a warm server (conftest)."""
 
 import math
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ltjax import configs
-from ltjax.run import validation
+from ltjax.runs import validation
 
 pytestmark = pytest.mark.skipif(shared_data_dir() is None, reason="needs prepared MNIST")
 _SETTINGS = settings(max_examples=3, deadline=None, derandomize=True,

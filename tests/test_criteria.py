@@ -1,4 +1,4 @@
-"""Pruning at initialization: each criterion against its definition, exact densities, controls."""
+"""Pruning at initialization: scores against their definitions, exact densities, controls."""
 
 import jax
 import jax.flatten_util
@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import layer_counts, layer_sizes
 
-from ltjax.core import masks, pruning
+from ltjax.core import masks, pruning, scores
 from ltjax.methods import at_init
 from ltjax.models import mlp, registry
 
@@ -20,7 +21,7 @@ def setup(tiny_data):
   x = jnp.asarray(tiny_data.normalize(tiny_data.train.images[:32]))
   y = jnp.asarray(tiny_data.train.labels[:32])
   params = module.init(jax.random.key(0), x[:1])["params"]
-  kinds = spec.layer_kinds(params)
+  roles = spec.layer_roles(params)
 
   def apply(p, inputs):
     return module.apply({"params": p}, inputs)
@@ -28,8 +29,8 @@ def setup(tiny_data):
   def loss(p, images, labels):
     return optax.softmax_cross_entropy_with_integer_labels(apply(p, images), labels).mean()
 
-  net = at_init.Network(apply=apply, loss=loss, input_shape=x.shape[1:], images=x, labels=y)
-  return params, kinds, net
+  net = scores.Network(apply=apply, loss=loss, input_shape=x.shape[1:], images=x, labels=y)
+  return params, roles, net
 
 
 def _flat(tree):
@@ -37,8 +38,8 @@ def _flat(tree):
 
 
 def test_snip_is_gradient_times_weight(setup):
-  params, kinds, net = setup
-  s = jax.jit(lambda p: at_init.snip(p, masks.ones(p), net, None))(params)
+  params, roles, net = setup
+  s = jax.jit(lambda p: scores.snip(p, masks.ones(p), None, scores.Context(p, net)))(params)
   g = jax.jit(jax.grad(net.loss))(params, net.images, net.labels)
   np.testing.assert_allclose(_flat(s), jnp.abs(_flat(g) * _flat(params)), rtol=1e-6)
 
@@ -47,16 +48,16 @@ def test_grasp_uses_the_hessian_gradient_product(setup):
   _, _, net = setup
   module = mlp.MLP(hidden=(3,), num_classes=10)  # small enough for an explicit Hessian
   params = module.init(jax.random.key(2), net.images[:1])["params"]
-  small = at_init.Network(apply=lambda p, x: module.apply({"params": p}, x),
+  small = scores.Network(apply=lambda p, x: module.apply({"params": p}, x),
                            loss=lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(
                                module.apply({"params": p}, x), y).mean(),
                            input_shape=net.input_shape, images=net.images, labels=net.labels)
   flat, unravel = jax.flatten_util.ravel_pytree(params)
   loss = lambda f: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
-      small.apply(unravel(f), small.images) / at_init.GRASP_TEMPERATURE, small.labels).mean()
+      small.apply(unravel(f), small.images) / scores.GRASP_TEMPERATURE, small.labels).mean()
   g = jax.grad(loss)(flat)
   hg = jax.jit(jax.hessian(loss))(flat) @ g
-  s = jax.jit(lambda p: at_init.grasp(p, masks.ones(p), small, None))(params)
+  s = jax.jit(lambda p: scores.grasp(p, masks.ones(p), None, scores.Context(p, small)))(params)
   np.testing.assert_allclose(_flat(s), flat * hg, rtol=2e-3, atol=1e-7)
 
 
@@ -64,8 +65,8 @@ def test_synflow_matches_its_closed_form_on_a_linear_net():
   w1 = jnp.array([[1.0, -2.0], [3.0, 0.5], [-1.0, 1.0]])  # 3 inputs -> 2 hidden
   w2 = jnp.array([[2.0], [-4.0]])                         # 2 hidden -> 1 output
   params = {"a": w1, "b": w2}
-  net = at_init.Network(apply=lambda p, x: x @ p["a"] @ p["b"], loss=None, input_shape=(3,))
-  s = at_init.synflow(params, masks.ones(params), net, None)
+  net = scores.Network(apply=lambda p, x: x @ p["a"] @ p["b"], loss=None, input_shape=(3,))
+  s = scores.synflow(params, masks.ones(params), None, scores.Context(params, net))
   a, b = jnp.abs(w1), jnp.abs(w2)
   # R = 1^T |W1| |W2|: dR/d|W1|_ij = |W2|_j, dR/d|W2|_j = sum_i |W1|_ij
   np.testing.assert_allclose(s["a"], a * b[:, 0][None, :])
@@ -75,50 +76,50 @@ def test_synflow_matches_its_closed_form_on_a_linear_net():
 @pytest.mark.parametrize("name", ["snip", "grasp", "synflow", "magnitude", "random"])
 @pytest.mark.parametrize("scope", [pruning.LAYERWISE, pruning.GLOBAL])
 def test_exact_density_and_pruned_weights_zero(setup, name, scope):
-  params, kinds, net = setup
-  mask = at_init.prune_at_init(name, params, masks.ones(params), kinds, 0.036, scope, net,
+  params, roles, net = setup
+  mask = at_init.prune_at_init(name, params, masks.ones(params), roles, 0.036, scope, net,
                                 jax.random.key(1))
-  sizes = masks.layer_sizes(params, kinds)
-  kept = {k: int(v) for k, v in masks.layer_counts(mask, kinds).items()}
+  sizes = layer_sizes(params, roles)
+  kept = {k: int(v) for k, v in layer_counts(mask, roles).items()}
   if scope == pruning.LAYERWISE:
     assert kept == {k: round(0.036 * n) for k, n in sizes.items()}
   else:
     assert sum(kept.values()) == round(0.036 * sum(sizes.values()))
-  masks.check(masks.apply(params, mask), mask, kinds)  # pruned weights exactly zero
-  assert all(bool(m.all()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds))
+  masks.check(masks.apply(params, mask), mask, roles)  # pruned weights exactly zero
+  assert all(bool(m.all()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(roles))
              if k == registry.FIXED)
 
 
 def test_synflow_avoids_layer_collapse_where_one_shot_snip_global_may_not(setup):
-  params, kinds, net = setup
-  mask = at_init.prune_at_init("synflow", params, masks.ones(params), kinds, 0.01, pruning.GLOBAL, net)
-  assert all(int(v) > 0 for v in masks.layer_counts(mask, kinds).values())
+  params, roles, net = setup
+  mask = at_init.prune_at_init("synflow", params, masks.ones(params), roles, 0.01, pruning.GLOBAL, net)
+  assert all(int(v) > 0 for v in layer_counts(mask, roles).values())
 
 
 def test_inverted_scores_keep_the_complement(setup):
-  params, kinds, net = setup
+  params, roles, net = setup
   ones = masks.ones(params)
-  top = at_init.prune_at_init("snip", params, ones, kinds, 0.5, pruning.LAYERWISE, net)
-  bottom = at_init.prune_at_init("snip", params, ones, kinds, 0.5, pruning.LAYERWISE, net, invert=True)
-  for t, b, k in zip(jax.tree.leaves(top), jax.tree.leaves(bottom), jax.tree.leaves(kinds)):
+  top = at_init.prune_at_init("snip", params, ones, roles, 0.5, pruning.LAYERWISE, net)
+  bottom = at_init.prune_at_init("snip", params, ones, roles, 0.5, pruning.LAYERWISE, net, invert=True)
+  for t, b, k in zip(jax.tree.leaves(top), jax.tree.leaves(bottom), jax.tree.leaves(roles)):
     if k != registry.FIXED:
       assert not bool(jnp.any(t & b)) and int(t.sum()) == int(b.sum())
 
 
 def test_bad_requests_are_one_line_errors(setup):
-  params, kinds, net = setup
+  params, roles, net = setup
   ones = masks.ones(params)
-  with pytest.raises(at_init.CriterionError, match="unknown criterion 'nope'"):
-    at_init.prune_at_init("nope", params, ones, kinds, 0.5)
-  with pytest.raises(at_init.CriterionError, match="needs data"):
-    at_init.prune_at_init("snip", params, ones, kinds, 0.5,
-                           net=at_init.Network(net.apply, net.loss, net.input_shape))
-  with pytest.raises(at_init.CriterionError, match="needs the network"):
-    at_init.prune_at_init("synflow", params, ones, kinds, 0.5)
-  with pytest.raises(at_init.CriterionError, match="not reachable"):
-    at_init.prune_at_init("synflow", params, ones, kinds, 1e-5, net=net)
-  with pytest.raises(at_init.CriterionError, match="density must be in"):
-    at_init.prune_at_init("magnitude", params, ones, kinds, 0.0)
+  with pytest.raises(pruning.PruningError, match="unknown pruning score 'nope'"):
+    at_init.prune_at_init("nope", params, ones, roles, 0.5)
+  with pytest.raises(pruning.PruningError, match="needs data"):
+    at_init.prune_at_init("snip", params, ones, roles, 0.5,
+                           net=scores.Network(net.apply, net.loss, net.input_shape))
+  with pytest.raises(pruning.PruningError, match="needs the network"):
+    at_init.prune_at_init("synflow", params, ones, roles, 0.5)
+  with pytest.raises(pruning.PruningError, match="not reachable"):
+    at_init.prune_at_init("synflow", params, ones, roles, 1e-5, net=net)
+  with pytest.raises(pruning.PruningError, match="density must be in"):
+    at_init.prune_at_init("magnitude", params, ones, roles, 0.0)
 
 
 def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries, tmp_path):

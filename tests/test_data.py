@@ -241,6 +241,21 @@ def test_default_cache_dir(cifar, monkeypatch, tmp_path):
   assert len(decodes) == 2
 
 
+def test_cache_file_is_world_readable_whatever_the_umask(tmp_path):
+  """A cache is as readable as the data it was decoded from, even written under umask 077."""
+  arrays = {"train_images": np.zeros((2, 2), np.uint8), "train_labels": np.zeros(2, np.int32),
+            "test_images": np.zeros((1, 2), np.uint8), "test_labels": np.zeros(1, np.int32),
+            "num_classes": np.asarray(10)}
+  old = os.umask(0o077)
+  try:
+    datasets._write_cache(tmp_path / "c" / "x.npz", arrays, "fp")
+  finally:
+    os.umask(old)
+  assert (tmp_path / "c" / "x.npz").stat().st_mode & 0o777 == 0o644
+  assert datasets._read_cache(tmp_path / "c" / "x.npz", "fp")["num_classes"] == 10
+  assert not _leftovers(tmp_path / "c")
+
+
 # --------------------------------------------------------------------------- units
 
 

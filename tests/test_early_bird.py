@@ -20,16 +20,16 @@ def dense(tiny_data):
   trainer = train.Trainer(module, optax.adam(1e-2), batch_size=20)
   keys = jax.random.split(jax.random.key(0), 2)
   params = jax.vmap(lambda k: module.init(k, jnp.zeros((1,) + tiny_data.input_shape))["params"])(keys)
-  kinds = spec.layer_kinds(jax.tree.map(lambda x: x[0], params))
+  roles = spec.layer_roles(jax.tree.map(lambda x: x[0], params))
   states = trainer.init_states(params, jax.vmap(masks.ones)(params), jax.vmap(lambda p: {})(params), keys)
-  sizes = masks.sizes_by_kind(jax.tree.map(lambda x: x[0], params), kinds)
-  rates = pruning.rates_tree(kinds, pruning.one_shot_rates({"fc": 0.2, "output": 0.1}, sizes, 0.2))
-  return trainer, states, kinds, rates
+  sizes = masks.sizes_by_role(jax.tree.map(lambda x: x[0], params), roles)
+  rates = pruning.rates_tree(roles, pruning.one_shot_rates({"fc": 0.2, "output": 0.1}, sizes, 0.2))
+  return trainer, states, roles, rates
 
 
 def test_masks_settle_and_the_draw_is_a_valid_ticket(dense, tiny_data):
-  trainer, states, kinds, rates = dense
-  draw, _ = early_bird.find(trainer, states, tiny_data, kinds, rates, every=10, max_steps=600,
+  trainer, states, roles, rates = dense
+  draw, _ = early_bird.find(trainer, states, tiny_data, roles, rates, every=10, max_steps=600,
                             threshold=0.05, patience=3)
   assert (draw.step > 0).all() and (draw.step <= draw.steps_trained).all()
   assert draw.steps_trained == draw.step.max()  # stops once the last ticket settled
@@ -41,9 +41,9 @@ def test_masks_settle_and_the_draw_is_a_valid_ticket(dense, tiny_data):
   for t in range(2):
     one = jax.tree.map(lambda m: m[t], draw.mask)
     expected = pruning.prune(jax.tree.map(jnp.ones_like, jax.tree.map(lambda m: m.astype(float), one)),
-                             jax.tree.map(jnp.ones_like, one), kinds, rates)  # the count alone
-    assert int(masks.count(one, kinds)) == int(masks.count(expected, kinds))
-  again, _ = early_bird.find(trainer, states, tiny_data, kinds, rates, every=10, max_steps=600,
+                             jax.tree.map(jnp.ones_like, one), roles, rates)  # the count alone
+    assert int(masks.count(one, roles)) == int(masks.count(expected, roles))
+  again, _ = early_bird.find(trainer, states, tiny_data, roles, rates, every=10, max_steps=600,
                              threshold=0.05, patience=3)  # deterministic: the same draw, bit for bit
   np.testing.assert_array_equal(again.step, draw.step)
   np.testing.assert_array_equal(again.distances, draw.distances)
@@ -52,14 +52,14 @@ def test_masks_settle_and_the_draw_is_a_valid_ticket(dense, tiny_data):
 
 
 def test_a_mask_that_never_settles_trains_to_the_end(dense, tiny_data):
-  trainer, states, kinds, rates = dense
-  draw, _ = early_bird.find(trainer, states, tiny_data, kinds, rates, every=10, max_steps=40,
+  trainer, states, roles, rates = dense
+  draw, _ = early_bird.find(trainer, states, tiny_data, roles, rates, every=10, max_steps=40,
                             threshold=1e-9, patience=2)
   assert (draw.step == -1).all() and draw.steps_trained == 40
   assert (draw.steps_saved == 0).all() and draw.distances.shape == (3, 2)
 
 
 def test_bad_settings(dense, tiny_data):
-  trainer, states, kinds, rates = dense
+  trainer, states, roles, rates = dense
   with pytest.raises(ValueError, match="threshold"):
-    early_bird.find(trainer, states, tiny_data, kinds, rates, every=10, max_steps=40, threshold=0)
+    early_bird.find(trainer, states, tiny_data, roles, rates, every=10, max_steps=40, threshold=0)

@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import lottery
-from ltjax.core import masks
-from ltjax.run import checkpoint, experiment, results
+from conftest import layer_counts
+from ltjax import lineup, wiring
+from ltjax.runs import checkpoint, experiment, results
 from tests.conftest import shared_data_dir, tiny_lottery_config
+from tests.test_tensorboard import run_scalars
 
 DATA_DIR = shared_data_dir()
 pytestmark = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found "
@@ -48,13 +49,11 @@ def test_records_cover_every_ticket_of_every_round(finished):
 
 def test_tensorboard_has_every_tickets_curves(finished):
   """Live curves: one TensorBoard run per ticket, matching the curves saved with each round."""
-  from ltjax.run import tensorboard
   cfg, workdir, recs = finished
   runs = sorted(p.name for p in (workdir / "tensorboard").iterdir())
   assert runs == sorted(["ticket_trial0", "ticket_trial1", "reinit_trial0_draw0", "reinit_trial1_draw0",
                          "random_mask_trial0", "random_mask_trial1"])
-  scalars = [s for f in sorted((workdir / "tensorboard" / "reinit_trial1_draw0").iterdir())
-             for s in tensorboard.read_scalars(f)]
+  scalars = run_scalars(workdir / "tensorboard" / "reinit_trial1_draw0")
   curves = np.load(workdir / "curves" / "round_02.npz")
   col = [tuple(x) for x in curves["ids"].tolist()].index((1, 1, 0))  # trial 1, reinit, draw 0
   val = {step: v for step, tag, v in scalars if tag == "round_02/val_loss"}
@@ -78,7 +77,7 @@ def test_pruned_weights_zero_in_every_saved_checkpoint(finished):
                  if p.name.isdigit())
   assert steps == [3, 4]  # the last two rounds are kept
   for step in steps:
-    trained = checkpoint.load_trained(workdir, step)
+    _, trained = checkpoint.read(workdir, "trained", step=step)
     for p, m in zip(jax.tree.leaves(trained["params"]), jax.tree.leaves(trained["mask"])):
       assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0)
     # The saved per-round ticket masks agree with the checkpoint's.
@@ -90,10 +89,10 @@ def test_pruned_weights_zero_in_every_saved_checkpoint(finished):
 
 def _restored(cfg, workdir, next_round=4):
   dataset = experiment.load_dataset(cfg)
-  setup = lottery.build(cfg, dataset)
+  setup = wiring.build(cfg, dataset)
   ckpt = checkpoint.Checkpoints(workdir)
   try:
-    fresh = lottery.initial_lineage(setup)
+    fresh = lineup.initial_lineage(setup)
     step, tree, meta = ckpt.latest_round(experiment.lineage_tree(fresh))
   finally:
     ckpt.close()
@@ -106,8 +105,8 @@ def _restored(cfg, workdir, next_round=4):
 def test_tickets_reset_to_init_and_controls_are_what_they_claim(finished):
   cfg, workdir, _ = finished
   setup, lineage = _restored(cfg, workdir)
-  ids = lottery.lineup(cfg, 3)
-  states = lottery.start_states(setup, lineage, ids)
+  ids = lineup.lineup(cfg, 3)
+  states = lineup.start_states(setup, lineage, ids)
   row = {(t.kind, t.trial): i for i, t in enumerate(ids)}
   for trial in range(cfg.trials):
     t, re, rm = (row[("ticket", trial)], row[("reinit", trial)], row[("random_mask", trial)])
@@ -125,7 +124,7 @@ def test_tickets_reset_to_init_and_controls_are_what_they_claim(finished):
     assert not np.allclose(reinit_p[m], ticket_p[m])
     # Random mask: same per-layer density, other positions, the same initial values under it.
     rm_mask = get(states.mask, rm)
-    assert masks.layer_counts(rm_mask, setup.kinds) == masks.layer_counts(mask, setup.kinds)
+    assert layer_counts(rm_mask, setup.roles) == layer_counts(mask, setup.roles)
     assert (rm_mask[k[0]][k[1]] != m).mean() > 0.2
     np.testing.assert_array_equal(rmask_p[rm_mask[k[0]][k[1]]],
                                   init[k[0]][k[1]][rm_mask[k[0]][k[1]]])
@@ -262,7 +261,7 @@ def test_fine_tuning_continues_from_the_trained_ticket(tmp_path):
   experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
   _, lineage = _restored(cfg, tmp_path, next_round=2)
   kernel = lambda tree: np.asarray(tree["fc1"]["kernel"])  # noqa: E731
-  trained = checkpoint.load_trained(tmp_path, 2)  # round 1's trained ticket (the only row)
+  _, trained = checkpoint.read(tmp_path, "trained", step=2)  # round 1's trained ticket (the only row)
   np.testing.assert_array_equal(kernel(lineage.start_params), kernel(trained["params"]))
   assert not np.allclose(kernel(lineage.start_params), kernel(lineage.init_params))
 
@@ -290,7 +289,7 @@ def test_a_mid_round_checkpoint_that_cannot_resume_is_skipped(tmp_path, caplog):
   ckpt = checkpoint.Checkpoints(tmp_path)
   try:
     assert not ckpt.has_midround()
-    states = lottery.start_states(setup, lottery.initial_lineage(setup), lottery.lineup(cfg, 0))
+    states = lineup.start_states(setup, lineup.initial_lineage(setup), lineup.lineup(cfg, 0))
     tree = {"states": flax.serialization.to_state_dict(states),
             "tracker": flax.serialization.to_state_dict(setup.trainer.new_tracker(states))}
     ckpt.save_midround(50, tree, {"round": 1, "step": 50, "curves": {}})  # round 1's, not round 0's

@@ -3,9 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import layer_counts, layer_sizes
 
-from ltjax import models
 from ltjax.core import masks
+from ltjax.core import roles as roles_lib
 
 
 def _params():
@@ -13,12 +14,12 @@ def _params():
           "out": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
 
 
-def _kinds(params):
-  return models.kernel_kinds(params, "out")
+def _roles(params):
+  return roles_lib.kernel_roles(params, "out")
 
 
-def test_kinds_rule_kernels_prunable_biases_fixed():
-  assert _kinds(_params()) == {"fc1": {"kernel": "fc", "bias": "fixed"},
+def test_roles_rule_kernels_prunable_biases_fixed():
+  assert _roles(_params()) == {"fc1": {"kernel": "fc", "bias": "fixed"},
                                "out": {"kernel": "output", "bias": "fixed"}}
 
 
@@ -35,20 +36,20 @@ def test_ones_and_apply_zero_exactly_positive():
 
 def test_counts_and_density_globally_and_per_layer():
   p = _params()
-  k = _kinds(p)
+  k = _roles(p)
   m = masks.ones(p)
   assert masks.size(p, k) == 12 + 8
   m["fc1"]["kernel"] = m["fc1"]["kernel"].at[0].set(False)  # 4 of 12 pruned
   assert int(masks.count(m, k)) == 16
   np.testing.assert_allclose(float(masks.density(m, k)), 16 / 20)
   np.testing.assert_allclose(float(masks.layer_density(m, k)["fc1/kernel"]), 8 / 12)
-  assert {n: int(c) for n, c in masks.layer_counts(m, k).items()} == {"fc1/kernel": 8, "out/kernel": 8}
-  assert masks.layer_sizes(p, k) == {"fc1/kernel": 12, "out/kernel": 8}
+  assert {n: int(c) for n, c in layer_counts(m, k).items()} == {"fc1/kernel": 8, "out/kernel": 8}
+  assert layer_sizes(p, k) == {"fc1/kernel": 12, "out/kernel": 8}
 
 
 def test_check_accepts_matching_mask():
   p = _params()
-  masks.check(p, masks.ones(p), _kinds(p))
+  masks.check(p, masks.ones(p), _roles(p))
   masks.check(jax.eval_shape(lambda: p), jax.eval_shape(lambda: masks.ones(p)))
 
 
@@ -61,12 +62,12 @@ def test_check_accepts_matching_mask():
 def test_check_rejects_mismatched_masks(corrupt, message):
   p = _params()
   with pytest.raises(masks.MaskError, match=message):
-    masks.check(p, corrupt(masks.ones(p)), _kinds(p))
+    masks.check(p, corrupt(masks.ones(p)), _roles(p))
 
 
 def test_functions_vmap_over_ticket_axis():
   p = _params()
-  k = _kinds(p)
+  k = _roles(p)
   stacked = jax.tree.map(lambda x: jnp.stack([x, x]), masks.ones(p))
   stacked["fc1"]["kernel"] = stacked["fc1"]["kernel"].at[1, 0].set(False)
   np.testing.assert_array_equal(jax.vmap(lambda m: masks.count(m, k))(stacked), [20, 16])
@@ -74,4 +75,4 @@ def test_functions_vmap_over_ticket_axis():
 
 def test_sizes_by_kind():
   p = _params()
-  assert masks.sizes_by_kind(p, _kinds(p)) == {"fc": 12, "output": 8}
+  assert masks.sizes_by_role(p, _roles(p)) == {"fc": 12, "output": 8}

@@ -1,4 +1,4 @@
-"""Tests for the registered networks: exact prunable-weight counts, kinds, shapes, BN, dropout.
+"""Tests for the registered networks: exact prunable-weight counts, roles, shapes, BN, dropout.
 
 Counts and shapes use `jax.eval_shape` (nothing is materialised); forward passes run on tiny
 inputs. The expected counts are written out layer by layer from the architectures' definitions
@@ -79,21 +79,21 @@ def test_written_out_counts_match_the_papers_numbers():
 ])
 def test_prunable_weight_counts(name, shape, expected):
   spec, _, variables = abstract_params(name, shape)
-  assert masks.size(variables["params"], spec.layer_kinds(variables["params"])) == expected
+  assert masks.size(variables["params"], spec.layer_roles(variables["params"])) == expected
 
 
 def test_resnet20_width_multiplier_count():
   spec, _, variables = abstract_params("resnet20", width=2)
   params = variables["params"]
-  assert masks.size(params, spec.layer_kinds(params)) == resnet20_count(2)
+  assert masks.size(params, spec.layer_roles(params)) == resnet20_count(2)
   assert params["conv"]["kernel"].shape == (3, 3, 3, 32)
   assert params["out"]["kernel"].shape == (128, 10)
 
 
 def _kinds_by_path(spec, params):
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
-  kinds = jax.tree.leaves(spec.layer_kinds(params))
-  return [(masks.path_str(path), leaf, kind) for (path, leaf), kind in zip(flat, kinds)]
+  roles = jax.tree.leaves(spec.layer_roles(params))
+  return [(masks.path_str(path), leaf, kind) for (path, leaf), kind in zip(flat, roles)]
 
 
 @pytest.mark.parametrize("name", ["conv2", "conv6_dropout", "resnet20", "vgg11", "vgg19"])
@@ -122,16 +122,16 @@ def test_layer_kinds(name):
 def test_resnet20_layout():
   spec, _, variables = abstract_params("resnet20")
   params = variables["params"]
-  kinds = spec.layer_kinds(params)
+  roles = spec.layer_roles(params)
   assert sorted(k for k in params if k.startswith("stage")) == sorted(
       f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2, 3))
   # Projections only where the shape changes; they are pruned like any conv.
   with_proj = sorted(k for k, v in params.items() if "shortcut_conv" in v)
   assert with_proj == ["stage2_block1", "stage3_block1"]
   assert params["stage2_block1"]["shortcut_conv"]["kernel"].shape == (1, 1, 16, 32)
-  assert kinds["stage3_block1"]["shortcut_conv"]["kernel"] == registry.CONV
+  assert roles["stage3_block1"]["shortcut_conv"]["kernel"] == registry.CONV
   assert "bias" not in params["conv"]  # convs before BN have no bias
-  assert kinds["out"]["bias"] == registry.FIXED
+  assert roles["out"]["bias"] == registry.FIXED
 
 
 @pytest.mark.parametrize("name,shape", [
@@ -265,13 +265,13 @@ def test_masked_training_step_resnet20():
   keys = jax.random.split(jax.random.key(0), k)
   variables = parallel.stack([_host_variables(module, shape, seed=i) for i in range(k)])
   params, model_state = variables["params"], {"batch_stats": variables["batch_stats"]}
-  kinds = spec.layer_kinds(jax.tree.map(lambda a: a[0], params))
+  roles = spec.layer_roles(jax.tree.map(lambda a: a[0], params))
   # Half of every conv kernel pruned at random (host-side: the test is of the model, not pruning).
   rng = np.random.default_rng(0)
   mask = jax.tree.map(lambda p, kind: jnp.asarray(rng.random(p.shape) < 0.5 if kind == registry.CONV
-                                                  else np.ones(p.shape, bool)), params, kinds)
+                                                  else np.ones(p.shape, bool)), params, roles)
   for t in range(k):
-    density = float(masks.density(parallel.take(mask, t), kinds))
+    density = float(masks.density(parallel.take(mask, t), roles))
     assert 0.45 < density < 0.55
   assert any(np.any(np.asarray(p)[~np.asarray(m)] != 0.0)
              for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)))

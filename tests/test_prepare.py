@@ -1,12 +1,19 @@
-"""First-run preparation: TFDS's own builder without TensorFlow, offline fast failure."""
+"""First-run preparation: TFDS's own builder without TensorFlow, offline fast failure, and the
+TFDS versions (and internals) it is known to work with."""
 
+import configparser
 import gzip
+import importlib.metadata
+import inspect
 import json
 import os
+import urllib.parse
 
 import numpy as np
 import pytest
-from conftest import SHARED_TFDS, shared_data_dir
+from conftest import REPO, SHARED_TFDS, shared_data_dir
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ltjax import data
 from ltjax.data import prepare
@@ -92,3 +99,84 @@ def test_read_idx(tmp_path):
 def test_a_first_run_prepares_its_dataset(first_run):
   assert "preparing mnist from the files in" in (first_run / "stdout").read_text()
   assert (first_run / "tfds" / "mnist").is_dir() and (first_run / "w" / "results.jsonl").is_file()
+
+
+# ---------------------------------------------------------------- the TFDS it works with
+# prepare.py subclasses TFDS's MNIST builder, so setup.cfg pins tensorflow-datasets to the versions
+# it was checked against; these two tests say at once (no network) when the installed TFDS is not one.
+def _tfds_requirement() -> Requirement:
+  cfg = configparser.ConfigParser()
+  cfg.read(REPO / "setup.cfg")
+  lines = [l.strip() for l in cfg["options"]["install_requires"].splitlines()]
+  reqs = [Requirement(l) for l in lines if l and not l.startswith("#")]
+  return next(r for r in reqs if canonicalize_name(r.name) == "tensorflow-datasets")
+
+
+def test_the_installed_tfds_is_a_supported_version():
+  req = _tfds_requirement()
+  operators = {spec.operator for spec in req.specifier}
+  assert operators & {">=", ">", "~=", "=="} and operators & {"<", "<=", "~=", "=="}, (
+      f"setup.cfg must bound tensorflow-datasets on both sides (prepare.py uses its internals): {req}")
+  installed = importlib.metadata.version("tensorflow-datasets")
+  assert req.specifier.contains(installed, prereleases=True), (
+      f"tensorflow-datasets {installed} is installed, but ltjax/data/prepare.py subclasses TFDS's "
+      f"MNIST builder and supports tensorflow-datasets{req.specifier} only (setup.cfg). Install a "
+      f"supported one (pip install 'tensorflow-datasets{req.specifier}'), or check prepare.py against "
+      f"{installed} (test_prepared_without_tensorflow_equals_the_official_copy, with the raw MNIST "
+      "files) and then widen the pin in setup.cfg.")
+
+
+def _builder_internals(tfds, name, root, need):
+  """What `prepare` takes from TFDS's `name` builder; then its subclass, built as `prepare` does."""
+  cls = tfds.builder_cls(name)
+  need(f"{name}: a tfds.core.GeneratorBasedBuilder", lambda: issubclass(cls, tfds.core.GeneratorBasedBuilder))
+  need(f"{name}: .name", lambda: cls.name == name)
+  need(f"{name}: ._split_generators(dl_manager) and ._generate_examples",
+       lambda: "dl_manager" in inspect.signature(cls._split_generators).parameters
+       and callable(cls._generate_examples))
+  need(f"{name}: .URL on the host prepare probes ({prepare._HOSTS.get(name)})",
+       lambda: urllib.parse.urlparse(cls.URL).hostname == prepare._HOSTS[name])
+  need(f"{name}: .url_infos (registered checksums) for MNIST's four IDX files", lambda: {
+      urllib.parse.urljoin(cls.URL, f) for f in prepare._IDX_FILES.values()} <= set(cls.url_infos))
+  sub = prepare._idx_builder(cls)
+  need(f"{name}: the subclass stays unregistered", lambda: tfds.builder_cls(name) is cls)
+  builder = sub(data_dir=str(root), file_format="array_record")
+  need(f"{name}: builder.info.download_size (a number of bytes; 0 until prepared, in TFDS 4.9.10)",
+       lambda: builder.info.download_size / 2**20 >= 0)
+  need(f"{name}: builder.data_dir", lambda: str(builder.data_dir).startswith(str(root)))
+  need(f"{name}: builder.download_and_prepare(download_config=)",
+       lambda: "download_config" in inspect.signature(builder.download_and_prepare).parameters)
+
+
+def test_the_tfds_internals_prepare_uses_are_there(tmp_path):
+  """What `prepare._idx_builder` and `prepare.prepare` take from TFDS, checked by attribute and
+  signature; then the subclass is built and instantiated as `prepare` does (offline)."""
+  import tensorflow_datasets as tfds
+
+  missing = []
+
+  def need(what, check):
+    try:
+      ok = check()
+    except Exception as e:  # noqa: BLE001  an AttributeError, ImportError, ... is the finding
+      ok, what = False, f"{what} ({type(e).__name__}: {e})"
+    if not ok:
+      missing.append(what)
+
+  need("tfds.builder_cls", lambda: callable(tfds.builder_cls))
+  need("tfds.builder", lambda: callable(tfds.builder))
+  need("tfds.download.DownloadConfig(manual_dir=...)",
+       lambda: "manual_dir" in inspect.signature(tfds.download.DownloadConfig).parameters)
+  need("tfds.core.SplitGenerator(name=, gen_kwargs=)",
+       lambda: {"name", "gen_kwargs"} <= set(inspect.signature(tfds.core.SplitGenerator).parameters))
+  need("tfds.Split.TRAIN / TEST", lambda: (tfds.Split.TRAIN, tfds.Split.TEST) == ("train", "test"))
+  need("tfds.core.GeneratorBasedBuilder", lambda: inspect.isclass(tfds.core.GeneratorBasedBuilder))
+  need("subclassing a registered builder with skip_registration=True", lambda: "skip_registration"
+       in inspect.signature(tfds.core.registered.RegisteredDataset.__init_subclass__).parameters)
+  for name in prepare.WITHOUT_TENSORFLOW:
+    need(f"{name}: the builder and its subclass",
+         lambda n=name: _builder_internals(tfds, n, tmp_path / n, need) or True)
+  assert not missing, (
+      f"ltjax/data/prepare.py relies on TFDS internals that the installed tensorflow-datasets "
+      f"{importlib.metadata.version('tensorflow-datasets')} lacks: {'; '.join(missing)}. Install the "
+      f"version setup.cfg pins (tensorflow-datasets{_tfds_requirement().specifier}) or update prepare.py.")

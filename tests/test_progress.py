@@ -5,7 +5,7 @@ import io
 import pytest
 
 from experiments import cli
-from ltjax.run import progress
+from ltjax.runs import progress
 
 
 def test_rates_skip_the_compiling_report_and_eta_follows():

@@ -2,61 +2,62 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import layer_counts
 
 from ltjax import models
-from ltjax.core import masks, pruning
+from ltjax.core import masks, pruning, scores
 
 
 @pytest.fixture(scope="module")
 def lenet():
   spec = models.get("lenet_300_100")
   params = spec.build().init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
-  return params, spec.layer_kinds(params)
+  return params, spec.layer_roles(params)
 
 
 def test_lenet_density_ladder_matches_paper(lenet):
   """fc 20% / out 10% per round: the paper's 51.3% (3), 21.1% (7), 13.5% (9), 7.0% (12), 3.6% (15)."""
-  params, kinds = lenet
-  rates = pruning.rates_tree(kinds, {"fc": 0.2, "output": 0.1})
+  params, roles = lenet
+  rates = pruning.rates_tree(roles, {"fc": 0.2, "output": 0.1})
   mask = masks.ones(params)
   got = {}
   for r in range(1, 16):
-    mask = pruning.prune_round(params, params, mask, kinds, rates)
-    got[r] = 100 * int(masks.count(mask, kinds)) / 266_200
+    mask = pruning.prune_round(params, params, mask, roles, rates)
+    got[r] = 100 * int(masks.count(mask, roles)) / 266_200
   assert [round(got[r], 2) for r in (1, 2, 3)] == [80.04, 64.06, 51.28]
   assert [round(got[r], 1) for r in (7, 9, 12, 15)] == [21.1, 13.5, 7.0, 3.6]
 
 
 def test_round_removes_exactly_round_p_alive_per_layer(lenet):
-  params, kinds = lenet
-  rates = pruning.rates_tree(kinds, {"fc": 0.37, "output": 0.13})
+  params, roles = lenet
+  rates = pruning.rates_tree(roles, {"fc": 0.37, "output": 0.13})
   mask = masks.ones(params)
   for _ in range(3):
-    before = {k: int(v) for k, v in masks.layer_counts(mask, kinds).items()}
-    mask = pruning.prune_round(params, params, mask, kinds, rates)
-    after = {k: int(v) for k, v in masks.layer_counts(mask, kinds).items()}
+    before = {k: int(v) for k, v in layer_counts(mask, roles).items()}
+    mask = pruning.prune_round(params, params, mask, roles, rates)
+    after = {k: int(v) for k, v in layer_counts(mask, roles).items()}
     for name, rate in [("fc1/kernel", .37), ("fc2/kernel", .37), ("out/kernel", .13)]:
       assert before[name] - after[name] == round(rate * before[name])
 
 
 def test_prunes_lowest_magnitudes_and_keeps_pruned_pruned():
   w = jnp.array([[0.5, -0.1, 0.3], [-0.9, 0.2, 0.05]])
-  params, kinds = {"k": w}, {"k": "fc"}
+  params, roles = {"k": w}, {"k": "fc"}
   mask = {"k": jnp.array([[True, True, True], [True, True, False]])}  # 0.05 already pruned
-  new = pruning.prune_round(params, params, mask, kinds, {"k": 0.4})  # round(.4*5)=2 more: .1, .2
+  new = pruning.prune_round(params, params, mask, roles, {"k": 0.4})  # round(.4*5)=2 more: .1, .2
   np.testing.assert_array_equal(new["k"], [[True, False, True], [True, False, False]])
 
 
 def test_ties_break_deterministically_by_index():
-  params, kinds = {"k": jnp.ones((2, 4))}, {"k": "fc"}
-  new = pruning.prune_round(params, params, masks.ones(params), kinds, {"k": 0.5})
+  params, roles = {"k": jnp.ones((2, 4))}, {"k": "fc"}
+  new = pruning.prune_round(params, params, masks.ones(params), roles, {"k": 0.5})
   np.testing.assert_array_equal(new["k"], [[False] * 4, [True] * 4])
 
 
 def test_fixed_leaves_never_pruned_and_output_rate_separate(lenet):
-  params, kinds = lenet
-  mask = pruning.prune_round(params, params, masks.ones(params), kinds,
-                             pruning.rates_tree(kinds, {"fc": 0.5, "output": 0.0}))
+  params, roles = lenet
+  mask = pruning.prune_round(params, params, masks.ones(params), roles,
+                             pruning.rates_tree(roles, {"fc": 0.5, "output": 0.0}))
   for layer in ("fc1", "fc2", "out"):
     assert bool(jnp.all(mask[layer]["bias"]))
   assert bool(jnp.all(mask["out"]["kernel"]))
@@ -64,34 +65,34 @@ def test_fixed_leaves_never_pruned_and_output_rate_separate(lenet):
 
 
 def test_global_pools_layers_and_counts_exactly(lenet):
-  params, kinds = lenet
-  rates = pruning.rates_tree(kinds, {"fc": 0.2, "output": 0.2})
-  mask = pruning.prune_round(params, params, masks.ones(params), kinds, rates, scope="global")
-  assert int(masks.count(mask, kinds)) == 266_200 - round(0.2 * 266_200)
+  params, roles = lenet
+  rates = pruning.rates_tree(roles, {"fc": 0.2, "output": 0.2})
+  mask = pruning.prune_round(params, params, masks.ones(params), roles, rates, scope="global")
+  assert int(masks.count(mask, roles)) == 266_200 - round(0.2 * 266_200)
   # Global means per-layer densities differ (the smallest-magnitude weights are not spread evenly).
-  dens = {k: float(v) for k, v in masks.layer_density(mask, kinds).items()}
+  dens = {k: float(v) for k, v in masks.layer_density(mask, roles).items()}
   assert len({round(v, 3) for v in dens.values()}) > 1
   # Layers with rate 0 stay out of the pool.
-  rates0 = pruning.rates_tree(kinds, {"fc": 0.2})
-  mask0 = pruning.prune_round(params, params, masks.ones(params), kinds, rates0, scope="global")
+  rates0 = pruning.rates_tree(roles, {"fc": 0.2})
+  mask0 = pruning.prune_round(params, params, masks.ones(params), roles, rates0, scope="global")
   assert bool(jnp.all(mask0["out"]["kernel"]))
-  assert int(masks.count(mask0, kinds)) == 266_200 - round(0.2 * 265_200)
+  assert int(masks.count(mask0, roles)) == 266_200 - round(0.2 * 265_200)
 
 
 def test_global_selects_the_globally_smallest():
   params = {"a": {"kernel": jnp.array([[1.0, 2.0]])}, "b": {"kernel": jnp.array([[0.1, 3.0]])}}
-  kinds = {"a": {"kernel": "fc"}, "b": {"kernel": "fc"}}
-  new = pruning.prune_round(params, params, masks.ones(params), kinds,
+  roles = {"a": {"kernel": "fc"}, "b": {"kernel": "fc"}}
+  new = pruning.prune_round(params, params, masks.ones(params), roles,
                             {"a": {"kernel": .5}, "b": {"kernel": .5}}, scope="global")
   np.testing.assert_array_equal(new["a"]["kernel"], [[False, True]])
   np.testing.assert_array_equal(new["b"]["kernel"], [[False, True]])
 
 
 def test_global_requires_a_single_rate(lenet):
-  params, kinds = lenet
+  params, roles = lenet
   with pytest.raises(pruning.PruningError, match="one rate"):
-    pruning.prune_round(params, params, masks.ones(params), kinds,
-                        pruning.rates_tree(kinds, {"fc": 0.2, "output": 0.1}), scope="global")
+    pruning.prune_round(params, params, masks.ones(params), roles,
+                        pruning.rates_tree(roles, {"fc": 0.2, "output": 0.1}), scope="global")
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
@@ -101,49 +102,52 @@ def test_invalid_rates_raise(rate):
 
 
 def test_rate_that_empties_a_layer_raises():
-  params, kinds = {"k": jnp.ones((1, 2))}, {"k": "fc"}
+  params, roles = {"k": jnp.ones((1, 2))}, {"k": "fc"}
   mask = {"k": jnp.array([[True, False]])}
   with pytest.raises(pruning.PruningError, match="no weights"):
-    pruning.prune_round(params, params, mask, kinds, {"k": 0.6})  # round(0.6 * 1) = 1 = alive
+    pruning.prune_round(params, params, mask, roles, {"k": 0.6})  # round(0.6 * 1) = 1 = alive
 
 
 def test_unknown_score_and_scope_raise(lenet):
-  params, kinds = lenet
-  with pytest.raises(pruning.PruningError, match="unknown pruning score"):
-    pruning.get_score("nope")
+  params, roles = lenet
+  with pytest.raises(scores.ScoreError, match="unknown pruning score"):
+    scores.get("nope")
+  with pytest.raises(pruning.PruningError, match="unknown pruning score 'nope'"):
+    pruning.prune_round(params, params, masks.ones(params), roles,
+                        pruning.rates_tree(roles, {"fc": .2}), score="nope")
   with pytest.raises(pruning.PruningError, match="scope"):
-    pruning.prune_round(params, params, masks.ones(params), kinds,
-                        pruning.rates_tree(kinds, {"fc": .2}), scope="sideways")
+    pruning.prune_round(params, params, masks.ones(params), roles,
+                        pruning.rates_tree(roles, {"fc": .2}), scope="sideways")
 
 
 def test_random_pruning_same_counts_other_positions(lenet):
-  params, kinds = lenet
-  rates = pruning.rates_tree(kinds, {"fc": 0.2, "output": 0.1})
-  mag = pruning.prune_round(params, params, masks.ones(params), kinds, rates)
-  rnd = pruning.prune_round(params, params, masks.ones(params), kinds, rates, score="random",
+  params, roles = lenet
+  rates = pruning.rates_tree(roles, {"fc": 0.2, "output": 0.1})
+  mag = pruning.prune_round(params, params, masks.ones(params), roles, rates)
+  rnd = pruning.prune_round(params, params, masks.ones(params), roles, rates, score="random",
                             key=jax.random.key(1))
-  assert masks.layer_counts(mag, kinds) == masks.layer_counts(rnd, kinds)
+  assert layer_counts(mag, roles) == layer_counts(rnd, roles)
   assert not bool(jnp.all(mag["fc1"]["kernel"] == rnd["fc1"]["kernel"]))
 
 
 def test_pluggable_score_function(lenet):
-  params, kinds = lenet
-  pruning.register_score("negative_magnitude", lambda t, i, k: jax.tree.map(lambda x: -jnp.abs(x), t))
-  rates = pruning.rates_tree(kinds, {"fc": 0.5})
-  small = pruning.prune_round(params, params, masks.ones(params), kinds, rates, score="negative_magnitude")
+  params, roles = lenet
+  scores.register("negative_magnitude", lambda p, m, k, c: jax.tree.map(lambda x: -jnp.abs(x), p))
+  rates = pruning.rates_tree(roles, {"fc": 0.5})
+  small = pruning.prune_round(params, params, masks.ones(params), roles, rates, score="negative_magnitude")
   kept = jnp.abs(params["fc1"]["kernel"])[small["fc1"]["kernel"]]
   dropped = jnp.abs(params["fc1"]["kernel"])[~small["fc1"]["kernel"]]
   assert float(kept.max()) <= float(dropped.min())
 
 
 def test_one_shot_rates_reach_target_density(lenet):
-  params, kinds = lenet
+  params, roles = lenet
   sizes = {"fc": 235_200 + 30_000, "output": 1_000}
   for target in (0.5, 0.2, 0.07):
     per_kind = pruning.one_shot_rates({"fc": 0.2, "output": 0.1}, sizes, target)
-    mask = pruning.prune_round(params, params, masks.ones(params), kinds,
-                               pruning.rates_tree(kinds, per_kind))
-    assert abs(float(masks.density(mask, kinds)) - target) < 2e-4
+    mask = pruning.prune_round(params, params, masks.ones(params), roles,
+                               pruning.rates_tree(roles, per_kind))
+    assert abs(float(masks.density(mask, roles)) - target) < 2e-4
   # n rounds of p == one shot at 1 - (1 - p)^n per kind.
   np.testing.assert_allclose(pruning.rates_for_rounds({"fc": 0.2}, 3)["fc"], 1 - 0.8**3)
   with pytest.raises(pruning.PruningError):
@@ -151,15 +155,15 @@ def test_one_shot_rates_reach_target_density(lenet):
 
 
 def test_vmapped_pruning_matches_per_ticket(lenet):
-  params, kinds = lenet
+  params, roles = lenet
   keys = jax.random.split(jax.random.key(5), 3)
   stacked = jax.vmap(lambda k: jax.tree.map(lambda p: p + jax.random.normal(k, p.shape), params))(keys)
-  rates = pruning.rates_tree(kinds, {"fc": 0.2, "output": 0.1})
+  rates = pruning.rates_tree(roles, {"fc": 0.2, "output": 0.1})
   ones = jax.vmap(masks.ones)(stacked)
-  together = pruning.prune_round(stacked, stacked, ones, kinds, rates, ticket_axes=1)
+  together = pruning.prune_round(stacked, stacked, ones, roles, rates, ticket_axes=1)
   for i in range(3):
     p_i = jax.tree.map(lambda x: x[i], stacked)
-    alone = pruning.prune_round(p_i, p_i, masks.ones(p_i), kinds, rates)
+    alone = pruning.prune_round(p_i, p_i, masks.ones(p_i), roles, rates)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
       np.testing.assert_array_equal(a, b[i])
 
@@ -174,7 +178,7 @@ def test_vmapped_pruning_matches_per_ticket(lenet):
 def test_zhou_et_al_criteria(name, expected):
   trained = {"w": jnp.array([[0.5, -2.0], [0.1, 1.0]])}
   init = {"w": jnp.array([[-1.0, 0.3], [0.2, -0.05]])}
-  got = pruning.get_score(name)(trained, init, jax.random.key(0))["w"]
+  got = scores.get(name).fn(trained, None, jax.random.key(0), scores.Context(init=init))["w"]
   np.testing.assert_allclose(got, expected(np.asarray(trained["w"]), np.asarray(init["w"])))
 
 

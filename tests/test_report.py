@@ -9,12 +9,11 @@ import sys
 import jax
 import matplotlib.image
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from ltjax.core import masks
-from ltjax.report import analysis, figures
-from ltjax.run import experiment, results
+from ltjax.reports import analysis, figures
+from ltjax.runs import checkpoint, experiment, results
 from tests.conftest import REPO, shared_data_dir, tiny_lottery_config
 
 DATA_DIR = shared_data_dir()
@@ -94,20 +93,20 @@ def test_summary_table_matches_results(workdir):
 
 
 @needs_mnist
-def test_rebuilt_initial_weights_equal_the_checkpointed_ones(workdir):
+def test_initial_weights_are_the_lineage_the_run_resumes_from(workdir):
+  """The report's theta_0 is the init_params of the lineage checkpoint the run itself restores."""
   run = analysis.load_run(workdir)
-  manager = ocp.CheckpointManager((workdir / "checkpoints" / "rounds").absolute(),
-                                  item_names=("state", "trained", "meta"))
+  ckpt = checkpoint.Checkpoints(workdir)
   try:
-    state = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))["state"]
+    _, state, _ = ckpt.latest_round(None)
   finally:
-    manager.close()
+    ckpt.close()
   saved = {masks.path_str(p): np.asarray(x)
            for p, x in jax.tree_util.tree_flatten_with_path(state["init_params"])[0]}
-  assert set(saved) == set(run.init_params)
+  assert set(saved) == set(run.init_params) and len(saved["fc1/kernel"]) == 2  # both trials
   for key, value in saved.items():
     np.testing.assert_array_equal(run.init_params[key], value, err_msg=key)
+  assert not np.array_equal(*run.init_params["fc1/kernel"])  # each trial its own theta_0
 
 
 @needs_mnist

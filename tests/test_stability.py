@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import lottery, stability
+from ltjax import lineup, stability, wiring
 from ltjax.core import tickets
-from ltjax.run import experiment
+from ltjax.runs import experiment
 from tests.conftest import shared_data_dir, tiny_lottery_config
 
 
@@ -54,13 +54,13 @@ def test_twins_fork_at_step_k_and_their_path_is_measured(tmp_path):
 def test_a_twin_starts_as_its_ticket_with_another_data_order():
   cfg = tiny_lottery_config(**{"prune.rounds": 1, "trials": 2, "controls": ("twin", "scratch")})
   dataset = experiment.load_dataset(cfg, log=lambda _: None)
-  setup = lottery.build(cfg, dataset)
-  lineage = lottery.initial_lineage(setup).replace(round=1)
-  ids = lottery.lineup(cfg, 1)
-  states = lottery.start_states(setup, lineage, ids)
+  setup = wiring.build(cfg, dataset)
+  lineage = lineup.initial_lineage(setup).replace(round=1)
+  ids = lineup.lineup(cfg, 1)
+  states = lineup.start_states(setup, lineage, ids)
   at = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)  # noqa: E731
   for trial in range(2):
-    t, w, s = (lottery.rows(ids, k)[trial] for k in (tickets.TICKET, tickets.TWIN, tickets.SCRATCH))
+    t, w, s = (lineup.rows(ids, k)[trial] for k in (tickets.TICKET, tickets.TWIN, tickets.SCRATCH))
     jax.tree.map(np.testing.assert_array_equal, at(states.params, t), at(states.params, w))
     assert not np.array_equal(states.rng[t], states.rng[w])
     # Scratch: the ticket's mask, a fresh init, and its own schedule.

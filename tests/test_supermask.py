@@ -20,9 +20,9 @@ def test_a_learned_mask_over_frozen_weights_beats_the_unmasked_net(tiny_data):
   module = spec.build()
   params = module.init(jax.random.key(0), jnp.zeros((1,) + tiny_data.input_shape))["params"]
   before = jax.tree.map(np.asarray, params)
-  kinds = spec.layer_kinds(params)
+  roles = spec.layer_roles(params)
   apply = lambda p, x: module.apply({"params": p}, x)  # noqa: E731
-  r = supermask.train(apply, params, kinds, tiny_data, steps=400, key=jax.random.key(1), lr=0.1)
+  r = supermask.train(apply, params, roles, tiny_data, steps=400, key=jax.random.key(1), lr=0.1)
   jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.asarray, params))  # frozen
   assert 0.05 < r.density < 0.95
   assert all(m.dtype == jnp.bool_ for m in jax.tree.leaves(r.mask))

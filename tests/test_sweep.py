@@ -1,12 +1,14 @@
-"""Sweeps: studies as data, the sweep binary's grid, resume and report, and its bad input."""
+"""Sweeps: studies as data, the manifest (ltjax.runs.sweeps) both binaries share, the sweep binary's
+grid, resume and report, the report binary on a sweep, and their bad input."""
 
 import json
 
 import pytest
 
 from ltjax import configs
-from ltjax.run import studies, validation
+from ltjax.runs import studies, sweeps, validation
 from tests.conftest import shared_data_dir
+from tests.report_workdirs import write_workdir
 from tests.test_bad_input import assert_refused
 
 
@@ -40,6 +42,79 @@ def test_a_grid_crosses_fields_and_points_move_together():
 def test_bad_sweeps_are_one_line_errors(grid, message):
   with pytest.raises(validation.UsageError, match=message):
     studies.expand(studies.Study("s"), fixed={"train.steps": 2000}, grid=grid)
+
+
+def _manifest(config="lenet_quick", names=("seed=1", "seed=2")):
+  return sweeps.manifest(None, config, {"controls": ("reinit",)},
+                         [(n, None, {"seed": int(n[-1])}) for n in names])
+
+
+def test_a_manifest_reads_back_as_written_and_names_the_finished_points(tmp_path):
+  points = studies.expand(studies.get("scratch"))
+  wanted = sweeps.manifest("scratch", "lenet_quick", {"controls": ("reinit", "scratch")}, points)
+  assert wanted["set"] == {"controls": ["reinit", "scratch"]}  # as JSON gives it back
+  sweeps.claim(tmp_path / "root", wanted)
+  assert sweeps.read(tmp_path / "root") == wanted
+  assert sweeps.point_names(wanted) == ["lr_scale=1", "lr_scale=2"]
+  assert sweeps.finished(tmp_path / "root") == []
+  (tmp_path / "root" / "lr_scale=2").mkdir()
+  (tmp_path / "root" / "lr_scale=2" / "results.jsonl").write_text("")
+  assert sweeps.finished(tmp_path / "root") == [("lr_scale=2", tmp_path / "root" / "lr_scale=2")]
+  sweeps.claim(tmp_path / "root", wanted)  # the same sweep again: it resumes
+
+
+def test_claim_refuses_another_sweep_unless_restarting(tmp_path):
+  sweeps.claim(tmp_path, _manifest())
+  other = _manifest(config="lenet_mnist", names=("seed=1", "seed=3"))
+  with pytest.raises(sweeps.SweepError, match=r"holds another sweep \(differs in config, points\)"):
+    sweeps.claim(tmp_path, other)
+  sweeps.claim(tmp_path, other, restart=True)
+  assert sweeps.read(tmp_path) == other
+  (tmp_path / sweeps.MANIFEST).write_text("{torn")
+  with pytest.raises(sweeps.SweepError, match="unreadable"):
+    sweeps.claim(tmp_path, other)
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "cannot read"), ("{torn", "cannot read"), ("[]", "not a sweep manifest"),
+    ('{"points": 3}', "not a sweep manifest"), ('{"points": [{"values": {}}]}', "not a sweep manifest"),
+    ('{"points": [{"name": "../elsewhere"}]}', "not a sweep manifest"),
+])
+def test_read_refuses_what_is_not_a_manifest(tmp_path, text, message):
+  if text is not None:
+    (tmp_path / sweeps.MANIFEST).write_text(text)
+  with pytest.raises(sweeps.SweepError, match=message):
+    sweeps.read(tmp_path)
+
+
+def test_the_report_binary_overlays_the_finished_points_of_a_sweep(binaries, tmp_path):
+  sweeps.claim(tmp_path, _manifest(names=("seed=1", "seed=2", "seed=3")))
+  for name in ("seed=1", "seed=3"):  # seed=2 has not finished a round yet
+    write_workdir(tmp_path / name)
+  ran = binaries("experiments.report", [f"--sweep={tmp_path}"])
+  assert ran.rc == 0, ran.stderr[-2000:]
+  text = (tmp_path / "report" / "summary.md").read_text()
+  assert "## seed=1" in text and "## seed=3" in text and "## seed=2" not in text
+  assert (tmp_path / "report" / "accuracy.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ('{"points": "x"}', "not a sweep manifest"), ('{"points": [{"name": "a"}]}', "no point"),
+])
+def test_the_report_binary_refuses_a_bad_sweep_in_one_line(binaries, tmp_path, manifest, message):
+  (tmp_path / sweeps.MANIFEST).write_text(manifest)
+  ran = binaries("experiments.report", [f"--sweep={tmp_path}"])
+  assert_refused(ran, "sweep", [tmp_path / "report"])
+  assert message in ran.stderr
+
+
+def test_the_sweep_binary_refuses_another_sweep_before_running_anything(binaries, tmp_path):
+  (tmp_path / sweeps.MANIFEST).write_text(json.dumps(_manifest()))
+  ran = binaries("experiments.sweep", [f"--workdir={tmp_path}", "--sweep.seed=1,2"],
+                 env={"LTJAX_DATA_DIR": "/nonexistent"})  # refused before any data is needed
+  assert_refused(ran, "--workdir")
+  assert "(differs in set)" in ran.stderr and "--restart" in ran.stderr  # same points, other --set
+  assert json.loads((tmp_path / sweeps.MANIFEST).read_text()) == _manifest()
 
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")

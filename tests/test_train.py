@@ -24,14 +24,14 @@ def _tickets(small_mlp, k=K, rate=0.5):
 
 
 def _make_tickets(small_mlp, k, rate):
-  spec, module, init, kinds = small_mlp
+  spec, module, init, roles = small_mlp
   keys = jax.random.split(jax.random.key(0), k)
   params = jax.vmap(init)(keys)
-  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), kinds,
-                             pruning.rates_tree(kinds, {"fc": rate, "output": rate}),
+  mask = pruning.prune_round(params, params, jax.vmap(masks.ones)(params), roles,
+                             pruning.rates_tree(roles, {"fc": rate, "output": rate}),
                              score="random", key=jax.random.key(7), ticket_axes=1)
   model_state = jax.vmap(lambda _: {})(keys)
-  return module, kinds, params, mask, model_state, keys
+  return module, roles, params, mask, model_state, keys
 
 
 def _pruned_are_zero(params, mask):
@@ -49,7 +49,7 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
 def test_pruned_weights_exactly_zero_after_every_step(small_mlp, tiny_data, opt):
-  module, kinds, params, mask, model_state, keys = _tickets(small_mlp, k=1)
+  module, roles, params, mask, model_state, keys = _tickets(small_mlp, k=1)
   one = lambda t: jax.tree.map(lambda x: x[0], t)  # noqa: E731
   trainer = train.Trainer(module, OPTIMIZERS[opt], batch_size=32)
   # Start from *unmasked* weights: init_state must zero them, and each step must keep them zero.
@@ -68,7 +68,7 @@ def test_pruned_weights_exactly_zero_after_every_step(small_mlp, tiny_data, opt)
 
 
 def test_gradients_of_pruned_weights_are_masked(small_mlp, tiny_data):
-  module, kinds, params, mask, _, keys = _tickets(small_mlp, k=1)
+  module, roles, params, mask, _, keys = _tickets(small_mlp, k=1)
   one = lambda t: jax.tree.map(lambda x: x[0], t)  # noqa: E731
   seen = {}
 
@@ -86,14 +86,14 @@ def test_gradients_of_pruned_weights_are_masked(small_mlp, tiny_data):
 
 
 def _train(trainer, small_mlp, data, k=K, steps=60, eval_every=20, **kw):
-  module, kinds, params, mask, model_state, keys = _tickets(small_mlp, k=k)
+  module, roles, params, mask, model_state, keys = _tickets(small_mlp, k=k)
   states = trainer.init_states(params, mask, model_state, keys)
   return trainer.train(states, data, steps=steps, eval_every=eval_every, **kw)
 
 
 @pytest.mark.parametrize("ticket_batch", [None, 1, 2])
 def test_k_tickets_together_match_one_by_one(small_mlp, tiny_data, ticket_batch):
-  module, kinds, params, mask, model_state, keys = _tickets(small_mlp)
+  module, roles, params, mask, model_state, keys = _tickets(small_mlp)
   trainer = train.Trainer(module, optax.adam(3e-3), batch_size=32, ticket_batch=ticket_batch)
   states = trainer.init_states(params, mask, model_state, keys)
   together, tracker, curves = trainer.train(states, tiny_data, steps=60, eval_every=20)
@@ -110,7 +110,7 @@ def test_k_tickets_together_match_one_by_one(small_mlp, tiny_data, ticket_batch)
 
 def test_tickets_get_different_data_orders(small_mlp, tiny_data):
   # Identical tickets (same init, same mask) with different keys must diverge: their data differ.
-  spec, module, init, kinds = small_mlp
+  spec, module, init, roles = small_mlp
   p = init(jax.random.key(0))
   params = parallel.stack([p, p])
   mask = jax.vmap(masks.ones)(params)
@@ -160,7 +160,7 @@ def test_uneven_schedule_ends_with_a_short_interval(small_mlp, tiny_data):
 def test_resume_mid_round_is_exact(small_mlp, tiny_data):
   trainer = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32)
   full_states, full_tracker, full_curves = _train(trainer, small_mlp, tiny_data, steps=100)
-  module, kinds, params, mask, model_state, keys = _tickets(small_mlp)
+  module, roles, params, mask, model_state, keys = _tickets(small_mlp)
   states = trainer.init_states(params, mask, model_state, keys)
   states, tracker, c1 = trainer.train(states, tiny_data, steps=40, eval_every=20)
   states, tracker = train.to_numpy(states), train.to_numpy(tracker)  # as if saved and reloaded
@@ -181,7 +181,7 @@ def test_same_seed_same_results(small_mlp, tiny_data):
 
 
 def test_diverging_ticket_is_flagged_and_isolated(small_mlp, tiny_data):
-  module, kinds, params, mask, model_state, keys = _tickets(small_mlp)
+  module, roles, params, mask, model_state, keys = _tickets(small_mlp)
   # Ticket 1 starts from NaN weights; the others must train as if alone.
   params = jax.tree.map(lambda p: p.at[1].set(jnp.nan), params)
   trainer = train.Trainer(module, optax.adam(3e-3), batch_size=32)
@@ -193,7 +193,7 @@ def test_diverging_ticket_is_flagged_and_isolated(small_mlp, tiny_data):
 
 
 def test_evaluate_pads_the_last_batch(small_mlp, tiny_data):
-  spec, module, init, kinds = small_mlp
+  spec, module, init, roles = small_mlp
   p = init(jax.random.key(0))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=32, eval_batch_size=64)  # 200 % 64 != 0
   loss, acc = trainer.evaluate(p, masks.ones(p), {}, tiny_data, tiny_data.test)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from test_bad_input import invalid
 
 from ltjax import configs
-from ltjax.run import validation
+from ltjax.runs import validation
 
 
 def valid(rule):

@@ -47,8 +47,9 @@ def test_unit_scores_on_hand_made_weights():
     (xor.INPUT, 2, [0, 1, 1, 1], [1, 2]),
 ])
 def test_rankings_keep_the_expected_units(strategy, k, alive, kept):
-  keep = xor.rank_units(strategy, HAND, jnp.asarray(alive, bool), k)
-  assert sorted(np.flatnonzero(np.asarray(keep)).tolist()) == kept
+  stacked = jax.tree.map(lambda a: a[None], HAND)  # prune_many ranks a stack of nets: one here
+  keep, _ = xor.prune_many(strategy, stacked, jnp.asarray([alive], bool), k, stacked)
+  assert sorted(np.flatnonzero(np.asarray(keep[0])).tolist()) == kept
 
 
 def test_prune_many_ranks_each_net_and_masks_the_init():
@@ -58,7 +59,7 @@ def test_prune_many_ranks_each_net_and_masks_the_init():
   np.testing.assert_array_equal(keep, [[0, 1, 0, 1]] * 2)
   np.testing.assert_array_equal(mask["fc1"]["bias"], keep)
   with pytest.raises(xor.XorError, match="unknown strategy"):
-    xor.rank_units("nope", HAND, jnp.ones(4, bool), 2)
+    xor.prune_many("nope", trained, jnp.ones((2, 4), bool), 2, init)
 
 
 def test_unit_mask_zeroes_exactly_the_units_in_and_out_weights_and_bias():

@@ -11,9 +11,18 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "lenet_mnist"
+  # Modules to import first: they register your scores, modes or models (e.g. ('mypkg.scores',)).
+  c.imports = ()
+  # A registered model (ltjax.models.names()) or your own network: 'package.module:Factory', a
+  # linen Module class or a function returning a Module or an (init, apply) pair.
   c.model = "lenet_300_100"
   c.model_kwargs = ml_collections.ConfigDict()  # e.g. {'dropout': 0.5} or {'width': 2}
+  # Overrides of the inferred layer roles, 'pattern=role' over '/'-joined parameter paths, e.g.
+  # ('head/kernel=fixed', 'Dense_0/kernel=output'); roles: conv, fc, output, fixed.
+  c.roles = ()
 
+  # A prepared TFDS image dataset ('mnist', 'fashion_mnist', 'cifar10', ...), 'synthetic', or
+  # 'package.module:function' returning ((train_images, train_labels), (test_images, test_labels)).
   c.dataset = "mnist"
   c.data_dir = ""                 # '' -> $LTJAX_DATA_DIR, else ~/tensorflow_datasets
   c.validation_size = 5000        # held out of the training split
@@ -48,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.fc_rate = 0.2
   c.prune.output_rate = 0.1
   c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
-  c.prune.score = "magnitude"     # pruning.score_names(); with mode 'at_init', criteria.names()
+  c.prune.score = "magnitude"     # ltjax.core.scores.names(), yours too (ltjax.register_score)
   c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
   c.prune.reset = "start"         # 'start': theta_0 or theta_k as above; 'none': keep training the
                                   # pruned trained weights (fine-tuning)

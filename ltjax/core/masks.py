@@ -1,8 +1,8 @@
 """Boolean mask pytrees with the params' structure.
 
-Every parameter leaf gets a mask leaf; leaves of kind `fixed` (biases, norm scales) keep an
+Every parameter leaf gets a mask leaf; leaves of role `fixed` (biases, norm scales) keep an
 all-True mask forever, so applying a mask is one `where` per leaf and no leaf is special-cased
-downstream. Which leaves count as prunable comes from a `kinds` pytree (see `ltjax.models`).
+downstream. Which leaves count as prunable comes from a `roles` pytree (see `ltjax.models`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax.core.roles import FIXED, PRUNABLE_KINDS
+from ltjax.core.roles import FIXED, PRUNABLE
 
 PyTree = Any
 
@@ -36,7 +36,7 @@ def apply(params: PyTree, mask: PyTree) -> PyTree:
   return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, mask)
 
 
-def check(params: PyTree, mask: PyTree, kinds: PyTree | None = None) -> None:
+def check(params: PyTree, mask: PyTree, roles: PyTree | None = None) -> None:
   """Raise MaskError unless `mask` has params' structure, shapes and a bool dtype (and fixed leaves are dense).
 
   Works on concrete arrays and on abstract shapes alike; leading ticket axes are allowed as long as
@@ -47,55 +47,50 @@ def check(params: PyTree, mask: PyTree, kinds: PyTree | None = None) -> None:
     raise MaskError(f"mask structure does not match params: mask {m_def} vs params {p_def}")
   flat_p = jax.tree_util.tree_flatten_with_path(params)[0]
   flat_m = jax.tree.leaves(mask)
-  flat_k = jax.tree.leaves(kinds) if kinds is not None else [None] * len(flat_m)
-  for (path, p), m, kind in zip(flat_p, flat_m, flat_k):
+  flat_k = jax.tree.leaves(roles) if roles is not None else [None] * len(flat_m)
+  for (path, p), m, role in zip(flat_p, flat_m, flat_k):
     name = path_str(path)
     if tuple(m.shape) != tuple(p.shape):
       raise MaskError(f"mask leaf {name} has shape {tuple(m.shape)}, params have {tuple(p.shape)}")
     if m.dtype != jnp.bool_:
       raise MaskError(f"mask leaf {name} has dtype {m.dtype}, expected bool")
-    if kind == FIXED and isinstance(m, (np.ndarray, jax.Array)) and not isinstance(
+    if role == FIXED and isinstance(m, (np.ndarray, jax.Array)) and not isinstance(
         m, jax.core.Tracer) and not bool(np.all(np.asarray(m))):
       raise MaskError(f"mask leaf {name} prunes a non-prunable ({FIXED}) leaf")
 
 
-def _prunable_leaves(tree: PyTree, kinds: PyTree) -> list[tuple[str, Any, str]]:
+def _prunable_leaves(tree: PyTree, roles: PyTree) -> list[tuple[str, Any, str]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return [(path_str(path), leaf, kind) for (path, leaf), kind in zip(flat, jax.tree.leaves(kinds))
-          if kind in PRUNABLE_KINDS]
+  return [(path_str(path), leaf, role) for (path, leaf), role in zip(flat, jax.tree.leaves(roles))
+          if role in PRUNABLE]
 
 
-def count(mask: PyTree, kinds: PyTree) -> jax.Array:
+def count(mask: PyTree, roles: PyTree) -> jax.Array:
   """Surviving prunable weights (int32)."""
-  return sum((jnp.sum(m, dtype=jnp.int32) for _, m, _ in _prunable_leaves(mask, kinds)),
+  return sum((jnp.sum(m, dtype=jnp.int32) for _, m, _ in _prunable_leaves(mask, roles)),
              jnp.int32(0))
 
 
-def size(tree: PyTree, kinds: PyTree) -> int:
+def size(tree: PyTree, roles: PyTree) -> int:
   """Total prunable weights (a Python int: it depends on shapes only)."""
-  return sum(int(np.prod(leaf.shape)) for _, leaf, _ in _prunable_leaves(tree, kinds))
+  return sum(int(np.prod(leaf.shape)) for _, leaf, _ in _prunable_leaves(tree, roles))
 
 
-def density(mask: PyTree, kinds: PyTree) -> jax.Array:
+def density(mask: PyTree, roles: PyTree) -> jax.Array:
   """Fraction of prunable weights that survive."""
-  return count(mask, kinds) / size(mask, kinds)
+  return count(mask, roles) / size(mask, roles)
 
 
-def layer_counts(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
-  """Surviving weights per prunable leaf, keyed by path ('fc1/kernel')."""
-  return {name: jnp.sum(m, dtype=jnp.int32) for name, m, _ in _prunable_leaves(mask, kinds)}
-
-
-def layer_density(mask: PyTree, kinds: PyTree) -> dict[str, jax.Array]:
+def layer_density(mask: PyTree, roles: PyTree) -> dict[str, jax.Array]:
   """Fraction surviving per prunable leaf, keyed by path."""
-  return {name: jnp.mean(m.astype(jnp.float32)) for name, m, _ in _prunable_leaves(mask, kinds)}
+  return {name: jnp.mean(m.astype(jnp.float32)) for name, m, _ in _prunable_leaves(mask, roles)}
 
 
-def stacked_densities(masks: PyTree, kinds: PyTree) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def stacked_densities(masks: PyTree, roles: PyTree) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """`density` and `layer_density` of stacked masks ([K] each), computed on the host: a round's
   summary needs no program of its own. Counts are exact; fractions are float32 as on device."""
   leaves = [(name, np.asarray(m).reshape(np.shape(m)[0], -1))
-            for name, m, _ in _prunable_leaves(masks, kinds)]
+            for name, m, _ in _prunable_leaves(masks, roles)]
   counts = {name: np.count_nonzero(m, axis=1) for name, m in leaves}
   total = sum(m.shape[1] for _, m in leaves)
   density = sum(counts.values()).astype(np.float32) / np.float32(total)
@@ -103,13 +98,9 @@ def stacked_densities(masks: PyTree, kinds: PyTree) -> tuple[np.ndarray, dict[st
   return density, layers
 
 
-def layer_sizes(tree: PyTree, kinds: PyTree) -> dict[str, int]:
-  return {name: int(np.prod(leaf.shape)) for name, leaf, _ in _prunable_leaves(tree, kinds)}
-
-
-def sizes_by_kind(tree: PyTree, kinds: PyTree) -> dict[str, int]:
-  """Total prunable weights per layer kind, e.g. {'fc': 265200, 'output': 1000}."""
+def sizes_by_role(tree: PyTree, roles: PyTree) -> dict[str, int]:
+  """Total prunable weights per layer role, e.g. {'fc': 265200, 'output': 1000}."""
   out: dict[str, int] = {}
-  for _, leaf, kind in _prunable_leaves(tree, kinds):
-    out[kind] = out.get(kind, 0) + int(np.prod(leaf.shape))
+  for _, leaf, role in _prunable_leaves(tree, roles):
+    out[role] = out.get(role, 0) + int(np.prod(leaf.shape))
   return out

@@ -4,128 +4,47 @@ The count is computed on the host in exact integer arithmetic (Python's round-ha
 handed to a jitted selection that sorts (alive first, score ascending, index ascending) so ties
 break deterministically and pruned weights stay pruned. The selection vmaps over a ticket axis.
 
-Scores are pluggable: a `ScoreFn(trained, init, key) -> pytree of float` per criterion, registered
-by name (magnitude is the paper's; others drop in the same way).
+Two ways to say how many weights go, one selection: `prune_counts` (a rate per layer role, IMP's
+rounds) and `density_counts` (a target density, in one step or several, for one-shot and at-init
+methods). Scores come from `ltjax.core.scores`' registry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import functools
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ltjax.core import masks as masks_lib
-from ltjax.core.roles import FIXED, PRUNABLE_KINDS
+from ltjax.core import scores as scores_lib
+from ltjax.core.roles import FIXED, PRUNABLE
 
 PyTree = Any
-ScoreFn = Callable[[PyTree, PyTree, jax.Array], PyTree]
 LAYERWISE, GLOBAL = "layerwise", "global"
 
 
 class PruningError(ValueError):
-  """Invalid pruning request (bad rate, a layer that would be emptied, unknown score)."""
-
-
-# ---------------------------------------------------------------- scores
-_SCORES: dict[str, ScoreFn] = {}
-
-
-def register_score(name: str, fn: ScoreFn) -> ScoreFn:
-  _SCORES[name] = fn
-  return fn
-
-
-def score_names() -> list[str]:
-  return sorted(_SCORES)
-
-
-def get_score(name: str) -> ScoreFn:
-  if name not in _SCORES:
-    raise PruningError(f"unknown pruning score {name!r}; known: {', '.join(sorted(_SCORES))}")
-  return _SCORES[name]
-
-
-def magnitude(trained, init, key):
-  """The paper's criterion: keep the largest |trained weight| (Zhou et al.'s `large_final`)."""
-  del init, key
-  return jax.tree.map(jnp.abs, trained)
-
-
-def magnitude_increase(trained, init, key):
-  """Zhou et al.'s `magnitude_increase`: |w_final| - |w_init|."""
-  del key
-  return jax.tree.map(lambda t, i: jnp.abs(t) - jnp.abs(i), trained, init)
-
-
-def movement(trained, init, key):
-  """|w_final - w_init|: how far training moved each weight."""
-  del key
-  return jax.tree.map(lambda t, i: jnp.abs(t - i), trained, init)
-
-
-def random(trained, init, key):
-  """Uniform random scores: random pruning at the same counts."""
-  del init
-  leaves, treedef = jax.tree.flatten(trained)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(treedef, [jax.random.uniform(k, x.shape) for k, x in zip(keys, leaves)])
-
-
-def large_init(trained, init, key):
-  """Zhou et al.'s `large_init`: keep the largest |w_init| (the training is ignored)."""
-  del trained, key
-  return jax.tree.map(jnp.abs, init)
-
-
-def small_init(trained, init, key):
-  """Zhou et al.'s `small_init`: keep the smallest |w_init| (a control: expected to be poor)."""
-  del trained, key
-  return jax.tree.map(lambda i: -jnp.abs(i), init)
-
-
-def small_final(trained, init, key):
-  """Zhou et al.'s `small_final`: keep the smallest |w_final| (a control: expected to be poor)."""
-  del init, key
-  return jax.tree.map(lambda t: -jnp.abs(t), trained)
-
-
-def large_init_large_final(trained, init, key):
-  """Zhou et al.'s `large_init_large_final`: large at both ends, min(|w_init|, |w_final|)."""
-  del key
-  return jax.tree.map(lambda t, i: jnp.minimum(jnp.abs(t), jnp.abs(i)), trained, init)
-
-
-def small_init_small_final(trained, init, key):
-  """Zhou et al.'s `small_init_small_final`: small at both ends, -max(|w_init|, |w_final|)."""
-  del key
-  return jax.tree.map(lambda t, i: -jnp.maximum(jnp.abs(t), jnp.abs(i)), trained, init)
-
-
-for _name, _fn in [("magnitude", magnitude), ("large_final", magnitude),
-                   ("magnitude_increase", magnitude_increase), ("movement", movement),
-                   ("random", random), ("large_init", large_init), ("small_init", small_init),
-                   ("small_final", small_final), ("large_init_large_final", large_init_large_final),
-                   ("small_init_small_final", small_init_small_final)]:
-  register_score(_name, _fn)
+  """Invalid pruning request (bad rate or scope, a layer that would be emptied, unknown score)."""
 
 
 # ---------------------------------------------------------------- rates
-def rates_tree(kinds: PyTree, rates: Mapping[str, float]) -> PyTree:
-  """Per-leaf pruning rates from per-kind rates, e.g. {'conv': .1, 'fc': .2, 'output': .1}.
+def rates_tree(roles: PyTree, rates: Mapping[str, float]) -> PyTree:
+  """Per-leaf pruning rates from per-role rates, e.g. {'conv': .1, 'fc': .2, 'output': .1}.
 
   Kinds missing from `rates` get rate 0 (not pruned); fixed leaves always get 0.
   """
-  unknown = set(rates) - set(PRUNABLE_KINDS)
+  unknown = set(rates) - set(PRUNABLE)
   if unknown:
-    raise PruningError(f"rates for unknown layer kinds {sorted(unknown)}; kinds: {PRUNABLE_KINDS}")
-  for kind, rate in rates.items():
-    validate_rate(rate, kind)
-  return jax.tree.map(lambda k: 0.0 if k == FIXED else float(rates.get(k, 0.0)), kinds)
+    raise PruningError(f"rates for unknown layer roles {sorted(unknown)}; roles: {PRUNABLE}")
+  for role, rate in rates.items():
+    validate_rate(rate, role)
+  return jax.tree.map(lambda k: 0.0 if k == FIXED else float(rates.get(k, 0.0)), roles)
 
 
 def validate_rate(rate: float, what: str = "rate") -> None:
@@ -134,28 +53,28 @@ def validate_rate(rate: float, what: str = "rate") -> None:
 
 
 def rates_for_rounds(rates: Mapping[str, float], rounds: float) -> dict[str, float]:
-  """Per-kind rates that prune in one step what `rounds` iterative rounds would (1 - (1-p)^n)."""
+  """Per-role rates that prune in one step what `rounds` iterative rounds would (1 - (1-p)^n)."""
   return {k: 1.0 - (1.0 - p) ** rounds for k, p in rates.items()}
 
 
-def one_shot_rates(rates: Mapping[str, float], sizes_by_kind: Mapping[str, int],
+def one_shot_rates(rates: Mapping[str, float], sizes_by_role: Mapping[str, int],
                    target_density: float) -> dict[str, float]:
-  """Per-kind rates that reach `target_density` of all prunable weights in one step.
+  """Per-role rates that reach `target_density` of all prunable weights in one step.
 
-  Keeps the paper's ratios between kinds by finding the (fractional) number of rounds n with
+  Keeps the paper's ratios between roles by finding the (fractional) number of rounds n with
   sum_k size_k (1 - p_k)^n = target * total, i.e. one-shot pruning at p^(1/n) in the paper's terms.
   Kinds with rate 0 stay dense, so a target below their share is unreachable (error).
   """
   if not 0.0 < target_density <= 1.0:
     raise PruningError(f"target density must be in (0, 1], got {target_density!r}")
-  total = sum(sizes_by_kind.values())
-  fixed = sum(s for k, s in sizes_by_kind.items() if rates.get(k, 0.0) == 0.0)
+  total = sum(sizes_by_role.values())
+  fixed = sum(s for k, s in sizes_by_role.items() if rates.get(k, 0.0) == 0.0)
   if target_density * total < fixed:
     raise PruningError(f"target density {target_density:.4f} is below the {fixed / total:.4f} of "
                        "weights in layers whose rate is 0")
 
   def dens(n):
-    return sum(s * (1.0 - rates.get(k, 0.0)) ** n for k, s in sizes_by_kind.items()) / total
+    return sum(s * (1.0 - rates.get(k, 0.0)) ** n for k, s in sizes_by_role.items()) / total
 
   lo, hi = 0.0, 1.0
   while dens(hi) > target_density and hi < 1e6:
@@ -178,7 +97,7 @@ def _alive(mask_leaf, ticket_axes: int) -> np.ndarray:
   return m.reshape(m.shape[:ticket_axes] + (-1,)).sum(axis=-1)
 
 
-def prune_counts(mask: PyTree, kinds: PyTree, rates: PyTree, scope: str = LAYERWISE,
+def prune_counts(mask: PyTree, roles: PyTree, rates: PyTree, scope: str = LAYERWISE,
                  ticket_axes: int = 0) -> PyTree:
   """How many weights each leaf (layerwise) or the pool of leaves (global) loses this round.
 
@@ -188,7 +107,7 @@ def prune_counts(mask: PyTree, kinds: PyTree, rates: PyTree, scope: str = LAYERW
   """
   paths_masks = jax.tree_util.tree_flatten_with_path(mask)[0]
   treedef = jax.tree.structure(mask)
-  leaves_k, leaves_r = jax.tree.leaves(kinds), jax.tree.leaves(rates)
+  leaves_k, leaves_r = jax.tree.leaves(roles), jax.tree.leaves(rates)
   for r, k in zip(leaves_r, leaves_k):
     validate_rate(r, k)
   alive = [_alive(m, ticket_axes) for _, m in paths_masks]
@@ -246,29 +165,31 @@ def _order_key(scores: jax.Array) -> jax.Array:
   return jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
 
 
-@jax.jit
-def _select_layerwise(scores, mask, counts):
-  return jax.tree.map(lambda s, m, k: drop_lowest(s.ravel(), m.ravel(), k).reshape(m.shape),
-                      scores, mask, counts)
-
-
-@functools.partial(jax.jit, static_argnames="pooled")
-def _select_global(scores, mask, count, pooled: tuple[bool, ...]):
-  """`pooled[i]` says whether leaf i joins the global pool."""
+def select(scores: PyTree, mask: PyTree, counts, pooled: tuple[bool, ...], scope: str) -> PyTree:
+  """The one selection (traceable): drop the `counts` lowest-scoring alive weights of each pooled
+  leaf (layerwise: counts[i] for leaf i) or of all pooled leaves together (global: counts[0])."""
   s_leaves, m_leaves = jax.tree.leaves(scores), jax.tree.leaves(mask)
+  if scope == LAYERWISE:
+    out = [drop_lowest(s.ravel(), m.ravel(), counts[i]).reshape(m.shape) if p else m
+           for i, (s, m, p) in enumerate(zip(s_leaves, m_leaves, pooled))]
+    return jax.tree.unflatten(jax.tree.structure(mask), out)
   idx = [i for i, p in enumerate(pooled) if p]
-  flat_s = jnp.concatenate([s_leaves[i].ravel() for i in idx])
-  flat_m = jnp.concatenate([m_leaves[i].ravel() for i in idx])
-  new_flat = drop_lowest(flat_s, flat_m, count)
+  flat = drop_lowest(jnp.concatenate([s_leaves[i].ravel() for i in idx]),
+                     jnp.concatenate([m_leaves[i].ravel() for i in idx]), counts[0])
   out, offset = list(m_leaves), 0
   for i in idx:
     n = m_leaves[i].size
-    out[i] = new_flat[offset:offset + n].reshape(m_leaves[i].shape)
+    out[i] = flat[offset:offset + n].reshape(m_leaves[i].shape)
     offset += n
   return jax.tree.unflatten(jax.tree.structure(mask), out)
 
 
-def prune(scores: PyTree, mask: PyTree, kinds: PyTree, rates: PyTree, scope: str = LAYERWISE,
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _select(scores, mask, counts, pooled, scope):
+  return select(scores, mask, counts, pooled, scope)
+
+
+def prune(scores: PyTree, mask: PyTree, roles: PyTree, rates: PyTree, scope: str = LAYERWISE,
           ticket_axes: int = 0) -> PyTree:
   """One pruning round: drop round(rate * alive) lowest-scoring alive weights per leaf or pool.
 
@@ -277,41 +198,98 @@ def prune(scores: PyTree, mask: PyTree, kinds: PyTree, rates: PyTree, scope: str
   """
   if ticket_axes not in (0, 1):
     raise PruningError(f"ticket_axes must be 0 or 1, got {ticket_axes}")
-  counts = prune_counts(mask, kinds, rates, scope, ticket_axes)
+  counts = prune_counts(mask, roles, rates, scope, ticket_axes)
   if scope == LAYERWISE:
-    select = _select_layerwise
-    args = (scores, mask, jax.tree.map(jnp.asarray, counts))
-    if ticket_axes:
-      return jax.vmap(select)(*args)
-    return select(*args)
-  pooled = tuple(r > 0 for r in jax.tree.leaves(rates))
-  if not any(pooled):
-    return mask
-  select = functools.partial(_select_global, pooled=pooled)
-  if ticket_axes:
-    return jax.vmap(select)(scores, mask, jnp.asarray(counts))
-  return select(scores, mask, jnp.asarray(counts))
+    pooled = tuple(True for _ in jax.tree.leaves(rates))  # rate 0: a count of 0 drops nothing
+    counts = jnp.stack([jnp.asarray(c) for c in jax.tree.leaves(counts)], axis=-1)
+  else:
+    pooled = tuple(r > 0 for r in jax.tree.leaves(rates))
+    if not any(pooled):
+      return mask
+    counts = jnp.asarray(counts)[..., None]
+  select_fn = functools.partial(_select, pooled=pooled, scope=scope)
+  return (jax.vmap(select_fn) if ticket_axes else select_fn)(scores, mask, counts)
 
 
-def prune_round(trained: PyTree, init: PyTree, mask: PyTree, kinds: PyTree, rates: PyTree,
+def prune_round(trained: PyTree, init: PyTree, mask: PyTree, roles: PyTree, rates: PyTree,
                 scope: str = LAYERWISE, score: str = "magnitude", key: jax.Array | None = None,
-                ticket_axes: int = 0, invert: bool = False) -> PyTree:
-  """Score with a registered criterion, then `prune`. The usual one-liner of an IMP round.
-  `invert` drops the highest scores instead (Frankle et al. 2021's inverted-score check)."""
-  score_fn = get_score(score)
-  if key is None:
-    key = jax.random.key(0)
+                ticket_axes: int = 0, invert: bool = False, net: scores_lib.Network | None = None
+                ) -> PyTree:
+  """Score with a registered score, then `prune`: the one-liner of an IMP round. `invert` drops
+  the highest scores instead (Frankle et al. 2021's inverted-score check); `net` is what a
+  network-aware score sees (one ticket at a time: `ticket_axes` 0)."""
+  try:
+    entry = scores_lib.get(score)
+  except scores_lib.ScoreError as e:
+    raise PruningError(str(e)) from None
+  if entry.needs_network and (net is None or ticket_axes):
+    raise PruningError(f"score {score!r} needs the network: give `net` and one ticket at a time")
+  key = jax.random.key(0) if key is None else key
   if ticket_axes:
     n = jax.tree.leaves(mask)[0].shape[0]
     keys = key if jnp.ndim(key) == 1 else jax.random.split(key, n)
-    scores = _scores(score_fn, True, invert, trained, init, keys)
+    scores = _scores(entry.fn, True, invert, trained, init, mask, keys)
   else:
-    scores = _scores(score_fn, False, invert, trained, init, key)
-  return prune(scores, mask, kinds, rates, scope, ticket_axes)
+    scores = _net_scores(entry.fn, net, invert, trained, init, mask, key, *_batch(net))
+  return prune(scores, mask, roles, rates, scope, ticket_axes)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _scores(score_fn: ScoreFn, stacked: bool, invert: bool, trained, init, key):
-  """A criterion's scores as one program (eagerly, each of its ops compiled once per leaf shape)."""
-  scores = (jax.vmap(score_fn) if stacked else score_fn)(trained, init, key)
-  return jax.tree.map(jnp.negative, scores) if invert else scores
+def _scores(score_fn, stacked: bool, invert: bool, trained, init, mask, key):
+  """A score as one program (eagerly, each of its ops compiled once per leaf shape)."""
+  fn = lambda t, i, m, k: score_fn(t, m, k, scores_lib.Context(init=i))  # noqa: E731
+  out = (jax.vmap(fn) if stacked else fn)(trained, init, mask, key)
+  return jax.tree.map(jnp.negative, out) if invert else out
+
+
+def _batch(net):
+  return (None, None) if net is None else (net.images, net.labels)
+
+
+def _net_scores(score_fn, net, invert, trained, init, mask, key, images, labels):
+  if net is None:
+    return _scores(score_fn, False, invert, trained, init, mask, key)
+  static = scores_lib.Network(net.apply, net.loss, tuple(net.input_shape))
+  return _scores_with_net(score_fn, static, invert, trained, init, mask, key, images, labels)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _scores_with_net(score_fn, net, invert, trained, init, mask, key, images, labels):
+  net = dataclasses.replace(net, images=images, labels=labels)
+  out = score_fn(trained, mask, key, scores_lib.Context(init=init, net=net))
+  return jax.tree.map(jnp.negative, out) if invert else out
+
+
+# ---------------------------------------------------------------- to a density (host, exact)
+def density_counts(mask: PyTree, roles: PyTree, density: float, scope: str, n: int = 1) -> np.ndarray:
+  """Weights to remove in each of n steps that take every prunable layer (layerwise: [n, leaves])
+  or all of them together (global: [n, 1]) to density^(k/n) of its size, exactly. Raises
+  PruningError if a density would leave a layer (or the pool) empty."""
+  if not (isinstance(density, (int, float)) and 0.0 < density <= 1.0):
+    raise PruningError(f"density must be in (0, 1], got {density!r}")
+  if scope not in (LAYERWISE, GLOBAL):
+    raise PruningError(f"unknown pruning scope {scope!r}; use {LAYERWISE!r} or {GLOBAL!r}")
+  leaves = jax.tree.leaves(mask)
+  prunable = [k in PRUNABLE for k in jax.tree.leaves(roles)]
+  alive = np.array([int(np.asarray(m).sum()) for m in leaves])
+  sizes = np.array([m.size for m in leaves])
+  out = np.zeros((n, len(leaves) if scope == LAYERWISE else 1), np.int32)
+  for i in range(1, n + 1):
+    d = density ** (i / n)
+    if scope == GLOBAL:
+      pool, keep = alive[prunable].sum(), round(d * sizes[prunable].sum())
+      if not 0 < keep <= pool:
+        raise PruningError(f"density {density:g} is not reachable from {pool} of "
+                           f"{sizes[prunable].sum()} weights")
+      out[i - 1, 0] = pool - keep
+      alive = alive.copy()
+      alive[np.flatnonzero(prunable)[0]] -= pool - keep  # only the pool's total matters
+      continue
+    for j, (a, size, p) in enumerate(zip(alive, sizes, prunable)):
+      keep = round(d * size)
+      if p and not 0 < keep <= a:
+        raise PruningError(f"density {density:g} is not reachable in a layer of {size} weights "
+                           f"with {a} alive (it would keep {keep})")
+      out[i - 1, j] = a - keep if p else 0
+    alive = alive - out[i - 1]
+  return out

@@ -1,7 +1,7 @@
-"""The layer-kind vocabulary: what masks, pruning and tickets know about a parameter leaf.
+"""The layer-role vocabulary: what masks, pruning and tickets know about a parameter leaf.
 
-A model declares each parameter leaf's kind (models/registry.py derives them with `kernel_kinds`
-by default); pruning rates attach to kinds, so the core never matches layer names.
+A model declares each parameter leaf's role (models/registry.py derives them with `kernel_roles`
+by default); pruning rates attach to roles, so the core never matches layer names.
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ from typing import Any
 
 import jax
 
-# Kinds a pruning rate can be attached to; FIXED leaves (biases, norm scales) are never pruned.
+# Roles a pruning rate can be attached to; FIXED leaves (biases, norm scales) are never pruned.
 CONV, FC, OUTPUT, FIXED = "conv", "fc", "output", "fixed"
-PRUNABLE_KINDS = (CONV, FC, OUTPUT)
+PRUNABLE = (CONV, FC, OUTPUT)
+ROLES = PRUNABLE + (FIXED,)
 
 
-def kernel_kinds(params: Any, output_layer: str) -> Any:
+def kernel_roles(params: Any, output_layer: str) -> Any:
   """The default rule: leaves named `kernel` are prunable; 4-D kernels are conv, 2-D are fc."""
 
-  def kind(path, leaf):
+  def role(path, leaf):
     names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
     if not names or names[-1] != "kernel":
       return FIXED
@@ -26,4 +27,4 @@ def kernel_kinds(params: Any, output_layer: str) -> Any:
       return OUTPUT
     return CONV if leaf.ndim == 4 else FC
 
-  return jax.tree_util.tree_map_with_path(kind, params)
+  return jax.tree_util.tree_map_with_path(role, params)

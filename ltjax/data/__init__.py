@@ -18,7 +18,8 @@ from ltjax.data.datasets import (
                                  source_fingerprint,
                                  synthetic,
 )
+from ltjax.data.sources import DataError, from_import, from_user_arrays
 
-__all__ = ["DATA_DIR_ENV", "NORMALIZATIONS", "Dataset", "DatasetNotFoundError", "Split",
-           "channel_stats", "from_arrays", "load", "prepared_dir", "resolve_data_dir",
+__all__ = ["DATA_DIR_ENV", "NORMALIZATIONS", "DataError", "Dataset", "DatasetNotFoundError", "Split",
+           "channel_stats", "from_arrays", "from_import", "from_user_arrays", "load", "prepared_dir", "resolve_data_dir",
            "source_fingerprint", "synthetic"]

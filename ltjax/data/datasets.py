@@ -15,7 +15,6 @@ import hashlib
 import os
 import pathlib
 import re
-import tempfile
 import zipfile
 from typing import Any, Sequence
 
@@ -24,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+
+from ltjax import files
 
 DATA_DIR_ENV = "LTJAX_DATA_DIR"
 # Bump when the cache's layout or decoding changes: it is part of every cache fingerprint.
@@ -199,10 +200,6 @@ def source_fingerprint(version_dir: str | os.PathLike) -> str:
   return h.hexdigest()
 
 
-def _user_cache_root() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ltjax"
-
-
 def _writable(path: pathlib.Path) -> bool:
   """Whether we may write in `path`: permitted *and* not marked read-only (no write bit at all).
 
@@ -222,7 +219,7 @@ def _default_cache_dir(version_dir: pathlib.Path) -> pathlib.Path:
     return local
   # Read-only data (e.g. a shared mount): one subdir per source dir so two copies don't collide.
   key = hashlib.sha256(str(version_dir.resolve()).encode()).hexdigest()[:16]
-  return _user_cache_root() / key
+  return files.cache_dir(key)
 
 
 _CACHE_KEYS = ("train_images", "train_labels", "test_images", "test_labels", "num_classes")
@@ -251,29 +248,16 @@ def _read_cache(path: pathlib.Path, fingerprint: str) -> dict[str, np.ndarray] |
 
 
 def _write_cache(path: pathlib.Path, arrays: dict[str, np.ndarray], fingerprint: str) -> None:
-  """Writes the cache atomically (temp file in the same dir + os.replace); failures only warn.
+  """Writes the cache atomically (`files.write_atomic`); failures only warn.
 
   Readers thus see either the old file or the complete new one, even with concurrent loads.
   """
-  tmp = None
   try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, fingerprint=np.asarray(fingerprint), **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as its data.
-    os.replace(tmp, path)
-    tmp = None
+    # 0o644 whatever the umask: a cache is as readable as the data it was decoded from.
+    files.write_atomic(path, lambda f: np.savez(f, fingerprint=np.asarray(fingerprint), **arrays),
+                       mode=0o644)
   except OSError as e:
     logging.warning("could not write ltjax data cache %s (%s); continuing without it", path, e)
-  finally:
-    if tmp is not None:
-      try:
-        os.unlink(tmp)
-      except OSError:
-        pass
 
 
 def _read_split(source: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -40,11 +40,6 @@ def stack(trees: Sequence[PyTree]) -> PyTree:
   return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *trees)
 
 
-def unstack(tree: PyTree) -> list[PyTree]:
-  n = num_tickets(tree)
-  return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]
-
-
 def take(tree: PyTree, index) -> PyTree:
   """Select tickets (an int, a slice or an index array) from a stacked tree."""
   if isinstance(index, (int, slice)):

@@ -13,6 +13,7 @@ import pathlib
 import jax
 from jax.experimental import multihost_utils
 
+from ltjax import files
 from ltjax.engine.parallel import LayoutError
 
 PRECISIONS = ("default", "high", "highest")
@@ -32,10 +33,7 @@ def start(cpu_devices: int = -1, compilation_cache: bool = True, cache_dir: str 
 
 def default_cache_dir() -> pathlib.Path:
   """$LTJAX_CACHE_DIR, else the user's cache dir ($XDG_CACHE_HOME or ~/.cache)/ltjax/jax."""
-  if os.environ.get(CACHE_ENV):
-    return pathlib.Path(os.environ[CACHE_ENV])
-  base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-  return pathlib.Path(base) / "ltjax" / "jax"
+  return files.cache_dir("jax", env=CACHE_ENV)
 
 
 def enable_compilation_cache(cache_dir: str | os.PathLike = "") -> pathlib.Path:

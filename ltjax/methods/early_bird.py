@@ -16,10 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax.core import pruning
-from ltjax.core.roles import PRUNABLE_KINDS
+from ltjax import lineup
+from ltjax.core import masks, pruning, tickets
+from ltjax.core.roles import PRUNABLE
 from ltjax.data import Dataset
 from ltjax.engine import programs
+from ltjax.methods import modes, oneshot
 
 PyTree = Any
 
@@ -39,16 +41,16 @@ class Draw:
     return np.where(self.step >= 0, self.max_steps - self.step, 0)
 
 
-def mask_distance(a: PyTree, b: PyTree, kinds: PyTree) -> jax.Array:
+def mask_distance(a: PyTree, b: PyTree, roles: PyTree) -> jax.Array:
   """Fraction of prunable entries where two (stacked [K, ...]) masks differ: [K]."""
-  pairs = [(x, y) for x, y, k in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(kinds))
-           if k in PRUNABLE_KINDS]
+  pairs = [(x, y) for x, y, k in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(roles))
+           if k in PRUNABLE]
   differ = sum(jnp.sum((x != y).reshape(x.shape[0], -1), axis=1) for x, y in pairs)
   total = sum(int(np.prod(x.shape[1:])) for x, _ in pairs)
   return differ / total
 
 
-def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every: int,
+def find(trainer, states, dataset: Dataset, roles: PyTree, rates: PyTree, every: int,
          max_steps: int, threshold: float = 0.1, patience: int = 5,
          scope: str = pruning.LAYERWISE) -> tuple[Draw, Any]:
   """Train the stacked dense `states` until every ticket's magnitude mask settles; returns the
@@ -72,9 +74,9 @@ def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every:
     groups = [programs.train_steps(trainer, g, dataset, jnp.int32(step), n)[0] for g in groups]
     step += n
     params = trainer.gather_groups([g.params for g in groups], k)
-    mask = pruning.prune_round(params, params, ones, kinds, rates, scope, "magnitude", ticket_axes=1)
+    mask = pruning.prune_round(params, params, ones, roles, rates, scope, "magnitude", ticket_axes=1)
     if previous is not None:
-      d = np.asarray(mask_distance(mask, previous, kinds))
+      d = np.asarray(mask_distance(mask, previous, roles))
       distances.append(d)
       calm = np.where(d < threshold, calm + 1, 0)
       settle = (calm >= patience) & (drawn_step < 0)
@@ -93,3 +95,20 @@ def find(trainer, states, dataset: Dataset, kinds: PyTree, rates: PyTree, every:
                        previous, drawn)
   return (Draw(drawn_step, drawn, np.array(distances).reshape(-1, k), step, max_steps),
           trainer.gather_groups(groups, k))
+
+
+@modes.register("early_bird")
+def find_mode(request: modes.Request) -> modes.Found:
+  """Early-bird: each trial's dense net trained again from theta_0 with round 0's data order
+  until its magnitude mask at the round's density settles (checked every train.eval_every steps)."""
+  setup, lineage, cfg = request.setup, request.lineage, request.setup.cfg
+  ids = [lineup.TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
+  dense = lineage.replace(round=0, start_params=lineage.init_params,
+                          start_model_state=lineage.init_model_state,
+                          mask=jax.vmap(masks.ones)(lineage.init_params))
+  rates = oneshot.one_shot_rates(setup, lineage, cfg.prune.densities[request.round_index])
+  draw, _ = find(setup.trainer, lineup.start_states(setup, dense, ids), request.dataset,
+                 setup.roles, rates, cfg.train.eval_every, cfg.train.steps,
+                 cfg.prune.early_bird_threshold, cfg.prune.early_bird_patience, cfg.prune.scope)
+  spent = np.where(draw.step >= 0, draw.step, draw.steps_trained)  # never settled: all it trained
+  return modes.Found(draw.mask, jnp.asarray(spent, jnp.int32))

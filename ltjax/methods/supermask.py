@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax.core.roles import PRUNABLE_KINDS
+from ltjax.core.roles import PRUNABLE
 from ltjax.data import Dataset
 
 PyTree = Any
@@ -32,13 +32,13 @@ class Result:
   losses: np.ndarray
 
 
-def _sample(scores, kinds, key):
+def _sample(scores, roles, key):
   """Bernoulli(sigmoid(s)) with a straight-through gradient to sigmoid(s)."""
   leaves, treedef = jax.tree.flatten(scores)
   keys = jax.random.split(key, len(leaves))
   out = []
-  for s, kind, k in zip(leaves, jax.tree.leaves(kinds), keys):
-    if kind not in PRUNABLE_KINDS:
+  for s, role, k in zip(leaves, jax.tree.leaves(roles), keys):
+    if role not in PRUNABLE:
       out.append(jnp.ones_like(s))
       continue
     p = jax.nn.sigmoid(s)
@@ -47,7 +47,7 @@ def _sample(scores, kinds, key):
   return jax.tree.unflatten(treedef, out)
 
 
-def train(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, kinds: PyTree,
+def train(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, roles: PyTree,
           dataset: Dataset, steps: int, key: jax.Array, batch_size: int = 60, lr: float = 0.1,
           score_init: float = 1.0) -> Result:
   """Learn a supermask for `params` (frozen) on `dataset`; `apply(params, images) -> logits`."""
@@ -59,7 +59,7 @@ def train(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, kinds
   n = len(dataset.train)
 
   def loss_fn(scores, images, labels, k):
-    mask = _sample(scores, kinds, k)
+    mask = _sample(scores, roles, k)
     logits = apply(jax.tree.map(lambda w, m: w * m, params, mask), images)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
@@ -78,11 +78,11 @@ def train(apply: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, kinds
 
   train_key, sample_key = jax.random.split(key)
   scores, opt, losses = run(scores, opt, train_key)
-  mask = jax.tree.map(lambda s, kind: (s > 0) if kind in PRUNABLE_KINDS else jnp.ones(s.shape, bool),
-                      scores, kinds)
-  sampled = jax.tree.map(lambda m: m > 0.5, _sample(scores, kinds, sample_key))
-  kept = sum(int(m.sum()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds)) if k in PRUNABLE_KINDS)
-  total = sum(m.size for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(kinds)) if k in PRUNABLE_KINDS)
+  mask = jax.tree.map(lambda s, role: (s > 0) if role in PRUNABLE else jnp.ones(s.shape, bool),
+                      scores, roles)
+  sampled = jax.tree.map(lambda m: m > 0.5, _sample(scores, roles, sample_key))
+  kept = sum(int(m.sum()) for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(roles)) if k in PRUNABLE)
+  total = sum(m.size for m, k in zip(jax.tree.leaves(mask), jax.tree.leaves(roles)) if k in PRUNABLE)
   return Result(scores, mask, kept / total, accuracy(apply, params, mask, dataset),
                 accuracy(apply, params, sampled, dataset), np.asarray(losses))
 

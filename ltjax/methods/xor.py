@@ -166,13 +166,6 @@ def keep_top(scores: jax.Array, alive: jax.Array, k) -> jax.Array:
   return (rank < k) & alive
 
 
-def rank_units(strategy: str, trained: PyTree, alive: jax.Array, k) -> jax.Array:
-  """One net's keep vector after pruning to k units by `strategy`'s score of `trained`."""
-  if strategy not in SCORES:
-    raise XorError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-  return keep_top(SCORES[strategy](trained), alive, k)
-
-
 def unit_mask(params: PyTree, keep: jax.Array) -> PyTree:
   """A params-shaped bool mask pruning the units where `keep` (bool[H]) is False.
 

@@ -8,11 +8,11 @@ anywhere else.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import flax.linen as nn
 
-from ltjax.core.roles import CONV, FC, FIXED, OUTPUT, PRUNABLE_KINDS, kernel_kinds  # noqa: F401 (re-exported)
+from ltjax.core.roles import CONV, FC, FIXED, OUTPUT, PRUNABLE, kernel_roles  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +32,9 @@ class ModelSpec:
   output_layer: str
   description: str = ""
 
-  def layer_kinds(self, params: Any) -> Any:
-    """Pytree of kind strings with `params`' structure: conv/fc/output for kernels, fixed otherwise."""
-    return kernel_kinds(params, self.output_layer)
+  def layer_roles(self, params: Any) -> Any:
+    """Pytree of role strings with `params`' structure: conv/fc/output for kernels, fixed otherwise."""
+    return kernel_roles(params, self.output_layer)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -56,7 +56,3 @@ def get(name: str) -> ModelSpec:
 
 def names() -> list[str]:
   return sorted(_REGISTRY)
-
-
-def all_specs() -> Mapping[str, ModelSpec]:
-  return dict(_REGISTRY)

@@ -8,7 +8,7 @@ choice, not the parameter-free option A of the ResNet paper). Then global averag
 dense output layer `out`.
 
 Convs have no bias (a BatchNorm follows each). The 1x1 projection kernels are 4-D, so the
-default kind rule makes them prunable 'conv' layers, as open_lth prunes them.
+default role rule makes them prunable 'conv' layers, as open_lth prunes them.
 
 Initialization follows open_lth's defaults, under which the paper's ResNet results (warmup,
 rewinding) were obtained: He/Kaiming normal kernels (fan-in, untruncated, as PyTorch's

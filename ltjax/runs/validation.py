@@ -9,13 +9,14 @@ What only the data can tell (the batch size against the training set) is `check_
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from typing import Any, Callable, Iterable
 
-from ltjax import data, models
-from ltjax.core import pruning, tickets
+from ltjax import data, lottery, models  # noqa: F401 -- lottery registers the built-in modes
+from ltjax.core import pruning, roles, scores, tickets
 from ltjax.engine import optimizers, parallel, runtime
-from ltjax.methods import at_init
+from ltjax.methods import modes
 
 
 class UsageError(ValueError):
@@ -145,6 +146,39 @@ class Mesh:
 
 
 @dataclasses.dataclass(frozen=True)
+class Model:
+  """A registered model's name, or 'package.module:Factory' naming a network of yours."""
+
+  def problem(self, v) -> str | None:
+    if not isinstance(v, str) or not v.strip():
+      return f"must be a model name or package.module:Factory, got {v!r}"
+    if ":" in v:
+      try:
+        models.load_factory(v)
+      except models.ModelError as e:
+        return str(e)
+      return None
+    return None if v in models.names() else (
+        f"unknown model {v!r}; use one of {', '.join(models.names())} or package.module:Factory")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleOverrides:
+  """'pattern=role' entries: leaves whose '/'-joined path matches the pattern take the role."""
+
+  def problem(self, v) -> str | None:
+    if not isinstance(v, (tuple, list)):
+      return f"must be a tuple of 'pattern=role' strings, got {v!r}"
+    for i, item in enumerate(v):
+      pattern, sep, role = item.partition("=") if isinstance(item, str) else ("", "", "")
+      if not sep or not pattern.strip():
+        return f"item {i} must be 'pattern=role' (e.g. 'head/*=fixed'), got {item!r}"
+      if role not in roles.ROLES:
+        return f"item {i}: {role!r} is not a role; use one of {', '.join(roles.ROLES)}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelKwargs:
   """Keyword arguments of the model's builder; checked against the model in `check`."""
 
@@ -155,7 +189,8 @@ class ModelKwargs:
 RATE = Float(0.0, 1.0, hi_open=True)
 SCHEMA: dict[str, Any] = {
     "name": Str(nonempty=True),
-    "model": Choice(models.names),
+    "imports": Seq(Str(nonempty=True)),
+    "model": Model(),
     "model_kwargs": ModelKwargs(),
     "dataset": Str(nonempty=True),
     "data_dir": Str(),
@@ -174,18 +209,19 @@ SCHEMA: dict[str, Any] = {
     "train.eval_every": Int(lo=1),
     "train.eval_batch_size": Int(lo=1),
     "train.matmul_precision": Choice(runtime.PRECISIONS),
-    "prune.mode": Choice(("iterative", "oneshot", "at_init", "early_bird")),
+    "prune.mode": Choice(modes.names),
     "prune.rounds": Int(lo=0),
     "prune.densities": Seq(Float(0.0, 1.0, lo_open=True)),
     "prune.conv_rate": RATE,
     "prune.fc_rate": RATE,
     "prune.output_rate": RATE,
     "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
-    "prune.score": Choice(lambda: sorted(set(pruning.score_names()) | set(at_init.names()))),
+    "prune.score": Choice(scores.names),
     "prune.rewind_step": Int(lo=0),
     "prune.reset": Choice(("start", "none")),
     "prune.early_bird_threshold": Float(0.0, 1.0, lo_open=True, hi_open=True),
     "prune.early_bird_patience": Int(lo=1),
+    "roles": RoleOverrides(),
     "trials": Int(lo=1),
     "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
     "reinit_draws": Int(lo=1),
@@ -222,23 +258,23 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
     yield "prune.rewind_step", f"({k}) is beyond the training length (train.steps={steps})"
   elif k % c["train.eval_every"]:
     yield "prune.rewind_step", f"({k}) must be a multiple of train.eval_every ({c['train.eval_every']})"
-  mode = c["prune.mode"]
-  if mode != "iterative" and not c["prune.densities"]:
+  mode, found_by = c["prune.mode"], modes.get(c["prune.mode"])
+  if found_by.pruned_rounds is modes.by_densities and not c["prune.densities"]:
     yield "prune.densities", f"prune.mode={mode!r} needs at least one density"
-  if tickets.INVERTED in c["controls"] and mode not in ("oneshot", "at_init"):
+  if tickets.INVERTED in c["controls"] and not found_by.inverts:
+    inverting = ", ".join(repr(n) for n in modes.names() if modes.get(n).inverts)
     yield "controls", (f"the {tickets.INVERTED!r} control inverts a one-shot criterion's scores; "
-                       f"prune.mode={mode!r} has none (use 'oneshot' or 'at_init')")
-  if c["prune.reset"] == "none" and mode != "iterative":
+                       f"prune.mode={mode!r} has none (use {inverting})")
+  if c["prune.reset"] == "none" and not found_by.fine_tunes:
     yield "prune.reset", f"'none' (fine-tuning) continues IMP's trained ticket; prune.mode={mode!r} has none"
   elif c["prune.reset"] == "none" and k:
     yield "prune.reset", f"'none' keeps the trained weights; there is nothing to rewind to (prune.rewind_step={k})"
   budget = c["train.steps"] * c["scratch.steps_scale"]
   if tickets.SCRATCH in c["controls"] and budget != round(budget):
     yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
-  by_mode = {"at_init": at_init.names(), "early_bird": ["magnitude"]}.get(mode, pruning.score_names())
-  if c["prune.score"] not in by_mode:
-    yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode={c['prune.mode']!r}; "
-                          f"use one of {', '.join(by_mode)}")
+  if mode == "early_bird" and c["prune.score"] != "magnitude":
+    yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode='early_bird' (it "
+                          "draws magnitude masks); use 'magnitude'")
 
 
 # ---------------------------------------------------------------- the checks
@@ -249,7 +285,7 @@ def flatten(cfg) -> dict[str, Any]:
   def walk(node, prefix):
     for key, value in node.items():
       name = f"{prefix}{key}"
-      if hasattr(value, "items") and name != "model_kwargs":
+      if hasattr(value, "items") and name not in ("model_kwargs",):
         walk(value, name + ".")
       else:
         out[name] = value
@@ -271,24 +307,51 @@ def field_parent(cfg, field: str, may_add: bool = False):
   return node, last
 
 
-def check(cfg) -> None:
-  """Raise ConfigError for the first field (in SCHEMA's order) a run cannot honour."""
+def import_plugins(names) -> None:
+  """Import the config's `imports` (modules that register a user's scores, modes or models)."""
+  problem = Seq(Str(nonempty=True)).problem(names)
+  if problem:
+    raise ConfigError("imports", problem)
+  for name in names:
+    try:
+      importlib.import_module(name)
+    except Exception as e:  # noqa: BLE001 -- user code: whatever it raises is one line here
+      raise ConfigError("imports", f"cannot import {name!r}: {type(e).__name__}: {e}") from None
+
+
+def check(cfg, network=None) -> None:
+  """Raise ConfigError for the first field (in SCHEMA's order) a run cannot honour. `network`
+  (through the API) stands in for `model`, which then only names it."""
   c = flatten(cfg)
+  if "imports" in c:
+    import_plugins(c["imports"])
   for name in c:
     if name not in SCHEMA:
       raise ConfigError(name, f"unknown config field; fields: {', '.join(SCHEMA)}")
   for name, rule in SCHEMA.items():
     if name not in c:
       raise ConfigError(name, "missing from the config (start config files from ltjax.configs.base)")
+    if name == "model" and network is not None:
+      continue
     problem = rule.problem(c[name])
     if problem:
       raise ConfigError(name, problem)
   for name, problem in _cross(c):
     raise ConfigError(name, problem)
-  _check_model_kwargs(c["model"], c["model_kwargs"])
+  if network is None:
+    _check_model_kwargs(c["model"], c["model_kwargs"])
+  elif len(c["model_kwargs"]):
+    raise ConfigError("model_kwargs", "only for a model the config names (the network given is "
+                                      "built already)")
 
 
 def _check_model_kwargs(model: str, kwargs) -> None:
+  if ":" in model:  # a user's factory: built (not initialized) to catch bad keyword arguments
+    try:
+      models.network.build(models.load_factory(model), 10, kwargs)
+    except models.ModelError as e:
+      raise ConfigError("model_kwargs" if len(kwargs) else "model", str(e)) from None
+    return
   try:
     models.get(model).build(10, **dict(kwargs))
   except TypeError as e:  # flax modules are dataclasses: an unknown field is a TypeError

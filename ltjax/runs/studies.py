@@ -16,7 +16,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from ltjax import configs
-from ltjax.run import validation
+from ltjax.runs import validation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """What the tickets of a workdir look like: mask overlap, per-unit connectivity, initial values.
 
 Pure functions on numpy masks and weights (boolean masks, True = weight kept), and `Run`, which
-reads a workdir written by `experiment.train_and_evaluate` into them. Nothing here trains or writes
-into the workdir; `ltjax.report.figures` draws the figures and `experiments/report.py` is the binary.
+reads a workdir written by `experiment.train_and_evaluate` into them (theta_0 from its checkpoints,
+never rebuilt from the model). Nothing here trains or writes into the workdir; the figures modules
+draw, `ltjax.reports.summary` writes the report and `experiments/report.py` is the binary.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import pathlib
 import re
 from typing import Any, Mapping, Sequence
 
+import jax
 import numpy as np
 
-from ltjax.run import results
-from ltjax.run.results import unpack_masks  # noqa: F401  (also part of this module's API)
+from ltjax.core.masks import path_str
+from ltjax.runs import checkpoint, results
+from ltjax.runs.results import unpack_masks  # noqa: F401  (also part of this module's API)
 
-# Input shapes of the datasets a run may name; the initial weights are rebuilt from these.
+# Input shapes of the datasets a run may name: the input-connectivity figure draws pixels.
 INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (28, 28, 1),
                 "cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "svhn_cropped": (32, 32, 3),
                 "synthetic": (8, 8, 1)}  # experiment.load_dataset's synthetic default
 _CACHED_ROUNDS = 4
+# Every registered model names its logits layer 'out' (ltjax/models); the report reads no model
+# code, so a network of one's own with another name only sorts its layers differently.
+OUTPUT_LAYER = "out"
 KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask",
                "inverted": "inverted scores", "twin": "twin (other data order)",
                "scratch": "scratch (own schedule)"}
@@ -104,7 +110,7 @@ def hidden_connectivity(kernels: Mapping[str, np.ndarray]) -> list[UnitConnectiv
   return out
 
 
-def layer_order(names: Sequence[str], output_layer: str = "out") -> list[str]:
+def layer_order(names: Sequence[str], output_layer: str = OUTPUT_LAYER) -> list[str]:
   """Leaf paths input to output: natural sort (fc2 before fc10), the output layer last."""
   def key(name):
     parts = [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
@@ -178,15 +184,7 @@ class Run:
   def layers(self) -> list[str]:
     """Prunable leaves, input to output."""
     names = {k for r in self.records for k in r.get("layer_density", {})}
-    return layer_order(names, self.output_layer)
-
-  @property
-  def output_layer(self) -> str:
-    try:
-      from ltjax import models  # noqa: PLC0415 -- the registry imports flax; only needed here
-      return models.get(self.config.get("model", "")).output_layer
-    except (KeyError, ValueError):
-      return "out"
+    return layer_order(names)
 
   def density(self, round_index: int) -> float:
     """Fraction of prunable weights the round's winning tickets keep (mean over trials)."""
@@ -230,50 +228,19 @@ class Run:
 
   @functools.cached_property
   def init_params(self) -> dict[str, np.ndarray] | None:
-    """theta_0 of every trial, {leaf path: [trials, ...]}, rebuilt from the config (see
-    `initial_params`); None if it cannot be rebuilt."""
-    mask = self.masks(0) or self.masks(self.rounds[-1])
-    if mask is None or not self.config:
-      return None
-    return initial_params(self.config, {k: v.shape[1:] for k, v in mask.items()})
+    """theta_0 of every trial, {leaf path: [trials, ...]}, as the run checkpointed it (see
+    `initial_params`); None if the workdir holds no round checkpoint."""
+    return initial_params(self.workdir)
 
 
-def initial_params(config: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
-                   ) -> dict[str, np.ndarray] | None:
-  """theta_0 stacked over trials, rebuilt from the run's config: initialization depends only on
-  the seed, so this equals the checkpointed init without reading orbax or the dataset.
-
-  A stand-in dataset gives the input shape (from INPUT_SHAPES) and the number of classes (the
-  output kernel's width). None if the dataset is unknown or the rebuilt shapes differ from
-  `shapes` (the saved masks').
-  """
-  import jax  # noqa: PLC0415 -- jax and flax only for the one figure that needs the weights
-  import ml_collections  # noqa: PLC0415
-
-  from ltjax import (
-    data,  # noqa: PLC0415
-    lottery,  # noqa: PLC0415
-    models,  # noqa: PLC0415
-  )
-  from ltjax.core import masks  # noqa: PLC0415
-
-  cfg = ml_collections.ConfigDict(dict(config))
-  input_shape = INPUT_SHAPES.get(str(cfg.get("dataset", "")).split(":")[0])
-  try:
-    output = models.get(cfg.model).output_layer
-  except (KeyError, ValueError, AttributeError):
+def initial_params(workdir: pathlib.Path | str) -> dict[str, np.ndarray] | None:
+  """theta_0 stacked over trials, {leaf path: [trials, ...]}, from the newest readable round
+  checkpoint (the lineage every round checkpoint holds keeps init_params); None if none reads."""
+  saved = checkpoint.read(workdir, "state", "init_params")
+  if saved is None:
     return None
-  out_kernel = shapes.get(f"{output}/kernel")
-  if input_shape is None or out_kernel is None:
-    return None
-  stand_in = data.synthetic(num_train=2, num_test=1, validation_size=1, shape=input_shape,
-                            num_classes=int(out_kernel[-1]))
-  setup = lottery.build(cfg, stand_in)
-  flat = jax.tree_util.tree_flatten_with_path(lottery.initial_lineage(setup).init_params)[0]
-  params = {masks.path_str(path): np.asarray(leaf) for path, leaf in flat}
-  if any(tuple(params.get(k, np.empty(0)).shape[1:]) != tuple(s) for k, s in shapes.items()):
-    return None
-  return params
+  flat = jax.tree_util.tree_flatten_with_path(saved[1])[0]
+  return {path_str(p): np.asarray(leaf) for p, leaf in flat}
 
 
 def load_run(workdir: pathlib.Path | str, label: str | None = None) -> Run:

@@ -1,6 +1,6 @@
 """Per-ticket, per-round records: building them, writing them crash-safely, and summarizing them.
 
-results.jsonl is rewritten atomically (temp file + rename) at the end of each round, keeping only
+results.jsonl is rewritten atomically (`files.write_atomic`) at the end of each round, keeping only
 rounds before the one being written, so a crash at any moment leaves either the old or the new
 file, and a round re-run after a crash never duplicates records.
 """
@@ -11,15 +11,14 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
-import tempfile
 from typing import Any, Iterable, Sequence
 
 import jax
 import numpy as np
 
-from ltjax import stability
+from ltjax import files
+from ltjax.core import interpolation
 from ltjax.core import masks as masks_lib
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
@@ -49,7 +48,7 @@ def records(result, seed: int) -> list[dict[str, Any]]:
     path = result.path_error[i]
     if not np.isnan(path).all():  # a ticket with a twin: linear mode connectivity
       out[-1]["path_error"] = [round(float(e), 6) for e in path]
-      out[-1]["instability"] = round(float(stability.barrier(path)), 6)
+      out[-1]["instability"] = round(float(interpolation.barrier(path)), 6)
   return out
 
 
@@ -57,19 +56,6 @@ def _num(x) -> float | None:
   x = float(x)
   return x if math.isfinite(x) else None  # JSON has no NaN; a diverged ticket reads null
 
-
-def atomic_write(path: pathlib.Path, text: str) -> None:
-  path = pathlib.Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
 
 
 def read(workdir: pathlib.Path | str) -> list[dict[str, Any]]:
@@ -91,8 +77,9 @@ def write_round(workdir: pathlib.Path | str, round_records: Sequence[dict[str, A
   workdir = pathlib.Path(workdir)
   r = round_records[0]["round"]
   kept = [rec for rec in read(workdir) if rec["round"] < r] + list(round_records)
-  atomic_write(workdir / RESULTS, "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in kept))
-  atomic_write(workdir / RESULTS_CSV, to_csv(kept))
+  files.write_atomic(workdir / RESULTS,
+                     "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in kept))
+  files.write_atomic(workdir / RESULTS_CSV, to_csv(kept))
 
 
 def to_csv(recs: Iterable[dict[str, Any]]) -> str:

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ltjax.report.analysis import Run
-from ltjax.report.figures import Figure, finish, pct, tight
+from ltjax.reports.analysis import Run
+from ltjax.reports.figures import Figure, finish, pct, tight
 
 
 def stable_records(run: Run) -> list[dict]:

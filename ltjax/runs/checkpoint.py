@@ -8,7 +8,6 @@ during a save leaves the previous checkpoint as the latest one. Saves are synchr
 from __future__ import annotations
 
 import pathlib
-import shutil
 from typing import Any
 
 import jax
@@ -71,10 +70,6 @@ class Checkpoints:
     self._rounds.close()
     self._mid.close()
 
-  @staticmethod
-  def remove(workdir: pathlib.Path | str) -> None:
-    shutil.rmtree(pathlib.Path(workdir) / "checkpoints", ignore_errors=True)
-
 
 def _host(tree: PyTree) -> PyTree:
   """Checkpoints hold host arrays, complete on every process: with several processes, orbax's
@@ -98,10 +93,31 @@ def _restore_latest(manager: ocp.CheckpointManager, target: PyTree):
   return None
 
 
-def load_trained(workdir: pathlib.Path | str, next_round: int) -> PyTree:
-  """The trained weights and masks of round `next_round - 1`, as saved (numpy arrays)."""
-  manager = _manager(pathlib.Path(workdir) / "checkpoints" / "rounds", max_to_keep=2)
+def read(workdir: pathlib.Path | str, item: str = "state", key: str | None = None,
+         step: int | None = None) -> tuple[int, PyTree] | None:
+  """(step, tree) of a round checkpoint's `item` ('state': the lineage that starts round `step`;
+  'trained': round step-1's trained weights and masks), only its top-level `key` if given, as
+  numpy arrays: the newest that reads, or `step`. None if none reads.
+
+  Read-only, for analysis: no orbax manager, so nothing is created and no temporary directory
+  is cleaned up under a run that may still be writing; a torn checkpoint is skipped.
+  """
+  rounds = pathlib.Path(workdir).absolute() / "checkpoints" / "rounds"
+  steps = sorted((int(p.name) for p in rounds.iterdir() if p.name.isdigit() and p.is_dir()),
+                 reverse=True) if rounds.is_dir() else []
+  handler = ocp.PyTreeCheckpointHandler()
   try:
-    return manager.restore(next_round, args=ocp.args.Composite(trained=ocp.args.StandardRestore()))["trained"]
+    for s in steps if step is None else [step] if step in steps else []:
+      path = rounds / str(s) / item
+      try:
+        tree = handler.metadata(path).tree
+        wanted = tree if key is None else {key: tree[key]}
+        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+        out = handler.restore(path, args=ocp.args.PyTreeRestore(
+            item=wanted, restore_args=as_numpy, partial_restore=key is not None))
+      except Exception:  # noqa: BLE001 -- any unreadable checkpoint is skipped, not fatal
+        continue
+      return s, out if key is None else out[key]
   finally:
-    manager.close()
+    handler.close()
+  return None

@@ -1,0 +1,1 @@
+"""Runnable examples of ltjax on a researcher's own network, data and pruning score."""

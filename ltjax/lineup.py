@@ -1,0 +1,202 @@
+"""A round's line-up: which tickets train (each trial's ticket and its controls), the lineage
+they descend from, and the state each starts in.
+
+Controls (`ltjax.core.tickets`): reinit (the mask on a fresh init), random_mask (the mask
+shuffled within each layer), inverted (the inverted-score mask), twin (the ticket with another
+data order) and scratch (a fresh init on a schedule of its own). Every random draw comes from
+`key_for(seed, purpose, ...)`, so a run is reproducible ticket by ticket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ltjax.core import masks as masks_lib
+from ltjax.core import tickets
+from ltjax.engine import parallel, train
+from ltjax.methods import modes
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TicketId:
+  kind: str    # tickets.TICKET or one of the controls (tickets.KINDS)
+  trial: int
+  draw: int = 0
+
+
+def num_rounds(cfg) -> int:
+  """Rounds including the dense round 0."""
+  return 1 + modes.get(cfg.prune.mode).pruned_rounds(cfg)
+
+
+def lineup(cfg, round_index: int) -> list[TicketId]:
+  """Tickets of a round: each trial's ticket, then its controls (in the dense round 0 only the
+  twin, whose distance to the dense net measures the dense net's stability)."""
+  ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
+  for t in range(cfg.trials):
+    for control in (c for c in cfg.controls if c and (round_index or c == tickets.TWIN)):
+      draws = cfg.reinit_draws if control == tickets.REINIT else 1
+      ids += [TicketId(control, t, d) for d in range(draws)]
+  return ids
+
+
+def max_tickets(cfg) -> int:
+  """Tickets in the largest round (a pruned round with every control)."""
+  return len(lineup(cfg, 1 if num_rounds(cfg) > 1 else 0))
+
+
+def rows(ids: Sequence[TicketId], kind: str) -> list[int]:
+  """Positions of `kind`'s tickets in a line-up, in trial order."""
+  return [i for i, tid in enumerate(ids) if tid.kind == kind]
+
+
+def rewinding(cfg) -> bool:
+  return cfg.prune.rewind_step > 0
+
+
+def round_steps(cfg, round_index: int) -> int:
+  """The round's length: train.steps, or the scratch control's longer budget where it runs."""
+  if round_index and tickets.SCRATCH in cfg.controls:
+    return round(cfg.train.steps * cfg.scratch.steps_scale)
+  return cfg.train.steps
+
+
+# ---------------------------------------------------------------- keys
+def key_for(seed: int, *path: int) -> jax.Array:
+  """A key per purpose: folding a path of ints into the run's seed keeps every draw reproducible."""
+  key = jax.random.key(seed)
+  for p in path:
+    key = jax.random.fold_in(key, p)
+  return key
+
+
+def _key_data(seed: int, paths: Sequence[Sequence[int]]) -> np.ndarray:
+  """Raw `key_for(seed, *path)` per path, stacked on the host. Folded one by one outside any
+  program: traced into one, each fold is a threefry hash to compile (a second for a round's keys);
+  eagerly, one small program serves every fold of the process."""
+  return np.stack([np.asarray(jax.random.key_data(key_for(seed, *p))) for p in paths])
+
+
+PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4, "scratch": 5}
+_KIND_INDEX = {k: i for i, k in enumerate(tickets.KINDS)}
+
+
+# ---------------------------------------------------------------- the lineage
+@flax.struct.dataclass
+class Lineage:
+  """What carries over between rounds, stacked over trials: the starting weights and the masks."""
+  round: int = flax.struct.field(pytree_node=False)   # the next round to train
+  init_params: PyTree        # theta_0 per trial
+  init_model_state: PyTree
+  start_params: PyTree       # theta_0, or theta_k once a rewind point has been saved
+  start_model_state: PyTree
+  mask: PyTree               # the ticket's mask for `round`
+  inverted_mask: PyTree      # the mask with the criterion's scores inverted (the 'inverted' control)
+  found_after: jax.Array     # [trials] model-steps of training spent finding `mask` (the cost axis)
+  dense_params: PyTree       # trained dense weights (one-shot prunes these every round)
+
+
+def initial_lineage(setup) -> Lineage:
+  cfg = setup.cfg
+  [(params, model_state)] = fresh_inits(
+      setup, _key_data(cfg.seed, [(PURPOSE["init"], t) for t in range(cfg.trials)]))
+  ones = jax.jit(jax.vmap(masks_lib.ones))(params)
+  return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
+                 start_model_state=model_state, mask=ones, inverted_mask=ones,
+                 found_after=jnp.zeros(cfg.trials, jnp.int32), dense_params=params)
+
+
+# ---------------------------------------------------------------- where each ticket starts
+def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.TrainState:
+  """The round's starting TrainStates, one per ticket id (stacked): the trial's ticket reset to
+  its start, a fresh init under its mask, or its start under a shuffled or inverted mask.
+
+  Built from a few programs that depend on shapes only (keys, fresh inits, shuffles, assembly),
+  so every round and every line-up of a run reuses them: compiling one program per line-up,
+  with an initializer inlined per reinit ticket, cost more than a round of tiny training.
+  """
+  cfg, r = setup.cfg, lineage.round
+  fresh_ids = [tid for tid in ids if tid.kind in (tickets.REINIT, tickets.SCRATCH)]
+  shuffles = any(tid.kind == tickets.RANDOM_MASK for tid in ids)
+  paths = [(PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
+  paths += [(PURPOSE["reinit"], r, tid.trial, tid.draw) if tid.kind == tickets.REINIT
+            else (PURPOSE["scratch"], r, tid.trial) for tid in fresh_ids]
+  if shuffles:
+    paths += [(PURPOSE["shuffle"], r, t) for t in range(cfg.trials)]
+  keys = _key_data(cfg.seed, paths)  # split on the host: slicing a key array compiles
+  k, f = len(ids), len(fresh_ids)
+  data_keys, shuffle_keys = (jax.random.wrap_key_data(x) for x in (keys[:k], keys[k + f:]))
+  fresh = fresh_inits(setup, keys[k:k + f])
+  shuffled = (batched(setup, "shuffle", lambda: jax.vmap(
+      lambda m, key: tickets.shuffle_mask(m, setup.roles, key)))(lineage.mask, shuffle_keys)
+              if shuffles else None)
+  # Each ticket's weights and mask, as rows of pools: [trials] starts, then the fresh inits;
+  # [trials] masks, then the shuffled and the inverted ones.
+  trials = cfg.trials
+  fresh_row = {tid: trials + i for i, tid in enumerate(fresh_ids)}
+  mask_offset = {tickets.RANDOM_MASK: trials, tickets.INVERTED: 2 * trials}
+  param_rows = np.array([fresh_row.get(tid, tid.trial) for tid in ids], np.int32)
+  mask_rows = np.array([mask_offset.get(tid.kind, 0) + tid.trial for tid in ids], np.int32)
+  params, mask, model_state = _assemble(
+      lineage.start_params, lineage.start_model_state, fresh, lineage.mask,
+      shuffled if shuffles else lineage.mask, lineage.inverted_mask, param_rows, mask_rows)
+  schedule = ()
+  if any(tid.kind == tickets.SCRATCH for tid in ids):  # Scratch-B: its own rate and budget
+    scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
+    schedule = (jnp.asarray(np.where(scratch, cfg.scratch.lr_scale, 1.0), jnp.float32),
+                jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
+  states = setup.trainer.init_states(params, mask, model_state, data_keys, schedule)
+  if rewinding(cfg) and r > 0:
+    # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
+    states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
+  return states
+
+
+def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:
+  """A per-run jitted program (one compile per input shape, reused across rounds): one program
+  where eager ops would compile one per op and leaf shape."""
+  if name not in setup.compiled:
+    setup.compiled[name] = jax.jit(make())
+  return setup.compiled[name]
+
+
+def fresh_inits(setup, key_data: np.ndarray) -> list[tuple[PyTree, PyTree]]:
+  """(params, model_state) of `init_fn` for each raw key, in chunks of `trials` keys (the last
+  padded with its own last key): the initial lineage's program serves every chunk, where XLA:CPU
+  took 2 s (2 keys) to 5 s (12 keys) to compile one for another count."""
+  init = batched(setup, "init", lambda: jax.vmap(setup.init_fn))
+  n = setup.cfg.trials
+  chunks = []
+  for i in range(0, len(key_data), n):
+    part = key_data[i:i + n]
+    part = np.concatenate([part, np.repeat(part[-1:], n - len(part), axis=0)])
+    chunks.append(init(jax.random.wrap_key_data(part)))
+  return chunks
+
+
+@jax.jit
+def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
+  """(params, mask, model_state) per ticket: rows of the weight pools (starts, then the fresh
+  chunks) under rows of the mask pools (masks, shuffled, inverted), reset to the mask."""
+  cat = lambda *trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)  # noqa: E731
+  params = parallel.take(cat(start_params, *(p for p, _ in fresh)), param_rows)
+  model_state = parallel.take(cat(start_state, *(s for _, s in fresh)), param_rows)
+  masks = parallel.take(cat(mask, shuffled, inverted), mask_rows)
+  return jax.vmap(tickets.reset)(params, masks), masks, model_state
+
+
+def _set_count(opt_state, step: int):
+  try:
+    return optax.tree_utils.tree_set(opt_state, count=jnp.full_like(
+        optax.tree_utils.tree_get(opt_state, "count"), step))
+  except (KeyError, ValueError):
+    return opt_state  # a stateless optimizer has no step count to move

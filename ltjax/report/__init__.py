@@ -1,1 +1,0 @@
-"""Reads workdirs (never trains): figures, tables and the report."""

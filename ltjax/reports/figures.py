@@ -1,0 +1,249 @@
+"""The report's figures of a run's numbers (headless matplotlib), and the styling they share.
+
+Each figure function takes `analysis.Run`s (or cost points) and returns a matplotlib Figure;
+nothing here trains or writes a report. Figures follow the paper's conventions: "percent of
+weights remaining" on a reversed log axis (dense on the left), mean over trials with min/max error
+bars, one line per ticket kind. The masks' figures are in `mask_figures`, linear mode
+connectivity in `stability_figures`; `summary` renders them all into a report.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display
+
+import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ltjax.reports.analysis import KIND_LABELS, Run  # noqa: E402
+
+KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
+               "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple"}
+KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v", "twin": "D",
+                "scratch": "P"}
+KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--", "twin": "-",
+              "scratch": (0, (5, 1, 1, 1))}  # with several runs (color = run)
+RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
+DPI = 120
+
+# ---------------------------------------------------------------- shared styling
+def percent_axis(ax, percents: Sequence[float]) -> None:
+  """The paper's x axis: percent of weights remaining, log scale, 100 on the left."""
+  percents = sorted({float(p) for p in percents if p > 0}, reverse=True)
+  ax.set_xscale("log")
+  ax.xaxis.set_major_locator(ticker.FixedLocator(_thin(percents)))
+  ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+  ax.xaxis.set_minor_locator(ticker.NullLocator())
+  if percents:
+    ax.set_xlim(percents[0] * 1.12, percents[-1] / 1.12)  # reversed: dense on the left
+  ax.set_xlabel("percent of prunable weights remaining (log scale)")
+
+
+def _thin(levels: Sequence[float], most: int = 10) -> list[float]:
+  """At most `most` tick levels (descending), spaced by a growing ratio so labels never collide."""
+  ratio = 1.0
+  while True:
+    kept = []
+    for p in levels:
+      if not kept or kept[-1] / p >= ratio:
+        kept.append(p)
+    if len(kept) <= most:
+      return kept
+    ratio *= 1.15
+
+
+def finish(ax, title: str, ylabel: str, legend: bool = True, **legend_kw) -> None:
+  ax.set_title(title)
+  ax.set_ylabel(ylabel)
+  ax.grid(True, which="major", alpha=0.35)
+  if legend and ax.get_legend_handles_labels()[0]:
+    ax.legend(**{"fontsize": "small", **legend_kw})
+
+
+def tight(fig: Figure, bottom: float = 0.0, right: float = 1.0) -> None:
+  """tight_layout with air under the suptitle (and `bottom` inches for a figure legend)."""
+  height = fig.get_size_inches()[1]
+  fig.tight_layout(rect=(0, bottom / height, right, 1 - 0.1 / height))
+
+
+def save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
+  fig.savefig(path, dpi=DPI, bbox_inches="tight")
+  return path
+
+
+def pct(x: float) -> str:
+  return f"{100 * x:.3g}%"
+
+
+# ---------------------------------------------------------------- a, b: metric vs density
+def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
+                      scale: float = 1.0) -> Figure:
+  """`field` ('test_accuracy', 'early_stop_step') per round vs percent remaining: mean over trials
+  with min/max bars, one line per kind (and per run), the dense net (round 0) dashed. More than
+  two runs (a sweep) get a panel per kind instead, one color per run."""
+  if len(runs) > 2:
+    return _panels_per_kind(runs, field, ylabel, title, scale)
+  fig = Figure(figsize=(8.5, 5.2))
+  ax = fig.subplots()
+  multi = len(runs) > 1
+  series = [(i, run, kind) for i, run in enumerate(runs) for kind in run.kinds]
+  percents = [100 * r["density"] for run in runs for r in run.summary]
+  span = math.log(max(percents) / min(percents)) if percents else 0.0
+  for j, (i, run, kind) in enumerate(series):
+    rows = sorted((r for r in run.summary if r["kind"] == kind and r[field]),
+                  key=lambda r: -r["density"])
+    if not rows:
+      continue
+    x = np.array([100 * r["density"] for r in rows])
+    # Side by side (the first series in place), so overlapping error bars stay readable.
+    slot = (j + 1) // 2 * (-1) ** j  # 0, -1, 1, -2, 2, ...
+    dodge = math.exp(0.012 * span * slot)
+    mean, lo, hi = (np.array([scale * r[field][s] for r in rows]) for s in ("mean", "min", "max"))
+    label = f"{run.label}: {KIND_LABELS.get(kind, kind)}" if multi else KIND_LABELS.get(kind, kind)
+    ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
+                marker=KIND_MARKERS.get(kind, "o"), markersize=5,
+                color=RUN_COLORS[i % len(RUN_COLORS)] if multi else KIND_COLORS.get(kind),
+                linestyle=KIND_LINES.get(kind, "-") if multi else "-", linewidth=1.5)
+  for i, run in enumerate(runs):
+    dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]),
+                 None)
+    if dense:
+      who = f"{run.label}: " if multi else ""
+      ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=1,
+                 color=RUN_COLORS[i % len(RUN_COLORS)] if multi else "0.4",
+                 label=f"{who}dense network (round 0, mean)")
+  percent_axis(ax, percents)
+  counts = sorted({r["n"] - r["diverged"] for run in runs for r in run.summary if r[field]})
+  n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+  finish(ax, f"{title}\nmean over trials (n = {n} per point), bars = min/max", ylabel, loc="best")
+  return fig
+
+
+def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float) -> Figure:
+  kinds = list(dict.fromkeys(k for run in runs for k in run.kinds))
+  cols = min(len(kinds), 3)
+  nrows = math.ceil(len(kinds) / cols)
+  legend_rows = math.ceil(len(runs) / 4)
+  fig = Figure(figsize=(4.4 * cols, 3.5 * nrows + 0.2 * legend_rows))
+  axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+  percents = [100 * r["density"] for run in runs for r in run.summary]
+  colors = [RUN_COLORS[i % len(RUN_COLORS)] if len(runs) <= len(RUN_COLORS)
+            else matplotlib.colormaps["viridis"](i / (len(runs) - 1)) for i in range(len(runs))]
+  for ax, kind in zip(axes, kinds):
+    for run, color in zip(runs, colors):
+      rows = sorted((r for r in run.summary if r["kind"] == kind and r[field]), key=lambda r: -r["density"])
+      if rows:
+        x = np.array([100 * r["density"] for r in rows])
+        mean, lo, hi = (np.array([scale * r[field][s] for r in rows]) for s in ("mean", "min", "max"))
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
+                    markersize=4, color=color, linewidth=1.2, label=run.label)
+      dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
+      if dense:
+        ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=0.8, color=color)
+    percent_axis(ax, percents)
+    finish(ax, KIND_LABELS.get(kind, kind), ylabel if ax in axes[::cols] else "", legend=False)
+  for ax in axes[len(kinds):]:
+    ax.set_visible(False)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
+  fig.suptitle(f"{title}: mean over trials, bars = min/max; dashed: each run's dense network")
+  tight(fig, bottom=0.15 + 0.2 * legend_rows)
+  return fig
+
+
+def accuracy_figure(runs: Sequence[Run]) -> Figure:
+  return metric_vs_density(runs, "test_accuracy", "test accuracy at early stop (%)",
+                           "Test accuracy at the early-stop iteration", scale=100.0)
+
+
+def early_stop_figure(runs: Sequence[Run]) -> Figure:
+  fig = metric_vs_density(runs, "early_stop_step", "early-stop iteration (training steps)",
+                          "Early-stop iteration (minimum validation loss)")
+  fig.axes[0].yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+  return fig
+
+
+# ---------------------------------------------------------------- c: training curves
+def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
+  """Validation accuracy over training for `rounds`, one panel per kind, one line per round
+  (mean over trials); the dense round 0 appears in every panel for reference."""
+  loaded = {r: run.curves(r) for r in rounds}
+  loaded = {r: c for r, c in loaded.items() if c is not None}
+  if not loaded:
+    return None
+  kinds = run.kinds
+  fig = Figure(figsize=(5.2 * len(kinds), 4.6))
+  axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+  colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(loaded)))
+  means = []
+  steps = next(iter(loaded.values()))["step"][:, 0]
+  log_x = len(steps) >= 10 and steps.max() >= 20 * steps.min() > 0
+  for ax, kind in zip(axes, kinds):
+    for color, (r, c) in zip(colors, loaded.items()):
+      cols = c["kind"] == (kind if r > 0 else "ticket")
+      if not cols.any():
+        continue
+      step = c["step"][:, cols][:, 0]
+      acc = 100 * c["val_accuracy"][:, cols]
+      with np.errstate(all="ignore"):
+        mean = np.nanmean(acc, axis=1)
+      means.append(mean)
+      label = f"{pct(run.density(r))} remaining (round {r}{', dense' if r == 0 else ''})"
+      ax.plot(step, mean, color=color, linewidth=1.3, label=label)
+      es = [x["early_stop_step"] for x in run.records if x["round"] == r and
+            x["kind"] == (kind if r > 0 else "ticket") and x["early_stop_step"] >= 0]
+      if es:
+        at = float(np.mean(es))
+        ax.plot([at], [np.interp(at, step, mean)], marker="v", color=color, markersize=8,
+                markeredgecolor="black", linestyle="none")
+    ax.plot([], [], marker="v", color="white", markeredgecolor="black", linestyle="none",
+            label="mean early-stop iteration")
+    if log_x:  # early training, where tickets differ, gets the room
+      ax.set_xscale("log")
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("training iteration" + (" (log scale)" if log_x else ""))
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    finish(ax, KIND_LABELS.get(kind, kind), "validation accuracy (%)" if ax is axes[0] else "",
+            loc="lower right")
+  # Zoom from the third evaluation on: the first ones (near chance) would flatten the rest.
+  starts = [m[2:] if len(m) >= 10 else m for m in means]
+  values = np.concatenate([v[np.isfinite(v)] for v in starts]) if starts else np.array([])
+  if values.size:
+    lo, hi = values.min(), values.max()
+    pad = max(0.05 * (hi - lo), 0.05)
+    axes[0].set_ylim(lo - pad, min(100.0, hi + pad))
+  fig.suptitle(f"{run.label}: validation accuracy during training (mean over "
+               f"{run.trials} trials; y axis zoomed)")
+  tight(fig)
+  return fig
+
+
+# ---------------------------------------------------------------- g: the cost of finding tickets
+def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
+  """Test accuracy of each criterion's tickets against the model-steps spent finding them (per
+  trial; 0 for criteria at init), one line per criterion, bars = min/max over trials."""
+  fig = Figure(figsize=(7.2, 4.4))
+  ax = fig.subplots()
+  for name in dict.fromkeys(p["criterion"] for p in points):
+    mine = sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
+    x = [max(p["finding_model_steps"], 1) for p in mine]
+    acc = [100 * np.asarray(p["test_accuracy"]) for p in mine]
+    y = [a.mean() for a in acc]
+    err = [[m - a.min() for m, a in zip(y, acc)], [a.max() - m for m, a in zip(y, acc)]]
+    line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    for xi, yi, p in list(zip(x, y, mine))[-1:] if len(mine) > 4 else zip(x, y, mine):
+      ax.annotate(pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
+                  fontsize=7, color=line[0].get_color())
+  ax.set_xscale("log")
+  ax.set_xlabel("model-steps spent finding the ticket, per trial (at init: 1)")
+  finish(ax, "Test accuracy against the cost of finding the ticket\nlabels: % of weights remaining "
+          "(IMP: its sparsest round)",
+          "test accuracy at early stop (%)")
+  tight(fig)
+  return fig
