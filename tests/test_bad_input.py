@@ -54,6 +54,10 @@ def invalid(rule):
     return invalid(rule.item).map(lambda v: (v,))
   if isinstance(rule, validation.Mesh):
     return st.sampled_from(["x", "0", "-1", "2x", "ax2", "1x1x1", "0x2"])
+  if isinstance(rule, validation.Model):
+    return st.sampled_from(["", "nope", "nowhere.models:Net", "examples.networks:Nope", ":Net", "a:"])
+  if isinstance(rule, validation.RoleOverrides):
+    return st.sampled_from([("fc1",), ("=fc",), ("fc1/kernel=big",), ("out/*=",)])
   raise AssertionError(f"no strategy for {rule!r}")
 
 
@@ -77,8 +81,6 @@ CROSS = [
     ("prune.rewind_step", {"train.steps": 200, "prune.rewind_step": 200}),
     ("prune.rewind_step", {"train.steps": 200, "prune.rewind_step": 30}),
     ("prune.densities", {"prune.mode": "oneshot", "prune.densities": ()}),
-    ("prune.score", {"prune.mode": "at_init", "prune.score": "movement"}),
-    ("prune.score", {"prune.mode": "iterative", "prune.score": "snip"}),
     ("prune.densities", {"prune.mode": "at_init", "prune.densities": (1e-6,)}),
     ("controls", {"prune.mode": "iterative", "controls": ("inverted",)}),
     ("prune.reset", {"prune.reset": "none", "train.steps": 200, "prune.rewind_step": 100,

@@ -4,7 +4,6 @@ against magnitude with controls and a report, and the binary on a network named 
 import json
 
 import pytest
-
 from conftest import shared_data_dir
 
 

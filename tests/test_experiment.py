@@ -6,8 +6,8 @@ import pathlib
 import jax
 import numpy as np
 import pytest
-
 from conftest import layer_counts
+
 from ltjax import lineup, wiring
 from ltjax.runs import checkpoint, experiment, results
 from tests.conftest import shared_data_dir, tiny_lottery_config
@@ -175,7 +175,7 @@ def test_diverging_tickets_are_marked(tmp_path):
     ("train.steps", -1, "train.steps"), ("train.eval_every", 500, "larger than the run"),
     ("prune.fc_rate", 1.0, r"^prune.fc_rate: must be in \[0.0, 1.0\)"),
     ("prune.conv_rate", -0.2, r"^prune.conv_rate: must be in \[0.0, 1.0\)"),
-    ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "^model: must be one of .*lenet_300_100"),
+    ("prune.rewind_step", 400, "beyond the training length"), ("model", "nope", "^model: unknown model 'nope'; use one of .*lenet_300_100"),
     ("controls", ("reinit", "nope"), "controls"), ("prune.score", "nope", "^prune.score: must be one of .*magnitude"),
     ("prune.mode", "sometimes", "prune.mode"),
     ("controls", ("reinit", "inverted"), "^controls: the 'inverted' control .*'iterative'"),

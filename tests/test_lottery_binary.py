@@ -50,7 +50,7 @@ def refused(binaries, args):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--config=no_such_preset"], "unknown preset"),
-    (["--config.model=nope"], "model: must be one of"),
+    (["--config.model=nope"], "model: unknown model"),
     (["--config.dataset=no_such_dataset"], "no_such_dataset"),
     (["--config.prune.fc_rate=1.0"], "prune.fc_rate: must be in [0.0, 1.0)"),
     (["--config.prune.output_rate=-0.1"], "prune.output_rate: must be in [0.0, 1.0)"),

@@ -133,7 +133,7 @@ def test_report_refuses_bad_input_before_drawing(tmp_path):
 
 
 # ---------------------------------------------------------------- what the report imports
-_REPORT = REPO / "ltjax" / "report"
+_REPORT = REPO / "ltjax" / "reports"
 _NEVER = ("ltjax.lottery", "ltjax.models", "ltjax.engine")
 
 

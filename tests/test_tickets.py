@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import layer_counts
 
 from ltjax.core import masks, pruning, tickets
 
@@ -32,8 +33,8 @@ def test_rewind_uses_saved_step_k_values(small_mlp):
 def test_shuffled_mask_keeps_per_layer_counts_not_positions(small_mlp):
   init, roles, params0, trained, mask = _setup(small_mlp)
   shuffled = tickets.shuffle_mask(mask, roles, jax.random.key(3))
-  assert {k: int(v) for k, v in masks.layer_counts(shuffled, roles).items()} == \
-         {k: int(v) for k, v in masks.layer_counts(mask, roles).items()}
+  assert {k: int(v) for k, v in layer_counts(shuffled, roles).items()} == \
+         {k: int(v) for k, v in layer_counts(mask, roles).items()}
   assert not bool(jnp.all(shuffled["fc1"]["kernel"] == mask["fc1"]["kernel"]))
   assert bool(jnp.all(shuffled["fc1"]["bias"]))  # fixed leaves untouched
   masks.check(params0, shuffled, roles)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_bad_input import invalid
 
-from ltjax import configs
+from ltjax import configs, models
+from ltjax.core import roles
 from ltjax.runs import validation
 
 
@@ -31,6 +32,12 @@ def valid(rule):
     return st.lists(valid(rule.item), max_size=3).map(tuple)
   if isinstance(rule, validation.Mesh):
     return st.sampled_from(["auto", "single", "2", "2x1", "1x2"])
+  if isinstance(rule, validation.Model):
+    return st.sampled_from([*models.names(), "examples.networks:TwoLayerMLP"])
+  if isinstance(rule, validation.RoleOverrides):
+    entry = st.tuples(st.text(min_size=1).filter(lambda t: t.strip() and "=" not in t),
+                      st.sampled_from(roles.ROLES)).map("=".join)
+    return st.lists(entry, max_size=3).map(tuple)
   raise AssertionError(rule)
 
 
