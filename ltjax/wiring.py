@@ -37,8 +37,14 @@ def build(cfg, dataset: Dataset, network=None) -> Setup:
                                     cfg.roles)
   init_fn = make_init(module, dataset.input_shape)
   params, model_state = jax.eval_shape(init_fn, jax.random.key(0))
+  if network is not None or ":" in cfg.model:  # a network of yours: does it fit the data?
+    check_outputs(module, params, model_state, dataset)
   roles = roles_of(params)
   rates = pruning.rates_tree(roles, role_rates(cfg))
+  if cfg.prune.mode == "iterative" and cfg.prune.rounds and not any(map(bool, jax.tree.leaves(rates))):
+    present = sorted(set(jax.tree.leaves(roles)) - {roles_lib.FIXED})
+    raise pruning.PruningError(f"the network's prunable layers are {', '.join(present)}, all at rate "
+                               "0: set prune." + "/".join(f"{r}_rate" for r in present))
   t = cfg.train
   milestones = tuple(m for m in t.milestones if m > 0)
   tx = optimizers.make(t.optimizer, t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
@@ -50,6 +56,23 @@ def build(cfg, dataset: Dataset, network=None) -> Setup:
                           ticket_batch=ticket_batch(cfg.execution.ticket_batch, roles, layout),
                           unroll=unroll(cfg.execution.unroll, roles), layout=layout)
   return Setup(cfg, init_fn, roles, rates, trainer)
+
+
+def check_outputs(module, params, model_state, dataset: Dataset) -> None:
+  """ModelError unless the network maps a batch of the data's inputs to [batch, num_classes]
+  float logits (a mismatch would otherwise train on out-of-range labels without a word)."""
+  x = jax.ShapeDtypeStruct((2,) + tuple(dataset.input_shape), jnp.float32)
+  try:
+    out = jax.eval_shape(lambda p, ms, x: module.apply({"params": p, **ms}, x, train=False),
+                         params, model_state, x)
+  except Exception as e:  # noqa: BLE001 -- the network is user code: one line, theirs to fix
+    raise models.ModelError(f"model: applying it to inputs of shape {x.shape} failed: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+  if not hasattr(out, "shape") or tuple(out.shape) != (2, dataset.num_classes):
+    got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+    raise models.ModelError(f"model: outputs {got} for a batch of 2, but the data has "
+                            f"{dataset.num_classes} classes: it must output [batch, "
+                            f"{dataset.num_classes}] logits")
 
 
 def role_sizes(cfg, dataset: Dataset, network=None) -> dict[str, int]:

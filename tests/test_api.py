@@ -106,6 +106,7 @@ def test_a_mode_of_your_own_drops_in(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": 3}, "model: expected a flax.linen.Module"),
+    ({"model": _MLP(num_classes=3)}, "model: outputs \\(2, 3\\) for a batch of 2, but the data has 4 classes"),
     ({"roles": {"nothing/*": "fixed"}}, "roles: pattern 'nothing/\\*' matches no parameter"),
     ({"dataset": ((np.zeros((10, 4)), np.zeros(10)), (np.zeros((5, 4)), np.zeros(5, int)))},
      "dataset: train labels must be integers"),

@@ -93,7 +93,8 @@ def test_registered_models_keep_their_declared_roles():
 def test_import_paths_build_with_num_classes_and_kwargs_or_fail_in_one_line():
   module, _ = models.resolve("examples.networks:TwoLayerMLP", 7, {"hidden": 5}, (4,))
   assert module.module.num_classes == 7 and module.module.hidden == 5
-  for path, message in [("examples.networks", "not an import path"),
+  for path, message in [("examples.networks", "unknown model 'examples.networks'"),
+                        ("examples.networks:", "not an import path"),
                         ("examples.nowhere:Net", "cannot import 'examples.nowhere'"),
                         ("examples.networks:Nope", "has no attribute 'Nope'")]:
     with pytest.raises(models.ModelError, match=message):

@@ -9,6 +9,9 @@
 - twin: the ticket itself with another data order, for linear mode connectivity (`stability`).
 - scratch: Liu et al. 2019's counterpoint: the ticket's mask, a fresh init, and a schedule of its
   own (a larger rate, a longer budget: their Scratch-B).
+
+A ticket's *kind* (`KINDS`, the records' "kind") is the ticket or one of these controls; a
+parameter leaf's *role* (`ltjax.core.roles`: conv, fc, output, fixed) is a different word on purpose.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def unit_mask(params: PyTree, keep: jax.Array) -> PyTree:
 
   Zeroes each pruned unit's fc1 kernel column and fc1 bias entry (its input) and its out kernel
   row (its output); the output bias stays. Unlike weight pruning this prunes a bias, a `fixed`
-  leaf, so check such masks with `masks.check(params, mask)` and no kinds.
+  leaf, so check such masks with `masks.check(params, mask)` and no roles.
   """
   mask = masks_lib.ones(params)
   fc1, out = params["fc1"]["kernel"], params["out"]["kernel"]

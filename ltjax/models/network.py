@@ -241,6 +241,9 @@ def resolve(model, num_classes: int, kwargs: Mapping[str, Any], input_shape,
   overrides = role_map(overrides)
   kwargs = dict(kwargs or {})
   if isinstance(model, str) and ":" not in model:
+    if model not in registry.names():
+      raise ModelError(f"model: unknown model {model!r}; use one of {', '.join(registry.names())} "
+                       "or package.module:Factory")
     spec = registry.get(model)
     module = spec.build(num_classes, **kwargs)
 
