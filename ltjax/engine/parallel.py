@@ -44,6 +44,8 @@ def take(tree: PyTree, index) -> PyTree:
   """Select tickets (an int, a slice or an index array) from a stacked tree."""
   if isinstance(index, (int, slice)):
     return jax.tree.map(lambda x: x[index], tree)
+  if not jax.tree.leaves(tree):
+    return tree  # e.g. the model state of a net without batch norm: no program to compile
   return _take_rows(tree, jax.numpy.asarray(index))
 
 
