@@ -31,7 +31,8 @@ _DENSITIES = flags.DEFINE_list("densities", ["0.512", "0.328", "0.168", "0.086",
 _STEPS = flags.DEFINE_integer("steps", 0, "Training steps per round (0: the preset's).")
 _TRIALS = flags.DEFINE_integer("trials", 0, "Trials (0: the preset's).")
 _DRAWS = flags.DEFINE_integer("reinit_draws", 0, "Random reinitializations per trial (0: the preset's).")
-_SCOPE = flags.DEFINE_string("scope", "layerwise", "Scope of the at-init criteria: layerwise or global.")
+_SCOPE = flags.DEFINE_string("scope", "auto", "Scope of the at-init criteria: auto (each method's "
+                             "paper's: global for SNIP, GraSP, SynFlow), layerwise or global.")
 _REPORT = flags.DEFINE_bool("report", True, "Also write WORKDIR/report, every criterion's figures "
                             "overlaid (python -m experiments.report draws it later); cost.png is always drawn.")
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as JAX devices for every criterion: -1 "
@@ -48,7 +49,7 @@ cli.check_flag("steps", lambda v: v >= 0, "steps must be >= 0")
 cli.check_flag("trials", lambda v: v >= 0, "trials must be >= 0")
 cli.check_flag("reinit_draws", lambda v: v >= 0, "reinit_draws must be >= 0")
 cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be -1 or >= 1")
-cli.check_flag("scope", lambda v: v in ("layerwise", "global"), "scope must be layerwise or global")
+cli.check_flag("scope", lambda v: v in ("auto", "layerwise", "global"), "scope must be auto, layerwise or global")
 
 
 def _role_sizes(cfg) -> dict:

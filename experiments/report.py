@@ -4,6 +4,7 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
   python -m experiments.report --workdir=runs/a --workdir=runs/b --label=iterative --label=oneshot \
       --out=workdirs/compare                                       # overlay two runs
   python -m experiments.report --sweep=workdirs/study_stability    # every point of a sweep
+  python -m experiments.report --results=results                   # -> results/STATS.md
 
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
@@ -14,6 +15,7 @@ import pathlib
 from absl import flags
 
 from experiments import cli
+from ltjax import files
 from ltjax.reports import analysis
 from ltjax.runs import sweeps
 
@@ -24,6 +26,9 @@ _LABELS = flags.DEFINE_multi_string("label", None, "A legend label per workdir (
                                     "workdir's name).")
 _SWEEP = flags.DEFINE_string("sweep", None, "A sweep's root (experiments.sweep): overlay all its "
                              "points, labelled by their values (default out: <sweep>/report).")
+_RESULTS = flags.DEFINE_string("results", None, "A directory of committed records (results/): write "
+                               "its STATS.md, every comparison with a 95% interval over trials.")
+cli.check_flag("results", lambda v: v is None or os.path.isdir(v), "results must be an existing directory")
 cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, sweeps.MANIFEST)),
                f"sweep must be a directory written by experiments.sweep (with {sweeps.MANIFEST})")
 cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
@@ -34,6 +39,15 @@ cli.check_flag("workdir", lambda v: v is None or all(w.strip() for w in v), "wor
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if _RESULTS.value:
+    from ltjax.reports import tables  # noqa: PLC0415
+    out = pathlib.Path(_RESULTS.value) / tables.OUT
+    text = tables.generate(_RESULTS.value)
+    if "## " not in text:
+      cli.fail(f"results: no records under {_RESULTS.value}")
+    files.write_atomic(out, text)
+    print(f"stats: {out}")
+    return
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
   if _SWEEP.value:
     try:

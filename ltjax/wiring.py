@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from ltjax import lineup, models
-from ltjax.core import masks, pruning
+from ltjax.core import masks, pruning, scores
 from ltjax.core import roles as roles_lib
 from ltjax.data import Dataset
 from ltjax.engine import optimizers, parallel, train
@@ -29,9 +29,20 @@ class Setup:
   compiled: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # per run
 
 
+def with_method_defaults(cfg):
+  """`cfg` with prune.scope='auto' resolved to its score's published scope (a copy if changed)."""
+  if cfg.prune.scope != "auto":
+    return cfg
+  cfg = cfg.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.prune.scope = scores.get(cfg.prune.score).scope
+  return cfg
+
+
 def build(cfg, dataset: Dataset, network=None) -> Setup:
   """The run's pieces. `network` (a linen Module or an (init, apply) pair) stands in for
   `cfg.model`; either way `cfg.roles` (path pattern -> role) overrides the inferred roles."""
+  cfg = with_method_defaults(cfg)
   module, roles_of = models.resolve(cfg.model if network is None else network,
                                     dataset.num_classes, cfg.model_kwargs, dataset.input_shape,
                                     cfg.roles)

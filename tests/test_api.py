@@ -58,6 +58,16 @@ def test_own_network_arrays_and_score_write_the_binarys_workdir(own_run):
   assert any((workdir / "checkpoints").iterdir())
   saved = json.loads((workdir / "config.json").read_text())["config"]
   assert saved["model"].endswith("_MLP") and saved["dataset"] == "arrays"
+  assert saved["prune"]["scope"] == "layerwise"  # what 'auto' meant for this score
+
+
+def test_each_method_defaults_to_its_papers_scope():
+  from ltjax import wiring  # noqa: PLC0415
+  for score, scope in (("magnitude", "layerwise"), ("snip", "global"), ("grasp", "global"),
+                       ("synflow", "global"), ("api_test_large_and_moved", "layerwise")):
+    assert wiring.with_method_defaults(_cfg(**{"prune.score": score})).prune.scope == scope
+  chosen = _cfg(**{"prune.score": "snip", "prune.scope": "layerwise"})
+  assert wiring.with_method_defaults(chosen) is chosen
 
 
 def test_rerunning_resumes_with_the_same_records(own_run):

@@ -200,7 +200,8 @@ def test_rewinding_starts_later_rounds_from_step_k(tmp_path):
 
 def _at_init_run(score, workdir, controls=("reinit", "random_mask")):
   cfg = tiny_config(**{"prune.mode": "at_init", "prune.score": score, "prune.densities": (0.5, 0.1),
-                       "trials": 1, "train.steps": 100, "controls": controls})
+                       "trials": 1, "train.steps": 100, "controls": controls,
+                       "prune.scope": "layerwise"})  # not their papers' global: exact per layer
   return cfg, workdir, experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
 
 

@@ -56,7 +56,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.conv_rate = 0.0
   c.prune.fc_rate = 0.2
   c.prune.output_rate = 0.1
-  c.prune.scope = "layerwise"     # or 'global' (one pool for every layer with a non-zero rate)
+  # 'auto': the score's published method's (layerwise for the paper's magnitude IMP; global for
+  # SNIP, GraSP and SynFlow, as in their papers); or 'layerwise', or 'global' (one pool for every
+  # layer with a non-zero rate). A run's config.json records what 'auto' resolved to.
+  c.prune.scope = "auto"
   c.prune.score = "magnitude"     # ltjax.core.scores.names(), yours too (ltjax.register_score)
   c.prune.rewind_step = 0         # 0: reset to init (theta_0); k > 0: rewind to theta_k
   c.prune.reset = "start"         # 'start': theta_0 or theta_k as above; 'none': keep training the

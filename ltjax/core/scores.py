@@ -60,22 +60,26 @@ class Score:
   needs_data: bool = False     # ... and a batch of training data
   iterations: int = 1          # pruned to a density in this many score-and-prune steps (SynFlow)
   description: str = ""
+  scope: str = "layerwise"     # the published method's: what prune.scope='auto' means for it
 
 
 _SCORES: dict[str, Score] = {}
 
 
 def register(name: str, fn: ScoreFn | None = None, *, needs_network: bool = False,
-             needs_data: bool = False, iterations: int = 1):
-  """Register `fn` as the score `name` (also usable as a decorator); returns `fn`."""
+             needs_data: bool = False, iterations: int = 1, scope: str = "layerwise"):
+  """Register `fn` as the score `name` (also usable as a decorator); returns `fn`. `scope` is
+  how the method's paper pools layers ('layerwise' or 'global'): prune.scope='auto' takes it."""
   def add(fn: ScoreFn) -> ScoreFn:
     if not callable(fn):
       raise ScoreError(f"score {name!r} must be callable, got {type(fn).__name__}")
+    if scope not in ("layerwise", "global"):
+      raise ScoreError(f"score {name!r}: scope must be 'layerwise' or 'global', got {scope!r}")
     if not isinstance(iterations, int) or iterations < 1:
       raise ScoreError(f"score {name!r}: iterations must be an integer >= 1, got {iterations!r}")
     doc = (fn.__doc__ or "").strip().splitlines()
     _SCORES[name] = Score(fn, needs_network or needs_data, needs_data, iterations,
-                          doc[0] if doc else "")
+                          doc[0] if doc else "", scope)
     return fn
   return add if fn is None else add(fn)
 
@@ -160,7 +164,7 @@ def small_init_small_final(params, mask, key, context):
 
 
 # ---------------------------------------------------------------- the network too
-@register("snip", needs_data=True)
+@register("snip", needs_data=True, scope="global")
 def snip(params, mask, key, context):
   """SNIP (Lee et al. 2019): connection sensitivity |dL/dtheta * theta| on a batch."""
   del key
@@ -173,7 +177,7 @@ def snip(params, mask, key, context):
 GRASP_TEMPERATURE = 200.0  # the authors' code divides the logits by T=200 before the loss
 
 
-@register("grasp", needs_data=True)
+@register("grasp", needs_data=True, scope="global")
 def grasp(params, mask, key, context, temperature: float = GRASP_TEMPERATURE):
   """GraSP (Wang et al. 2020): S = -theta * Hg, Hg a JVP of the gradient of the tempered loss.
 
@@ -192,7 +196,7 @@ def grasp(params, mask, key, context, temperature: float = GRASP_TEMPERATURE):
   return jax.tree.map(lambda p, h: p * h, masked, hg)
 
 
-@register("synflow", needs_network=True, iterations=100)
+@register("synflow", needs_network=True, iterations=100, scope="global")
 def synflow(params, mask, key, context):
   """SynFlow (Tanaka et al. 2020), one scoring: R = sum f(1; |theta|), score |dR/dtheta * theta|.
 

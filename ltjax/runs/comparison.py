@@ -17,7 +17,7 @@ MAX_IMP_ROUNDS = 60
 
 
 def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str, int],
-               scope: str = "layerwise"):
+               scope: str = "auto"):
   """`base` set to find tickets by `method` at (about) `densities`, with random reinit and random
   mask controls (and the inverted scores, for one-shot methods). `sizes`: prunable weights per
   layer role (`role_sizes`), which sets IMP's round count. ValueError if IMP cannot get there."""

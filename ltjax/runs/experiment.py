@@ -109,6 +109,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   if not str(workdir).strip():
     raise UsageError("workdir: must not be empty (give the directory for results and checkpoints)")
   validate(cfg, network)
+  cfg = wiring.with_method_defaults(cfg)  # config.json records what 'auto' meant
   dataset, setup = _build(cfg, log, network, arrays)
   writer = jax.process_index() == 0
   log = log if writer else (lambda _: None)

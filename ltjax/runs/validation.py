@@ -215,7 +215,7 @@ SCHEMA: dict[str, Any] = {
     "prune.conv_rate": RATE,
     "prune.fc_rate": RATE,
     "prune.output_rate": RATE,
-    "prune.scope": Choice((pruning.LAYERWISE, pruning.GLOBAL)),
+    "prune.scope": Choice(("auto", pruning.LAYERWISE, pruning.GLOBAL)),
     "prune.score": Choice(scores.names),
     "prune.rewind_step": Int(lo=0),
     "prune.reset": Choice(("start", "none")),

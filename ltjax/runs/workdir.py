@@ -21,7 +21,7 @@ import shutil
 from typing import Any
 
 import ltjax
-from ltjax import files
+from ltjax import files, wiring
 from ltjax.runs import results
 from ltjax.runs.validation import UsageError
 
@@ -55,8 +55,9 @@ def locked(workdir: pathlib.Path):
 
 
 def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
-  """Create the workdir, refuse one that holds a different config (unless restarting), save ours."""
-  mine = {"config": config_dict(cfg), "ltjax_version": ltjax.__version__}
+  """Create the workdir, refuse one that holds a different config (unless restarting), save ours
+  (with the method's defaults resolved: config.json says what 'auto' meant)."""
+  mine = {"config": config_dict(wiring.with_method_defaults(cfg)), "ltjax_version": ltjax.__version__}
   path = workdir / CONFIG
   if path.exists() and not restart:
     try:

@@ -1,0 +1,75 @@
+"""Statistics of the records (ltjax.reports.stats) and results/STATS.md generated from them."""
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+from ltjax.reports import stats, tables
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_interval_is_the_student_t_interval_of_the_mean():
+  x = [1.0, 2.0, 3.0, 4.0]
+  iv = stats.interval(x)
+  half = 3.182446305284263 * np.std(x, ddof=1) / 2  # t(0.975, 3) * s / sqrt(4)
+  assert (iv.mean, iv.n) == (2.5, 4)
+  assert iv.lo == pytest.approx(2.5 - half) and iv.hi == pytest.approx(2.5 + half)
+  assert iv.real and not stats.interval([-1.0, 1.0, 0.5]).real
+  one = stats.interval([0.3, math.nan])
+  assert one.n == 1 and math.isnan(one.lo) and not one.real
+
+
+def _recs():
+  """2 trials; dense at 0.97/0.98; round 1: ticket +1 pt, reinit (2 draws) -1 pt per trial."""
+  recs = []
+  for t, dense in enumerate((0.97, 0.98)):
+    recs.append({"round": 0, "trial": t, "kind": "ticket", "draw": 0, "density": 1.0,
+                 "test_accuracy": dense, "early_stop_step": 900, "steps_trained": 1000})
+    recs.append({"round": 1, "trial": t, "kind": "ticket", "draw": 0, "density": 0.8,
+                 "test_accuracy": dense + 0.01 + 0.001 * t, "early_stop_step": 500, "steps_trained": 1000})
+    for d, delta in enumerate((-0.005, -0.015)):  # averaged per trial: -0.01
+      recs.append({"round": 1, "trial": t, "kind": "reinit", "draw": d, "density": 0.8,
+                   "test_accuracy": dense + delta, "early_stop_step": 990, "steps_trained": 1000})
+  return recs
+
+
+def test_differences_pair_by_trial_and_average_draws_first():
+  [row] = stats.differences(_recs())
+  assert row["round"] == 1 and row["density"] == pytest.approx(0.8)
+  assert row["ticket-dense"].mean == pytest.approx(0.0105) and row["ticket-dense"].n == 2
+  assert row["reinit-dense"].mean == pytest.approx(-0.01) and row["reinit-dense"].n == 2
+  assert row["ticket-reinit"].mean == pytest.approx(0.0205)
+  assert "random_mask-dense" not in row
+
+
+def test_truncation_counts_early_stops_in_the_last_five_percent():
+  tails = stats.truncation(_recs())
+  assert tails == {(0, "ticket"): 0.0, (1, "reinit"): 1.0, (1, "ticket"): 0.0}
+  assert stats.early_stop_valid(_recs(), "ticket") and not stats.early_stop_valid(_recs(), "reinit")
+  rewound = [dict(r, steps_trained=800) if r["round"] else r for r in _recs()]  # rounds start at 200
+  assert stats.truncation(rewound)[(1, "reinit")] == 1.0  # 990 >= 1000 - 40
+
+
+def test_committed_stats_are_generated_from_the_committed_records():
+  committed = (REPO / "results" / tables.OUT).read_text()
+  assert tables.generate(REPO / "results") == committed, (
+      "results/STATS.md is stale: python -m experiments.report --results=results")
+
+
+def test_the_binary_writes_stats_or_refuses_in_one_line(binaries, tmp_path):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "results.jsonl").write_text(
+      "\n".join(__import__("json").dumps(r) for r in _recs()) + "\n")
+  ran = binaries("experiments.report", [f"--results={tmp_path}"])
+  assert ran.rc == 0, ran.stderr
+  text = (tmp_path / tables.OUT).read_text()
+  assert "## run" in text and "reinit 100% (fails" in text
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  ran = binaries("experiments.report", [f"--results={empty}"])
+  assert ran.rc == 1 and ran.stderr.startswith("error: results: no records")
+  ran = binaries("experiments.report", [f"--results={tmp_path / 'nope'}"])
+  assert ran.rc != 0 and ran.stderr.count("\n") == 1
