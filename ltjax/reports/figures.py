@@ -2,7 +2,7 @@
 
 Each figure function takes `analysis.Run`s (or cost points) and returns a matplotlib Figure;
 nothing here trains or writes a report. Figures follow the paper's conventions: "percent of
-weights remaining" on a reversed log axis (dense on the left), mean over trials with min/max error
+weights remaining" on a reversed log axis (dense on the left), mean over trials with 95%-interval error
 bars, one line per ticket kind. The masks' figures are in `mask_figures`, linear mode
 connectivity in `stability_figures`; `summary` renders them all into a report.
 """
@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ltjax.reports import stats  # noqa: E402
 from ltjax.reports.analysis import KIND_LABELS, Run  # noqa: E402
 
 KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
@@ -85,8 +86,9 @@ def pct(x: float) -> str:
 def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
                       scale: float = 1.0) -> Figure:
   """`field` ('test_accuracy', 'early_stop_step') per round vs percent remaining: mean over trials
-  with min/max bars, one line per kind (and per run), the dense net (round 0) dashed. More than
-  two runs (a sweep) get a panel per kind instead, one color per run."""
+  with 95% interval bars (`stats.interval` over trials; a trial's reinit draws averaged first),
+  one line per kind (and per run), the dense net (round 0) dashed. More than two runs (a sweep)
+  get a panel per kind instead, one color per run."""
   if len(runs) > 2:
     return _panels_per_kind(runs, field, ylabel, title, scale)
   fig = Figure(figsize=(8.5, 5.2))
@@ -96,15 +98,17 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   percents = [100 * r["density"] for run in runs for r in run.summary]
   span = math.log(max(percents) / min(percents)) if percents else 0.0
   for j, (i, run, kind) in enumerate(series):
-    rows = sorted((r for r in run.summary if r["kind"] == kind and r[field]),
-                  key=lambda r: -r["density"])
+    rows = intervals(run, kind, field)
     if not rows:
       continue
-    x = np.array([100 * r["density"] for r in rows])
+    x = np.array([100 * d for d, _ in rows])
     # Side by side (the first series in place), so overlapping error bars stay readable.
     slot = (j + 1) // 2 * (-1) ** j  # 0, -1, 1, -2, 2, ...
     dodge = math.exp(0.012 * span * slot)
-    mean, lo, hi = (np.array([scale * r[field][s] for r in rows]) for s in ("mean", "min", "max"))
+    mean = np.array([scale * iv.mean for _, iv in rows])
+    # One trial has no interval: its bar is the point itself.
+    lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
+    hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
     label = f"{run.label}: {KIND_LABELS.get(kind, kind)}" if multi else KIND_LABELS.get(kind, kind)
     ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
                 marker=KIND_MARKERS.get(kind, "o"), markersize=5,
@@ -119,10 +123,22 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
                  color=RUN_COLORS[i % len(RUN_COLORS)] if multi else "0.4",
                  label=f"{who}dense network (round 0, mean)")
   percent_axis(ax, percents)
-  counts = sorted({r["n"] - r["diverged"] for run in runs for r in run.summary if r[field]})
+  counts = sorted({iv.n for run in runs for kind in run.kinds for _, iv in intervals(run, kind, field)})
   n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-  finish(ax, f"{title}\nmean over trials (n = {n} per point), bars = min/max", ylabel, loc="best")
+  finish(ax, f"{title}\nmean over trials (n = {n} trials per point), bars = 95% interval", ylabel,
+         loc="best")
   return fig
+
+
+def intervals(run: Run, kind: str, field: str) -> list[tuple[float, stats.Interval]]:
+  """(density, interval of `field` over trials) per round of `kind`, densest first."""
+  out = []
+  for rnd in sorted({r["round"] for r in run.records if r["kind"] == kind}):
+    recs = [r for r in run.records if r["round"] == rnd and r["kind"] == kind]
+    iv = stats.interval(stats.per_trial(recs, field).values())
+    if iv.n:
+      out.append((float(np.mean([r["density"] for r in recs])), iv))
+  return sorted(out, key=lambda x: -x[0])
 
 
 def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float) -> Figure:
@@ -137,10 +153,12 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
             else matplotlib.colormaps["viridis"](i / (len(runs) - 1)) for i in range(len(runs))]
   for ax, kind in zip(axes, kinds):
     for run, color in zip(runs, colors):
-      rows = sorted((r for r in run.summary if r["kind"] == kind and r[field]), key=lambda r: -r["density"])
+      rows = intervals(run, kind, field)
       if rows:
-        x = np.array([100 * r["density"] for r in rows])
-        mean, lo, hi = (np.array([scale * r[field][s] for r in rows]) for s in ("mean", "min", "max"))
+        x = np.array([100 * d for d, _ in rows])
+        mean = np.array([scale * iv.mean for _, iv in rows])
+        lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
+        hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
                     markersize=4, color=color, linewidth=1.2, label=run.label)
       dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
@@ -152,7 +170,7 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
     ax.set_visible(False)
   handles, labels = axes[0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
-  fig.suptitle(f"{title}: mean over trials, bars = min/max; dashed: each run's dense network")
+  fig.suptitle(f"{title}: mean over trials, bars = 95% interval; dashed: each run's dense network")
   tight(fig, bottom=0.15 + 0.2 * legend_rows)
   return fig
 

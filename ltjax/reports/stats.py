@@ -57,7 +57,7 @@ def interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interva
   return Interval(mean, mean - half, mean + half, int(x.size))
 
 
-def _by_trial(recs: Sequence[Record], field: str) -> dict[int, float]:
+def per_trial(recs: Sequence[Record], field: str) -> dict[int, float]:
   """trial -> the field's mean over that trial's records (its reinit draws), diverged ones skipped."""
   values: dict[int, list[float]] = defaultdict(list)
   for r in recs:
@@ -79,11 +79,11 @@ COMPARISONS = (("ticket", "dense"), ("reinit", "dense"), ("random_mask", "dense"
 def differences(recs: Sequence[Record], field: str = "test_accuracy") -> list[dict[str, Any]]:
   """Per pruned round: its density and an `Interval` per comparison of COMPARISONS that the
   records hold (keyed 'ticket-dense', ...)."""
-  dense = _by_trial([r for r in recs if r["round"] == 0 and r["kind"] == "ticket"], field)
+  dense = per_trial([r for r in recs if r["round"] == 0 and r["kind"] == "ticket"], field)
   rows = []
   for rnd in sorted({r["round"] for r in recs if r["round"] > 0}):
     here = [r for r in recs if r["round"] == rnd]
-    kinds = {k: _by_trial([r for r in here if r["kind"] == k], field)
+    kinds = {k: per_trial([r for r in here if r["kind"] == k], field)
              for k in {r["kind"] for r in here}}
     kinds["dense"] = dense
     tickets = [r for r in here if r["kind"] == "ticket"]
