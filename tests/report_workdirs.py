@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from ltjax.reports import analysis
 from ltjax.runs import checkpoint
 
 SHAPES = {"fc1/kernel": (12, 6), "fc1/bias": (6,), "fc2/kernel": (6, 4), "fc2/bias": (4,),
@@ -86,3 +87,18 @@ def write_checkpoint(path, init, next_round=ROUNDS):
   finally:
     ckpt.close()
   return start
+
+
+def handmade_run(path):
+  """`write_workdir` loaded as the report loads a workdir."""
+  return analysis.load_run(write_workdir(path), label="handmade")
+
+
+def checkpointed_run(path):
+  """The hand-made workdir with round checkpoints holding theta_0, as a run leaves it; with the
+  theta_0 written."""
+  path = write_workdir(path)
+  rng = np.random.default_rng(1)
+  init = {k: rng.normal(size=(TRIALS,) + s).astype(np.float32) for k, s in SHAPES.items()}
+  write_checkpoint(path, init)
+  return analysis.load_run(path, label="checkpointed"), init

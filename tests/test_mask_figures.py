@@ -9,8 +9,9 @@ import pytest
 from ltjax.reports import analysis, mask_figures
 from tests.report_workdirs import (
   ROUNDS,
-  SHAPES,
   TRIALS,
+  checkpointed_run,
+  handmade_run,
   write_checkpoint,
   write_workdir,
 )
@@ -18,17 +19,12 @@ from tests.report_workdirs import (
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  return analysis.load_run(write_workdir(tmp_path_factory.mktemp("handmade")), label="handmade")
+  return handmade_run(tmp_path_factory.mktemp("handmade"))
 
 
 @pytest.fixture(scope="module")
 def checkpointed(tmp_path_factory):
-  """The hand-made workdir with round checkpoints holding theta_0, as a run leaves it."""
-  path = write_workdir(tmp_path_factory.mktemp("checkpointed"))
-  init = {k: np.random.default_rng(1).normal(size=(TRIALS,) + s).astype(np.float32)
-          for k, s in SHAPES.items()}
-  write_checkpoint(path, init)
-  return analysis.load_run(path, label="checkpointed"), init
+  return checkpointed_run(tmp_path_factory.mktemp("checkpointed"))
 
 
 def _labels(ax):

@@ -13,10 +13,8 @@ from ltjax.reports import analysis, summary
 from tests.conftest import REPO
 from tests.report_workdirs import (
   ROUNDS,
-  SHAPES,
-  TRIALS,
-  write_checkpoint,
-  write_workdir,
+  checkpointed_run,
+  handmade_run,
 )
 
 COMMITTED = sorted(p.parent for p in (REPO / "results").glob("*/results.jsonl"))
@@ -24,16 +22,12 @@ COMMITTED = sorted(p.parent for p in (REPO / "results").glob("*/results.jsonl"))
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  return analysis.load_run(write_workdir(tmp_path_factory.mktemp("handmade")), label="handmade")
+  return handmade_run(tmp_path_factory.mktemp("handmade"))
 
 
 @pytest.fixture(scope="module")
 def checkpointed(tmp_path_factory):
-  path = write_workdir(tmp_path_factory.mktemp("checkpointed"))
-  rng = np.random.default_rng(1)
-  write_checkpoint(path, {k: rng.normal(size=(TRIALS,) + s).astype(np.float32)
-                          for k, s in SHAPES.items()})
-  return analysis.load_run(path, label="checkpointed")
+  return checkpointed_run(tmp_path_factory.mktemp("checkpointed"))[0]
 
 
 def test_write_report_renders_and_notes_skips(run, tmp_path):

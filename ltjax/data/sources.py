@@ -10,11 +10,11 @@ of the examples left for training, or (`normalization='none'`) only scaled from 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Mapping
 
 import numpy as np
 
+from ltjax import importpath
 from ltjax.data.datasets import NORMALIZATIONS, Dataset, from_arrays
 
 
@@ -107,17 +107,13 @@ def from_user_arrays(data: Any, name: str = "arrays", num_classes: int | None = 
 def from_import(path: str, validation_size: int = 5000, normalization: str = "dataset",
                 kwargs: Mapping[str, Any] | None = None) -> Dataset:
   """The arrays `package.module:function` returns (called with `kwargs`), checked."""
-  module_name, sep, attr = path.partition(":")
-  if not sep or not module_name or not attr:
+  parts = importpath.split(path)
+  if parts is None:
     raise DataError(f"dataset: {path!r} is neither a dataset name nor package.module:function")
   try:
-    fn = importlib.import_module(module_name)
-  except Exception as e:  # noqa: BLE001 -- user code: whatever it raises is one line here
-    raise DataError(f"dataset: cannot import {module_name!r}: {type(e).__name__}: {e}") from None
-  for part in attr.split("."):
-    if not hasattr(fn, part):
-      raise DataError(f"dataset: {module_name!r} has no attribute {attr!r}")
-    fn = getattr(fn, part)
+    fn = importpath.resolve(*parts)
+  except importpath.ImportPathError as e:
+    raise DataError(f"dataset: {e}") from None
   if not callable(fn):
     raise DataError(f"dataset: {path!r} is not callable")
   try:

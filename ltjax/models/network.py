@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import importlib
 import inspect
 from typing import Any, Callable, Mapping
 
@@ -20,6 +19,7 @@ import jax
 import jax.extend as jex
 import jax.numpy as jnp
 
+from ltjax import importpath
 from ltjax.core import roles as roles_lib
 from ltjax.models import registry
 
@@ -93,19 +93,13 @@ def adapt(network) -> Any:
 # ---------------------------------------------------------------- from an import path
 def load_factory(path: str) -> Callable:
   """'package.module:Name' -> the object it names; ModelError (one line) if it cannot be had."""
-  module_name, sep, attr = path.partition(":")
-  if not sep or not module_name or not attr:
+  parts = importpath.split(path)
+  if parts is None:
     raise ModelError(f"{path!r} is not an import path (write package.module:Name)")
   try:
-    module = importlib.import_module(module_name)
-  except Exception as e:  # noqa: BLE001 -- any failure importing user code is the user's to see
-    raise ModelError(f"cannot import {module_name!r}: {type(e).__name__}: {e}") from None
-  obj = module
-  for part in attr.split("."):
-    if not hasattr(obj, part):
-      raise ModelError(f"{module_name!r} has no attribute {attr!r}")
-    obj = getattr(obj, part)
-  return obj
+    return importpath.resolve(*parts)
+  except importpath.ImportPathError as e:
+    raise ModelError(str(e)) from None
 
 
 def build(factory: Callable, num_classes: int, kwargs: Mapping[str, Any]):

@@ -30,15 +30,10 @@ def record_sets(root: pathlib.Path | str) -> list[tuple[str, list[dict[str, Any]
       continue
     rel = path.parent.relative_to(root).as_posix()
     name = rel if path.name == results.RESULTS else f"{rel}/{path.name[:-len('.' + results.RESULTS)]}"
-    recs = results.read(path.parent) if path.name == results.RESULTS else _read(path)
+    recs = results.read_file(path)
     if recs:
       out.append((name, recs))
   return out
-
-
-def _read(path: pathlib.Path) -> list[dict[str, Any]]:
-  import json  # noqa: PLC0415 -- one reader for the flat NAME.results.jsonl layout
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _cell(value: stats.Interval | None, scale: float, digits: int) -> str:

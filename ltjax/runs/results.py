@@ -59,8 +59,14 @@ def _num(x) -> float | None:
 
 
 def read(workdir: pathlib.Path | str) -> list[dict[str, Any]]:
-  """All complete records (a torn last line, impossible with atomic writes, is skipped anyway)."""
-  path = pathlib.Path(workdir) / RESULTS
+  """All complete records of a workdir (see `read_file`)."""
+  return read_file(pathlib.Path(workdir) / RESULTS)
+
+
+def read_file(path: pathlib.Path | str) -> list[dict[str, Any]]:
+  """All complete records of a records file (a torn last line, impossible with atomic writes, is
+  skipped anyway); [] if there is none."""
+  path = pathlib.Path(path)
   if not path.exists():
     return []
   out = []

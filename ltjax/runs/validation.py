@@ -9,11 +9,10 @@ What only the data can tell (the batch size against the training set) is `check_
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from typing import Any, Callable, Iterable
 
-from ltjax import data, lottery, models  # noqa: F401 -- lottery registers the built-in modes
+from ltjax import data, importpath, lottery, models  # noqa: F401 -- lottery registers the built-in modes
 from ltjax.core import pruning, roles, scores, tickets
 from ltjax.engine import optimizers, parallel, runtime
 from ltjax.methods import modes
@@ -314,9 +313,9 @@ def import_plugins(names) -> None:
     raise ConfigError("imports", problem)
   for name in names:
     try:
-      importlib.import_module(name)
-    except Exception as e:  # noqa: BLE001 -- user code: whatever it raises is one line here
-      raise ConfigError("imports", f"cannot import {name!r}: {type(e).__name__}: {e}") from None
+      importpath.resolve(name)
+    except importpath.ImportPathError as e:
+      raise ConfigError("imports", str(e)) from None
 
 
 def check(cfg, network=None) -> None:
