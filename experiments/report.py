@@ -4,7 +4,8 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
   python -m experiments.report --workdir=runs/a --workdir=runs/b --label=iterative --label=oneshot \
       --out=workdirs/compare                                       # overlay two runs
   python -m experiments.report --sweep=workdirs/study_stability    # every point of a sweep
-  python -m experiments.report --results=results                   # -> results/STATS.md
+  python -m experiments.report --results=results                   # -> results/STATS.md, and
+                                                                   #    RESULTS.md's numbers
 
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
@@ -28,6 +29,10 @@ _SWEEP = flags.DEFINE_string("sweep", None, "A sweep's root (experiments.sweep):
                              "points, labelled by their values (default out: <sweep>/report).")
 _RESULTS = flags.DEFINE_string("results", None, "A directory of committed records (results/): write "
                                "its STATS.md, every comparison with a 95% interval over trials.")
+_DOCUMENTS = flags.DEFINE_multi_string(
+    "document", None, "With --results: markdown files whose marked numbers and tables "
+    "(ltjax.reports.claims) are recomputed from the records (default: RESULTS.md beside the "
+    "results directory, if there is one).")
 cli.check_flag("results", lambda v: v is None or os.path.isdir(v), "results must be an existing directory")
 cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, sweeps.MANIFEST)),
                f"sweep must be a directory written by experiments.sweep (with {sweeps.MANIFEST})")
@@ -47,6 +52,7 @@ def main(argv):
       cli.fail(f"results: no records under {_RESULTS.value}")
     files.write_atomic(out, text)
     print(f"stats: {out}")
+    _render_documents(pathlib.Path(_RESULTS.value))
     return
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
   if _SWEEP.value:
@@ -75,6 +81,23 @@ def main(argv):
   except OSError as e:
     cli.fail(f"out: cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")
+
+
+def _render_documents(root: pathlib.Path) -> None:
+  from ltjax.reports import claims  # noqa: PLC0415
+  beside = root.resolve().parent / "RESULTS.md"
+  documents = _DOCUMENTS.value or ([str(beside)] if beside.is_file() else [])
+  rendered = {}
+  for doc in documents:  # every document computed before any is written: no half-updated set
+    try:
+      rendered[doc] = claims.render(pathlib.Path(doc).read_text(), root)
+    except OSError as e:
+      cli.fail(f"document: cannot read {doc}: {e.strerror or e}")
+    except claims.ClaimError as e:
+      cli.fail(f"document {doc}: {e}")
+  for doc, text in rendered.items():
+    files.write_atomic(doc, text)
+    print(f"numbers: {doc}")
 
 
 def run():

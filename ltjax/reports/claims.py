@@ -1,0 +1,447 @@
+"""The numbers of a results document (RESULTS.md), recomputed from the records in `results/`.
+
+A document holds two kinds of generated text, each marked by HTML comments that do not render:
+
+    <!--c:diff("lenet", "ticket", "dense", 21.1)-->+0.51 [+0.31, +0.67]<!--/c-->     one value
+    <!--table:criteria("criteria_5k", "criteria_5k_global")-->                        a table
+    ...
+    <!--/table-->
+
+`render` recomputes every marked value and table from the records and returns the document with
+them replaced; the test of the committed RESULTS.md (tests/test_claims.py) fails when a committed
+number differs from its records, so no figure in the prose can drift from what was measured. A
+claim whose direction reverses (`earlier` where a kind stopped later) raises instead of printing.
+
+Record sets are named as in results/STATS.md: a workdir's `results.jsonl` by its directory
+(`lenet`), a comparison's or study's `NAME.results.jsonl` as `dir/NAME`. Densities are given in
+percent as the tables print them (21.1 for 21.1% remaining).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import pathlib
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ltjax.reports import stats, tables
+
+Record = Mapping[str, Any]
+_FIELDS = {"acc": "test_accuracy", "stop": "early_stop_step", "instability": "instability"}
+INLINE = re.compile(r"<!--c:(.*?)-->(.*?)<!--/c-->", re.S)
+BLOCK = re.compile(r"(<!--table:(.*?)-->\n)(.*?)(<!--/table-->)", re.S)
+
+
+class ClaimError(ValueError):
+  """A claim that cannot be computed from the records, or whose direction does not hold."""
+
+
+class Records:
+  """The record sets under a results directory, loaded once."""
+
+  def __init__(self, root: pathlib.Path | str):
+    self.root = pathlib.Path(root)
+    self.sets = dict(tables.record_sets(self.root))
+
+  def get(self, name: str) -> list[dict[str, Any]]:
+    if name not in self.sets:
+      raise ClaimError(f"no record set {name!r} under {self.root} (have: {', '.join(sorted(self.sets))})")
+    return self.sets[name]
+
+  def json(self, path: str) -> Any:
+    file = self.root / path
+    if not file.is_file():
+      raise ClaimError(f"no file {path!r} under {self.root}")
+    return json.loads(file.read_text())
+
+
+# ---------------------------------------------------------------- selecting records
+def _field(field: str) -> str:
+  if field not in _FIELDS:
+    raise ClaimError(f"field must be one of {', '.join(_FIELDS)}, got {field!r}")
+  return _FIELDS[field]
+
+
+def pct_label(density: float) -> str:
+  return f"{density * 100:.1f}"
+
+
+def round_at(recs: Sequence[Record], density: float | str) -> int:
+  """The round whose tickets' mean density prints as `density` percent (one decimal)."""
+  want = f"{float(density):.1f}"
+  found = sorted({r["round"] for r in recs if r["kind"] == "ticket"
+                  and pct_label(_mean_density(recs, r["round"])) == want})
+  if not found:
+    have = ", ".join(pct_label(_mean_density(recs, n)) for n in sorted({r["round"] for r in recs}))
+    raise ClaimError(f"no round at {want}% remaining (rounds at: {have})")
+  return found[0]
+
+
+def _mean_density(recs: Sequence[Record], rnd: int) -> float:
+  return float(np.mean([r["density"] for r in recs if r["round"] == rnd and r["kind"] == "ticket"]))
+
+
+def _kind_trials(recs: Sequence[Record], kind: str, rnd: int, field: str) -> dict[int, float]:
+  """trial -> the field's mean over that trial's records of `kind` ('dense': round 0's tickets)."""
+  if kind == "dense":
+    kind, rnd = "ticket", 0
+  got = stats.per_trial([r for r in recs if r["round"] == rnd and r["kind"] == kind], field)
+  if not got:
+    raise ClaimError(f"no {kind} records in round {rnd}")
+  return got
+
+
+def _values(recs, kind, rnd, field) -> list[float]:
+  if kind == "dense":
+    kind, rnd = "ticket", 0
+  out = [float(r[field]) for r in recs if r["round"] == rnd and r["kind"] == kind
+         and not r.get("diverged") and r.get(field) is not None and math.isfinite(r[field])]
+  if not out:
+    raise ClaimError(f"no {kind} records in round {rnd}")
+  return out
+
+
+def _paired(recs, a, b, rnd, field) -> stats.Interval:
+  f = _field(field)
+  return stats.paired(_kind_trials(recs, a, rnd, f), _kind_trials(recs, b, rnd, f))
+
+
+def _pruned_rounds(recs, lo: float, hi: float) -> list[int]:
+  rounds = [n for n in sorted({r["round"] for r in recs if r["round"] > 0})
+            if lo - 0.05 <= _mean_density(recs, n) * 100 <= hi + 0.05]
+  if not rounds:
+    raise ClaimError(f"no pruned round between {lo}% and {hi}% remaining")
+  return rounds
+
+
+# ---------------------------------------------------------------- formatting
+def _num(x: float, digits: int) -> str:
+  return f"{x:,.{digits}f}".replace("-", "\u2212")
+
+
+def _signed(x: float, digits: int) -> str:
+  text = f"{abs(x):,.{digits}f}"
+  if not float(text.replace(",", "")):
+    return text  # rounds to zero: no sign
+  return ("+" if x > 0 else "\u2212") + text
+
+
+def _scale(field: str) -> tuple[float, int]:
+  return (1.0, 0) if field == "stop" else (100.0, 2)
+
+
+# ---------------------------------------------------------------- the claims
+class Claims:
+  """The functions a document's claims and tables may call, bound to one results directory."""
+
+  def __init__(self, records: Records):
+    self.records = records
+
+  def _at(self, name, density):
+    recs = self.records.get(name)
+    return recs, (0 if density in (None, 100, 100.0) else round_at(recs, density))
+
+  # -- single values
+  def mean(self, name: str, kind: str, density: float | None = None, field: str = "acc") -> str:
+    """Mean over trials (a trial's draws averaged first): accuracy in %, early stop in iterations."""
+    recs, rnd = self._at(name, density)
+    scale, digits = _scale(field)
+    return _num(np.mean(list(_kind_trials(recs, kind, rnd, _field(field)).values())) * scale, digits)
+
+  def minmax(self, name: str, kind: str, density: float | None = None, field: str = "acc") -> str:
+    """Lowest and highest single record."""
+    recs, rnd = self._at(name, density)
+    scale, digits = _scale(field)
+    v = _values(recs, kind, rnd, _field(field))
+    return f"{_num(min(v) * scale, digits)}\u2013{_num(max(v) * scale, digits)}"
+
+  def _diff(self, name, a, b, density, field) -> stats.Interval:
+    recs, rnd = self._at(name, density)
+    return _paired(recs, a, b, rnd, field)
+
+  def diff(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
+    """a − b, mean and 95% interval over trials, paired by trial."""
+    iv = self._diff(name, a, b, density, field)
+    scale, digits = _scale(field)
+    if iv.n < 2:
+      raise ClaimError(f"{a} - {b} at {density}%: {iv.n} trial(s), no interval")
+    return f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, {_signed(iv.hi * scale, digits)}]"
+
+  def delta(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
+    """a − b, the mean over trials only."""
+    scale, digits = _scale(field)
+    return _signed(self._diff(name, a, b, density, field).mean * scale, digits)
+
+  def versus(self, name_a: str, kind_a: str, density_a: float | None, name_b: str, kind_b: str,
+             density_b: float | None, field: str = "acc") -> str:
+    """Two record sets compared trial by trial (runs of one seed share each trial's theta_0 and
+    data order): mean and 95% interval of a − b."""
+    (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
+    f = _field(field)
+    iv = stats.paired(_kind_trials(ra, kind_a, na, f), _kind_trials(rb, kind_b, nb, f))
+    if iv.n < 2:
+      raise ClaimError(f"{name_a} against {name_b}: {iv.n} common trial(s), no interval")
+    scale, digits = _scale(field)
+    return f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, {_signed(iv.hi * scale, digits)}]"
+
+  def _change(self, name, kind, density) -> float:
+    recs, rnd = self._at(name, density)
+    f = _field("stop")
+    dense = np.mean(list(_kind_trials(recs, "dense", 0, f).values()))
+    return float(np.mean(list(_kind_trials(recs, kind, rnd, f).values())) / dense - 1)
+
+  def earlier(self, name: str, kind: str, density: float) -> str:
+    """How much earlier than the dense network `kind` stops, in % of dense's mean iteration."""
+    c = self._change(name, kind, density)
+    if c > 0:
+      raise ClaimError(f"{name}: {kind} at {density}% stops {c:.0%} later than dense, not earlier")
+    return f"{-c * 100:.0f}%"
+
+  def later(self, name: str, kind: str, density: float) -> str:
+    c = self._change(name, kind, density)
+    if c < 0:
+      raise ClaimError(f"{name}: {kind} at {density}% stops {-c:.0%} earlier than dense, not later")
+    return f"{c * 100:.0f}%"
+
+  def _changes(self, name, kind, hi, lo):
+    recs = self.records.get(name)
+    return [self._change(name, kind, float(pct_label(_mean_density(recs, n))))
+            for n in _pruned_rounds(recs, lo, hi)]
+
+  def earlier_range(self, name: str, kind: str, hi: float, lo: float) -> str:
+    """Range of `earlier` over the rounds from `hi`% down to `lo`% remaining; all must be earlier."""
+    c = self._changes(name, kind, hi, lo)
+    if max(c) > 0:
+      raise ClaimError(f"{name}: {kind} does not stop earlier than dense everywhere from {hi}% to {lo}%")
+    return f"{-max(c) * 100:.0f}\u2013{-min(c) * 100:.0f}%"
+
+  def later_range(self, name: str, kind: str, hi: float, lo: float) -> str:
+    c = self._changes(name, kind, hi, lo)
+    if min(c) < 0:
+      raise ClaimError(f"{name}: {kind} does not stop later than dense everywhere from {hi}% to {lo}%")
+    return f"{min(c) * 100:.0f}\u2013{max(c) * 100:.0f}%"
+
+  def where(self, name: str, a: str, b: str, sign: str, field: str = "acc") -> str:
+    """The densities at which the interval of a − b lies wholly below ('<') or above ('>') 0."""
+    if sign not in ("<", ">"):
+      raise ClaimError(f"sign must be '<' or '>', got {sign!r}")
+    recs = self.records.get(name)
+    out = []
+    for rnd in sorted({r["round"] for r in recs if r["round"] > 0}):
+      iv = _paired(recs, a, b, rnd, field)
+      if iv.real and (iv.hi < 0 if sign == "<" else iv.lo > 0):
+        out.append(f"{pct_label(_mean_density(recs, rnd))}%")
+    return ", ".join(out) if out else "none"
+
+  def all_beat(self, name: str, a: str, b: str) -> str:
+    """The highest density from which down every record of `a` is more accurate than every one of
+    `b` at each round ('none' if not even at the sparsest)."""
+    recs = self.records.get(name)
+    rounds = sorted({r["round"] for r in recs if r["round"] > 0})
+    best = None
+    for rnd in reversed(rounds):
+      if min(_values(recs, a, rnd, "test_accuracy")) <= max(_values(recs, b, rnd, "test_accuracy")):
+        break
+      best = rnd
+    return "none" if best is None else f"{pct_label(_mean_density(recs, best))}%"
+
+  def finding(self, name: str, density: float, how: str = "mean") -> str:
+    """Model-steps of training spent finding the tickets' masks at `density` ('mean', 'min' or 'max'
+    over trials)."""
+    recs, rnd = self._at(name, density)
+    steps = [r["finding_steps"] for r in recs if r["round"] == rnd and r["kind"] == "ticket"]
+    if how not in ("mean", "min", "max") or not steps:
+      raise ClaimError(f"finding: need how in mean/min/max and ticket records, got {how!r}")
+    return _num({"mean": np.mean, "min": min, "max": max}[how](steps), 0)
+
+  def tail(self, name: str, kind: str) -> str:
+    """The worst round's share of `kind`'s early stops in the last 5% of its training."""
+    fractions = [f for (_, k), f in stats.truncation(self.records.get(name)).items() if k == kind]
+    if not fractions:
+      raise ClaimError(f"{name}: no early stops of {kind}")
+    return f"{max(fractions) * 100:.0f}%"
+
+  def latest_stop(self, name: str, kind: str, rounds: str = "pruned") -> str:
+    recs = [r for r in self.records.get(name) if r["kind"] == kind and (rounds != "pruned" or r["round"] > 0)]
+    if not recs:
+      raise ClaimError(f"{name}: no {kind} records")
+    return _num(max(r["early_stop_step"] for r in recs), 0)
+
+  def stops_after(self, name: str, kind: str, step: int) -> str:
+    """'N of M': `kind`'s early stops later than `step`, of all its records."""
+    recs = [r for r in self.records.get(name) if r["kind"] == kind and r["round"] > 0]
+    return f"{sum(r['early_stop_step'] > step for r in recs)} of {len(recs)}"
+
+  def count(self, name: str, kind: str) -> str:
+    return str(sum(r["kind"] == kind for r in self.records.get(name)))
+
+  def trials(self, name: str) -> str:
+    return str(len({r["trial"] for r in self.records.get(name)}))
+
+  def wall(self, name: str, unit: str = "s") -> str:
+    """The rounds' wall time: each round's `wall_seconds` once, summed."""
+    per_round = {}
+    for r in self.records.get(name):
+      per_round.setdefault(r["round"], r.get("wall_seconds") or 0.0)
+    total = sum(per_round.values())
+    if unit == "min":
+      return f"{total / 60:.0f} min"
+    if unit == "h":
+      return f"{total / 3600:.2f} h"
+    return f"{total:,.0f} s"
+
+  def density(self, name: str, rnd: int) -> str:
+    return f"{pct_label(_mean_density(self.records.get(name), rnd))}%"
+
+  def xor(self, group: str, units: int, measure: str, source: str = "ours") -> str:
+    """A cell of the XOR record (results/xor/xor.json): group 'scratch' or a pruning strategy."""
+    data = self.records.json("xor/xor.json")
+    if source == "paper":
+      data = data["paper"]
+    table = data["scratch"] if group == "scratch" else data["pruned"].get(group)
+    try:
+      return f"{table[str(units)][measure]:.1f}"
+    except (KeyError, TypeError):
+      raise ClaimError(f"xor: no {source} cell {group!r}, {units} units, {measure!r}") from None
+
+  # -- tables
+  def side_by_side(self, name: str, rounds: Sequence[int] = ()) -> str:
+    """Per round: test accuracy (its mean Δ against dense ± the 95% half-width over trials) and
+    early-stop iteration (% change against dense) of the ticket and each control."""
+    recs = self.records.get(name)
+    present = [k for k in ("ticket", "reinit", "random_mask") if any(r["kind"] == k for r in recs)]
+    label = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask"}
+    head = "| % remaining (round) | " + " | ".join(f"{label[k]} acc | {label[k]} early stop" for k in present) + " |"
+    lines = [head, "|---|" + "---|" * (2 * len(present))]
+    dense_stop = np.mean(list(_kind_trials(recs, "dense", 0, _field("stop")).values()))
+    for rnd in rounds or sorted({r["round"] for r in recs}):
+      cells = []
+      for k in present:
+        if rnd == 0 and k != "ticket":
+          cells += ["", ""]
+          continue
+        acc = np.mean(list(_kind_trials(recs, k, rnd, _field("acc")).values()))
+        stop = np.mean(list(_kind_trials(recs, k, rnd, _field("stop")).values()))
+        if rnd == 0:
+          cells += [f"{acc * 100:.2f}", _num(stop, 0)]
+          continue
+        iv = stats.paired(_kind_trials(recs, k, rnd, _field("acc")), _kind_trials(recs, "dense", 0, _field("acc")))
+        mark = "*" if iv.real else ""
+        cells += [f"{acc * 100:.2f} ({_signed(iv.mean * 100, 2)} \u00b1 {(iv.hi - iv.mean) * 100:.2f}{mark})",
+                  f"{_num(stop, 0)} ({_signed((stop / dense_stop - 1) * 100, 0)}%)"]
+      d = _mean_density(recs, rnd)
+      lines.append(f"| {pct_label(d)} ({rnd}{', dense' if rnd == 0 else ''}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+  def by_density(self, rows: Sequence[Sequence[Any]], densities: Sequence[float],
+                 field: str = "acc") -> str:
+    """One row per (label, record set, kind): mean ± the 95% half-width over trials at each density
+    (the nearest round within 1 point of it; '—' where the run has none)."""
+    scale, digits = _scale(field)
+    lines = ["| | " + " | ".join(f"~{d:g}%" for d in densities) + " |",
+             "|---|" + "---|" * len(densities)]
+    for label, name, kind in rows:
+      recs = self.records.get(name)
+      cells = []
+      for d in densities:
+        pruned = sorted({r["round"] for r in recs if r["round"] > 0})
+        near = [(abs(_mean_density(recs, n) * 100 - d), n) for n in pruned]
+        near = [x for x in near if x[0] <= 1.0]
+        if not near:
+          cells.append("\u2014")
+          continue
+        rnd = min(near)[1]
+        iv = stats.interval(_kind_trials(recs, kind, rnd, _field(field)).values())
+        half = "" if iv.n < 2 else f" \u00b1 {(iv.hi - iv.mean) * scale:.{digits}f}"
+        at = "" if abs(_mean_density(recs, rnd) * 100 - d) < 0.05 else f" at {pct_label(_mean_density(recs, rnd))}%"
+        cells.append(f"{iv.mean * scale:.{digits}f}{half}{at}")
+      lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+  def diff_table(self, rows: Sequence[Sequence[Any]], densities: Sequence[float],
+                 field: str = "acc") -> str:
+    """One row per (label, record set, a, b): a − b with its 95% interval over trials (paired by
+    trial) at each density ('—' where the run has no round there), * where it excludes 0."""
+    scale, digits = _scale(field)
+    lines = ["| | " + " | ".join(f"{d:g}%" for d in densities) + " |",
+             "|---|" + "---|" * len(densities)]
+    for label, name, a, b in rows:
+      recs = self.records.get(name)
+      cells = []
+      for d in densities:
+        try:
+          rnd = round_at(recs, d)
+        except ClaimError:
+          cells.append("\u2014")
+          continue
+        iv = _paired(recs, a, b, rnd, field)
+        cells.append(f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, "
+                     f"{_signed(iv.hi * scale, digits)}]{' *' if iv.real else ''}")
+      lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+  def xor_tables(self) -> str:
+    data = self.records.json("xor/xor.json")
+    cfg, ours, paper = data["config"], data, data["paper"]
+    sizes = [str(cfg["hidden"]), *map(str, cfg["targets"])]
+
+    def cell(o, p):
+      return f"{o:.1f}" + (f" / {p:.1f}" if p is not None else "")
+
+    lines = [f"Pruned: % of {cfg['inits']} inits (ours / paper)", "",
+             "| strategy | " + " | ".join(f"{u} DB | {u} ZL" for u in sizes) + " |",
+             "|---" * (1 + 2 * len(sizes)) + "|"]
+    for s, row in ours["pruned"].items():
+      prow = paper["pruned"].get(s, {})
+      lines.append(f"| {s} | " + " | ".join(cell(row[u][m], prow.get(u, {}).get(m)) for u in sizes
+                                             for m in ("db", "zl")) + " |")
+    lines += ["", f"Trained from scratch: % of {cfg['inits']} inits (ours / paper)", "",
+              "| units | DB | ZL |", "|---|---|---|"]
+    for u, v in ours["scratch"].items():
+      p = paper["scratch"].get(u, {})
+      lines.append(f"| {u} | {cell(v['db'], p.get('db'))} | {cell(v['zl'], p.get('zl'))} |")
+    return "\n".join(lines)
+
+
+def _call(claims: Claims, expr: str) -> str:
+  """Evaluate `name(literal, ...)` against `claims`; nothing but a call of a public method with
+  literal arguments is accepted."""
+  try:
+    node = ast.parse(expr.strip(), mode="eval").body
+  except SyntaxError as e:
+    raise ClaimError(f"cannot parse claim {expr!r}: {e.msg}") from None
+  if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+    raise ClaimError(f"a claim is a call like mean('lenet', 'ticket', 21.1), got {expr!r}")
+  fn: Callable | None = getattr(claims, node.func.id, None) if not node.func.id.startswith("_") else None
+  if fn is None or not callable(fn):
+    raise ClaimError(f"unknown claim {node.func.id!r}")
+  try:
+    args = [ast.literal_eval(a) for a in node.args]
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+  except ValueError:
+    raise ClaimError(f"claim arguments must be literals: {expr!r}") from None
+  try:
+    return str(fn(*args, **kwargs))
+  except TypeError as e:
+    raise ClaimError(f"{expr}: {e}") from None
+
+
+def render(text: str, root: pathlib.Path | str) -> str:
+  """`text` with every marked value and table recomputed from the records under `root`."""
+  claims = Claims(Records(root))
+  text = BLOCK.sub(lambda m: m.group(1) + _call(claims, m.group(2)) + "\n" + m.group(4), text)
+  return INLINE.sub(lambda m: f"<!--c:{m.group(1)}-->{_call(claims, m.group(1))}<!--/c-->", text)
+
+
+def unmarked_numbers(text: str) -> list[str]:
+  """Two-decimal numbers (how accuracies and their differences print) outside marked values,
+  tables and code: each is a result typed by hand. Returns the lines that hold one."""
+  text = BLOCK.sub("", INLINE.sub("", text))
+  text = re.sub(r"```.*?```", "", text, flags=re.S)
+  text = re.sub(r"`[^`\n]*`", "", text)
+  return [line for line in text.splitlines() if re.search(r"(?<![\w.])[+\u2212-]?\d+\.\d\d(?![\d.])", line)]
+

@@ -1,0 +1,121 @@
+"""RESULTS.md's numbers (ltjax.reports.claims): each recomputed from the committed records, the
+claims on hand-made records, and the refusals that keep a wrong claim out of the document."""
+
+import json
+import shutil
+
+import pytest
+
+from ltjax.reports import claims
+from tests.conftest import REPO
+
+
+def test_committed_results_md_is_generated_from_the_committed_records():
+  text = (REPO / "RESULTS.md").read_text()
+  assert claims.INLINE.search(text) and claims.BLOCK.search(text)
+  assert claims.render(text, REPO / "results") == text, (
+      "RESULTS.md differs from its records: python -m experiments.report --results=results")
+
+
+def test_committed_results_md_types_no_accuracy_by_hand():
+  assert claims.unmarked_numbers((REPO / "RESULTS.md").read_text()) == []
+
+
+def _records(root):
+  """Trials 0-2; dense 97.0/97.2/97.4 stopping at 1000; round 1 (50%): tickets +1 point, stopping
+  at 500; reinit -0.5 point, stopping at 1500 of 2000 steps (one at 1990: in the last 5%)."""
+  recs = []
+  for t, dense in enumerate((0.970, 0.972, 0.974)):
+    base = {"trial": t, "draw": 0, "diverged": False, "steps_trained": 2000, "finding_steps": 0,
+            "wall_seconds": 10.0}
+    recs.append(dict(base, round=0, kind="ticket", density=1.0, test_accuracy=dense, early_stop_step=1000))
+    recs.append(dict(base, round=1, kind="ticket", density=0.5, test_accuracy=dense + 0.01 + 0.001 * t,
+                     early_stop_step=500, finding_steps=2000, wall_seconds=20.0))
+    recs.append(dict(base, round=1, kind="reinit", density=0.5, test_accuracy=dense - 0.005 + 0.0005 * t,
+                     early_stop_step=1990 if t == 0 else 1500, wall_seconds=20.0))
+  (root / "run").mkdir(parents=True)
+  (root / "run" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+  return root
+
+
+@pytest.fixture
+def c(tmp_path):
+  return claims.Claims(claims.Records(_records(tmp_path / "results")))
+
+
+def test_values_are_means_over_trials_and_paired_differences(c):
+  assert c.mean("run", "dense") == "97.20"
+  assert c.mean("run", "ticket", 50.0) == "98.30"
+  assert c.mean("run", "ticket", 50, "stop") == "500"
+  assert c.minmax("run", "dense") == "97.00\u201397.40"
+  assert c.delta("run", "ticket", "dense", 50) == "+1.10"
+  assert c.diff("run", "ticket", "dense", 50) == "+1.10 [+0.85, +1.35]"  # 1.0, 1.1, 1.2 points
+  assert c.where("run", "ticket", "reinit", ">") == "50.0%" and c.where("run", "reinit", "dense", ">") == "none"
+  assert c.all_beat("run", "ticket", "reinit") == "50.0%"
+  assert c.earlier("run", "ticket", 50) == "50%" and c.later("run", "reinit", 50) == "66%"
+  assert c.tail("run", "reinit") == "33%" and c.tail("run", "ticket") == "0%"
+  assert c.stops_after("run", "reinit", 1500) == "1 of 3" and c.latest_stop("run", "reinit") == "1,990"
+  assert c.wall("run") == "30 s" and c.trials("run") == "3" and c.density("run", 1) == "50.0%"
+  assert c.finding("run", 50) == "2,000"
+
+
+def test_a_claim_whose_direction_reverses_raises(c):
+  with pytest.raises(claims.ClaimError, match="later than dense, not earlier"):
+    c.earlier("run", "reinit", 50)
+  with pytest.raises(claims.ClaimError, match="does not stop earlier"):
+    c.earlier_range("run", "reinit", 60, 40)
+
+
+def test_tables_cover_each_density_and_mark_real_differences(c):
+  table = c.diff_table([("tickets", "run", "ticket", "dense")], [50, 10])
+  assert table.splitlines()[2] == "| tickets | +1.10 [+0.85, +1.35] * | \u2014 |"
+  by = c.by_density([("reinit", "run", "reinit")], [50.4])
+  assert by.splitlines()[2].startswith("| reinit | 96.75 \u00b1 ") and by.endswith("at 50.0% |")
+  side = c.side_by_side("run").splitlines()
+  assert side[2].startswith("| 100.0 (0, dense) | 97.20 | 1,000 |")
+  assert "98.30 (+1.10 \u00b1 0.25*) | 500 (\u221250%)" in side[3]
+
+
+@pytest.mark.parametrize("expr, message", [
+    ('mean("nope", "ticket")', "no record set 'nope'"),
+    ('mean("run", "ticket", 33.3)', r"no round at 33.3% remaining \(rounds at: 100.0, 50.0\)"),
+    ('mean("run", "ticket", 50, "loss")', "field must be one of"),
+    ('__class__("run")', "unknown claim '__class__'"),
+    ('records.get("run")', "a claim is a call like"),
+    ('mean("run", open("x"))', "arguments must be literals"),
+    ('mean("run"', "cannot parse claim"),
+    ('mean("run", "ticket", 50, "acc", 1)', "takes from"),
+    ('where("run", "ticket", "dense", "=")', "sign must be"),
+])
+def test_bad_claims_fail_with_one_line(c, expr, message):
+  with pytest.raises(claims.ClaimError, match=message) as e:
+    claims._call(c, expr)
+  assert "\n" not in str(e.value)
+
+
+def test_render_replaces_values_and_tables_and_nothing_else(tmp_path):
+  root = _records(tmp_path / "results")
+  text = ("Dense <!--c:mean('run', 'dense')-->99.99<!--/c-->%, keep `98.76` as code.\n"
+          "<!--table:diff_table((('t', 'run', 'ticket', 'dense'),), (50,))-->\nstale\n<!--/table-->\n")
+  out = claims.render(text, root)
+  assert out.startswith("Dense <!--c:mean('run', 'dense')-->97.20<!--/c-->%, keep `98.76` as code.\n")
+  assert "stale" not in out and "| t | +1.10 [+0.85, +1.35] * |" in out
+  assert claims.render(out, root) == out
+  assert claims.unmarked_numbers(out) == []
+  assert claims.unmarked_numbers("tickets reach 98.31 here") == ["tickets reach 98.31 here"]
+
+
+def test_report_binary_leaves_the_document_alone_when_a_claim_fails(binaries, tmp_path):
+  root = _records(tmp_path / "results")
+  doc = tmp_path / "RESULTS.md"
+  good = "<!--c:mean('run', 'dense')-->0<!--/c-->\n"
+  doc.write_text(good + "<!--c:earlier('run', 'reinit', 50)-->0<!--/c-->\n")
+  ran = binaries("experiments.report", [f"--results={root}"])
+  assert ran.rc == 1 and ran.stderr.strip().count("\n") == 0, ran.stderr
+  assert "later than dense, not earlier" in ran.stderr
+  assert doc.read_text().startswith(good)  # untouched
+  doc.write_text(good)
+  ran = binaries("experiments.report", [f"--results={root}", f"--document={doc}"])
+  assert ran.rc == 0, ran.stderr
+  assert doc.read_text() == "<!--c:mean('run', 'dense')-->97.20<!--/c-->\n"
+  shutil.rmtree(root)
