@@ -4,6 +4,7 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
   python -m experiments.report --workdir=runs/a --workdir=runs/b --label=iterative --label=oneshot \
       --out=workdirs/compare                                       # overlay two runs
   python -m experiments.report --sweep=workdirs/study_stability    # every point of a sweep
+  python -m experiments.report --records=results/criteria_5k       # redraw committed record sets
   python -m experiments.report --results=results                   # -> results/STATS.md, and
                                                                    #    RESULTS.md's numbers
 
@@ -29,11 +30,18 @@ _SWEEP = flags.DEFINE_string("sweep", None, "A sweep's root (experiments.sweep):
                              "points, labelled by their values (default out: <sweep>/report).")
 _RESULTS = flags.DEFINE_string("results", None, "A directory of committed records (results/): write "
                                "its STATS.md, every comparison with a 95% interval over trials.")
+_RECORDS = flags.DEFINE_string(
+    "records", None, "A directory of committed record sets (a NAME.results.jsonl per study point "
+    "or criterion, as results/study_scratch or results/criteria_5k): redraw their accuracy and "
+    "early-stop figures (into --out, default in place), and for a criteria comparison its cost "
+    "figure, with the at-init criteria's scoring cost from scoring_cost.jsonl "
+    "(python -m benchmarks.criteria) if there is one.")
 _DOCUMENTS = flags.DEFINE_multi_string(
     "document", None, "With --results: markdown files whose marked numbers and tables "
     "(ltjax.reports.claims) are recomputed from the records (default: RESULTS.md beside the "
     "results directory, if there is one).")
 cli.check_flag("results", lambda v: v is None or os.path.isdir(v), "results must be an existing directory")
+cli.check_flag("records", lambda v: v is None or os.path.isdir(v), "records must be an existing directory")
 cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, sweeps.MANIFEST)),
                f"sweep must be a directory written by experiments.sweep (with {sweeps.MANIFEST})")
 cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
@@ -53,6 +61,9 @@ def main(argv):
     files.write_atomic(out, text)
     print(f"stats: {out}")
     _render_documents(pathlib.Path(_RESULTS.value))
+    return
+  if _RECORDS.value:
+    _redraw(pathlib.Path(_RECORDS.value), pathlib.Path(_OUT.value or _RECORDS.value))
     return
   workdirs, labels = _WORKDIRS.value or [], _LABELS.value or []
   if _SWEEP.value:
@@ -81,6 +92,23 @@ def main(argv):
   except OSError as e:
     cli.fail(f"out: cannot write the report to {out}: {e.strerror or e}")
   print(f"report: {path}")
+
+
+def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
+  from ltjax.runs import comparison  # noqa: PLC0415
+  try:
+    named, points = comparison.load_committed(root)
+  except (ValueError, KeyError, OSError) as e:
+    cli.fail(f"records: {e}")
+  if not all(name in comparison.METHODS for name, _ in named):
+    points = None  # a study's points, not a comparison of ways to find tickets: no cost figure
+  from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
+  runs = [analysis.Run(root, name, {}, recs) for name, recs in named]
+  try:
+    for path in summary.write_comparison_figures(runs, points, out):
+      print(f"wrote: {path}")
+  except OSError as e:
+    cli.fail(f"out: cannot write to {out}: {e.strerror or e}")
 
 
 def _render_documents(root: pathlib.Path) -> None:

@@ -66,8 +66,26 @@ def test_cost_figure_puts_each_criterion_on_a_log_cost_axis():
              "test_accuracy": [0.95, 0.96]} for r in (1, 2)]
   points.append({"criterion": "snip", "round": 1, "density": 0.8, "finding_model_steps": 0.0,
                  "test_accuracy": [0.93, 0.94]})
+  points.append({"criterion": "synflow", "round": 1, "density": 0.8, "finding_model_steps": 0.0,
+                 "scoring_steps": 350.0, "test_accuracy": [0.92, 0.94]})
   ax = figures.cost_figure(points).axes[0]
-  assert ax.get_xscale() == "log" and "model-steps" in ax.get_xlabel()
-  assert _labels(ax) == ["imp", "snip"]
-  snip = ax.containers[1].lines[0]  # at init: plotted at 1, not at 0 (off a log axis)
+  assert ax.get_xscale() == "log" and "model-steps" in ax.get_xlabel() and "scoring" in ax.get_xlabel()
+  assert _labels(ax) == ["imp", "snip (cost not measured: at 1)", "synflow"]
+  snip = ax.containers[1].lines[0]  # no cost measured: plotted at 1, not at 0 (off a log axis)
   assert snip.get_xdata()[0] == 1 and snip.get_ydata()[0] == pytest.approx(93.5)
+  assert ax.containers[2].lines[0].get_xdata()[0] == 350.0  # its scoring, in training steps
+
+
+def test_one_collapsed_mean_does_not_flatten_the_accuracy_axis():
+  fig = figures.Figure()
+  ax = fig.subplots()
+  x = np.array([50.0, 10.0])
+  plotted = [(x, np.array([98.0, 97.5]), np.array([98.2, 97.8])),
+             (x, np.array([97.9, 60.0]), np.array([98.1, 95.0]))]  # one trial collapsed at 10%
+  figures.zoom(ax, plotted, 8.0)
+  lo, hi = ax.get_ylim()
+  assert lo == pytest.approx(90.0) and 98.2 <= hi <= 100.0
+  assert [t.get_text() for t in ax.texts] == ["60.0"]  # the off-axis mean, labelled at the edge
+  calm = figures.Figure().subplots()
+  figures.zoom(calm, plotted[:1], 8.0)
+  assert not calm.texts and calm.get_ylim() != (90.0, pytest.approx(100.0))

@@ -89,6 +89,23 @@ def test_criteria_report_draws_the_cost_and_overlays_the_runs_on_request(run, tm
   assert sorted(p.name for p in (tmp_path / "cost_only").iterdir()) == ["cost.json", "cost.png"]
 
 
+def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
+  src = REPO / "results" / "criteria_5k_global"
+  for name in ("snip.results.jsonl", "synflow.results.jsonl", "scoring_cost.jsonl"):
+    (tmp_path / name).write_text((src / name).read_text())
+  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  assert ran.rc == 0, ran.stderr
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+      "accuracy.png", "cost.json", "cost.png", "early_stop.png"]
+  points = json.loads((tmp_path / "out" / "cost.json").read_text())
+  synflow = [p["scoring_steps"] for p in points if p["criterion"] == "synflow"]
+  assert synflow and all(s > 100 for s in synflow)  # 100 rounds of scoring and selection
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  ran = binaries("experiments.report", [f"--records={empty}"])
+  assert ran.rc == 1 and "records: no NAME.results.jsonl" in ran.stderr and ran.stderr.count("\n") == 1
+
+
 def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
   (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket",
                                                       "density": 1.0, "layer_density": {}}) + "\n")

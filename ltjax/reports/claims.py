@@ -20,118 +20,18 @@ percent as the tables print them (21.1 for 21.1% remaining).
 from __future__ import annotations
 
 import ast
-import json
-import math
 import pathlib
 import re
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ltjax.reports import stats, tables
+from ltjax.reports import selection as sel
+from ltjax.reports import stats
+from ltjax.reports.selection import ClaimError, Records, pct_label, round_at
 
-Record = Mapping[str, Any]
-_FIELDS = {"acc": "test_accuracy", "stop": "early_stop_step", "instability": "instability"}
 INLINE = re.compile(r"<!--c:(.*?)-->(.*?)<!--/c-->", re.S)
 BLOCK = re.compile(r"(<!--table:(.*?)-->\n)(.*?)(<!--/table-->)", re.S)
-
-
-class ClaimError(ValueError):
-  """A claim that cannot be computed from the records, or whose direction does not hold."""
-
-
-class Records:
-  """The record sets under a results directory, loaded once."""
-
-  def __init__(self, root: pathlib.Path | str):
-    self.root = pathlib.Path(root)
-    self.sets = dict(tables.record_sets(self.root))
-
-  def get(self, name: str) -> list[dict[str, Any]]:
-    if name not in self.sets:
-      raise ClaimError(f"no record set {name!r} under {self.root} (have: {', '.join(sorted(self.sets))})")
-    return self.sets[name]
-
-  def json(self, path: str) -> Any:
-    file = self.root / path
-    if not file.is_file():
-      raise ClaimError(f"no file {path!r} under {self.root}")
-    return json.loads(file.read_text())
-
-
-# ---------------------------------------------------------------- selecting records
-def _field(field: str) -> str:
-  if field not in _FIELDS:
-    raise ClaimError(f"field must be one of {', '.join(_FIELDS)}, got {field!r}")
-  return _FIELDS[field]
-
-
-def pct_label(density: float) -> str:
-  return f"{density * 100:.1f}"
-
-
-def round_at(recs: Sequence[Record], density: float | str) -> int:
-  """The round whose tickets' mean density prints as `density` percent (one decimal)."""
-  want = f"{float(density):.1f}"
-  found = sorted({r["round"] for r in recs if r["kind"] == "ticket"
-                  and pct_label(_mean_density(recs, r["round"])) == want})
-  if not found:
-    have = ", ".join(pct_label(_mean_density(recs, n)) for n in sorted({r["round"] for r in recs}))
-    raise ClaimError(f"no round at {want}% remaining (rounds at: {have})")
-  return found[0]
-
-
-def _mean_density(recs: Sequence[Record], rnd: int) -> float:
-  return float(np.mean([r["density"] for r in recs if r["round"] == rnd and r["kind"] == "ticket"]))
-
-
-def _kind_trials(recs: Sequence[Record], kind: str, rnd: int, field: str) -> dict[int, float]:
-  """trial -> the field's mean over that trial's records of `kind` ('dense': round 0's tickets)."""
-  if kind == "dense":
-    kind, rnd = "ticket", 0
-  got = stats.per_trial([r for r in recs if r["round"] == rnd and r["kind"] == kind], field)
-  if not got:
-    raise ClaimError(f"no {kind} records in round {rnd}")
-  return got
-
-
-def _values(recs, kind, rnd, field) -> list[float]:
-  if kind == "dense":
-    kind, rnd = "ticket", 0
-  out = [float(r[field]) for r in recs if r["round"] == rnd and r["kind"] == kind
-         and not r.get("diverged") and r.get(field) is not None and math.isfinite(r[field])]
-  if not out:
-    raise ClaimError(f"no {kind} records in round {rnd}")
-  return out
-
-
-def _paired(recs, a, b, rnd, field) -> stats.Interval:
-  f = _field(field)
-  return stats.paired(_kind_trials(recs, a, rnd, f), _kind_trials(recs, b, rnd, f))
-
-
-def _pruned_rounds(recs, lo: float, hi: float) -> list[int]:
-  rounds = [n for n in sorted({r["round"] for r in recs if r["round"] > 0})
-            if lo - 0.05 <= _mean_density(recs, n) * 100 <= hi + 0.05]
-  if not rounds:
-    raise ClaimError(f"no pruned round between {lo}% and {hi}% remaining")
-  return rounds
-
-
-# ---------------------------------------------------------------- formatting
-def _num(x: float, digits: int) -> str:
-  return f"{x:,.{digits}f}".replace("-", "\u2212")
-
-
-def _signed(x: float, digits: int) -> str:
-  text = f"{abs(x):,.{digits}f}"
-  if not float(text.replace(",", "")):
-    return text  # rounds to zero: no sign
-  return ("+" if x > 0 else "\u2212") + text
-
-
-def _scale(field: str) -> tuple[float, int]:
-  return (1.0, 0) if field == "stop" else (100.0, 2)
 
 
 # ---------------------------------------------------------------- the claims
@@ -149,50 +49,50 @@ class Claims:
   def mean(self, name: str, kind: str, density: float | None = None, field: str = "acc") -> str:
     """Mean over trials (a trial's draws averaged first): accuracy in %, early stop in iterations."""
     recs, rnd = self._at(name, density)
-    scale, digits = _scale(field)
-    return _num(np.mean(list(_kind_trials(recs, kind, rnd, _field(field)).values())) * scale, digits)
+    scale, digits = sel.scale_of(field)
+    return sel.num(np.mean(list(sel.kind_trials(recs, kind, rnd, sel.field_name(field)).values())) * scale, digits)
 
   def minmax(self, name: str, kind: str, density: float | None = None, field: str = "acc") -> str:
     """Lowest and highest single record."""
     recs, rnd = self._at(name, density)
-    scale, digits = _scale(field)
-    v = _values(recs, kind, rnd, _field(field))
-    return f"{_num(min(v) * scale, digits)}\u2013{_num(max(v) * scale, digits)}"
+    scale, digits = sel.scale_of(field)
+    v = sel.values(recs, kind, rnd, sel.field_name(field))
+    return f"{sel.num(min(v) * scale, digits)}\u2013{sel.num(max(v) * scale, digits)}"
 
   def _diff(self, name, a, b, density, field) -> stats.Interval:
     recs, rnd = self._at(name, density)
-    return _paired(recs, a, b, rnd, field)
+    return sel.paired(recs, a, b, rnd, field)
 
   def diff(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
     """a − b, mean and 95% interval over trials, paired by trial."""
     iv = self._diff(name, a, b, density, field)
-    scale, digits = _scale(field)
+    scale, digits = sel.scale_of(field)
     if iv.n < 2:
       raise ClaimError(f"{a} - {b} at {density}%: {iv.n} trial(s), no interval")
-    return f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, {_signed(iv.hi * scale, digits)}]"
+    return sel.interval_text(iv, scale, digits)
 
   def delta(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
     """a − b, the mean over trials only."""
-    scale, digits = _scale(field)
-    return _signed(self._diff(name, a, b, density, field).mean * scale, digits)
+    scale, digits = sel.scale_of(field)
+    return sel.signed(self._diff(name, a, b, density, field).mean * scale, digits)
 
   def versus(self, name_a: str, kind_a: str, density_a: float | None, name_b: str, kind_b: str,
              density_b: float | None, field: str = "acc") -> str:
     """Two record sets compared trial by trial (runs of one seed share each trial's theta_0 and
     data order): mean and 95% interval of a − b."""
     (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
-    f = _field(field)
-    iv = stats.paired(_kind_trials(ra, kind_a, na, f), _kind_trials(rb, kind_b, nb, f))
+    f = sel.field_name(field)
+    iv = stats.paired(sel.kind_trials(ra, kind_a, na, f), sel.kind_trials(rb, kind_b, nb, f))
     if iv.n < 2:
       raise ClaimError(f"{name_a} against {name_b}: {iv.n} common trial(s), no interval")
-    scale, digits = _scale(field)
-    return f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, {_signed(iv.hi * scale, digits)}]"
+    scale, digits = sel.scale_of(field)
+    return sel.interval_text(iv, scale, digits)
 
   def _change(self, name, kind, density) -> float:
     recs, rnd = self._at(name, density)
-    f = _field("stop")
-    dense = np.mean(list(_kind_trials(recs, "dense", 0, f).values()))
-    return float(np.mean(list(_kind_trials(recs, kind, rnd, f).values())) / dense - 1)
+    f = sel.field_name("stop")
+    dense = np.mean(list(sel.kind_trials(recs, "dense", 0, f).values()))
+    return float(np.mean(list(sel.kind_trials(recs, kind, rnd, f).values())) / dense - 1)
 
   def earlier(self, name: str, kind: str, density: float) -> str:
     """How much earlier than the dense network `kind` stops, in % of dense's mean iteration."""
@@ -209,8 +109,8 @@ class Claims:
 
   def _changes(self, name, kind, hi, lo):
     recs = self.records.get(name)
-    return [self._change(name, kind, float(pct_label(_mean_density(recs, n))))
-            for n in _pruned_rounds(recs, lo, hi)]
+    return [self._change(name, kind, float(pct_label(sel.mean_density(recs, n))))
+            for n in sel.pruned_rounds(recs, lo, hi)]
 
   def earlier_range(self, name: str, kind: str, hi: float, lo: float) -> str:
     """Range of `earlier` over the rounds from `hi`% down to `lo`% remaining; all must be earlier."""
@@ -232,9 +132,9 @@ class Claims:
     recs = self.records.get(name)
     out = []
     for rnd in sorted({r["round"] for r in recs if r["round"] > 0}):
-      iv = _paired(recs, a, b, rnd, field)
+      iv = sel.paired(recs, a, b, rnd, field)
       if iv.real and (iv.hi < 0 if sign == "<" else iv.lo > 0):
-        out.append(f"{pct_label(_mean_density(recs, rnd))}%")
+        out.append(f"{pct_label(sel.mean_density(recs, rnd))}%")
     return ", ".join(out) if out else "none"
 
   def all_beat(self, name: str, a: str, b: str) -> str:
@@ -244,10 +144,10 @@ class Claims:
     rounds = sorted({r["round"] for r in recs if r["round"] > 0})
     best = None
     for rnd in reversed(rounds):
-      if min(_values(recs, a, rnd, "test_accuracy")) <= max(_values(recs, b, rnd, "test_accuracy")):
+      if min(sel.values(recs, a, rnd, "test_accuracy")) <= max(sel.values(recs, b, rnd, "test_accuracy")):
         break
       best = rnd
-    return "none" if best is None else f"{pct_label(_mean_density(recs, best))}%"
+    return "none" if best is None else f"{pct_label(sel.mean_density(recs, best))}%"
 
   def finding(self, name: str, density: float, how: str = "mean") -> str:
     """Model-steps of training spent finding the tickets' masks at `density` ('mean', 'min' or 'max'
@@ -256,7 +156,7 @@ class Claims:
     steps = [r["finding_steps"] for r in recs if r["round"] == rnd and r["kind"] == "ticket"]
     if how not in ("mean", "min", "max") or not steps:
       raise ClaimError(f"finding: need how in mean/min/max and ticket records, got {how!r}")
-    return _num({"mean": np.mean, "min": min, "max": max}[how](steps), 0)
+    return sel.num({"mean": np.mean, "min": min, "max": max}[how](steps), 0)
 
   def tail(self, name: str, kind: str) -> str:
     """The worst round's share of `kind`'s early stops in the last 5% of its training."""
@@ -269,7 +169,7 @@ class Claims:
     recs = [r for r in self.records.get(name) if r["kind"] == kind and (rounds != "pruned" or r["round"] > 0)]
     if not recs:
       raise ClaimError(f"{name}: no {kind} records")
-    return _num(max(r["early_stop_step"] for r in recs), 0)
+    return sel.num(max(r["early_stop_step"] for r in recs), 0)
 
   def stops_after(self, name: str, kind: str, step: int) -> str:
     """'N of M': `kind`'s early stops later than `step`, of all its records."""
@@ -295,7 +195,7 @@ class Claims:
     return f"{total:,.0f} s"
 
   def density(self, name: str, rnd: int) -> str:
-    return f"{pct_label(_mean_density(self.records.get(name), rnd))}%"
+    return f"{pct_label(sel.mean_density(self.records.get(name), rnd))}%"
 
   def xor(self, group: str, units: int, measure: str, source: str = "ours") -> str:
     """A cell of the XOR record (results/xor/xor.json): group 'scratch' or a pruning strategy."""
@@ -317,23 +217,23 @@ class Claims:
     label = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask"}
     head = "| % remaining (round) | " + " | ".join(f"{label[k]} acc | {label[k]} early stop" for k in present) + " |"
     lines = [head, "|---|" + "---|" * (2 * len(present))]
-    dense_stop = np.mean(list(_kind_trials(recs, "dense", 0, _field("stop")).values()))
+    dense_stop = np.mean(list(sel.kind_trials(recs, "dense", 0, sel.field_name("stop")).values()))
     for rnd in rounds or sorted({r["round"] for r in recs}):
       cells = []
       for k in present:
         if rnd == 0 and k != "ticket":
           cells += ["", ""]
           continue
-        acc = np.mean(list(_kind_trials(recs, k, rnd, _field("acc")).values()))
-        stop = np.mean(list(_kind_trials(recs, k, rnd, _field("stop")).values()))
+        acc = np.mean(list(sel.kind_trials(recs, k, rnd, sel.field_name("acc")).values()))
+        stop = np.mean(list(sel.kind_trials(recs, k, rnd, sel.field_name("stop")).values()))
         if rnd == 0:
-          cells += [f"{acc * 100:.2f}", _num(stop, 0)]
+          cells += [f"{acc * 100:.2f}", sel.num(stop, 0)]
           continue
-        iv = stats.paired(_kind_trials(recs, k, rnd, _field("acc")), _kind_trials(recs, "dense", 0, _field("acc")))
+        iv = sel.paired(recs, k, "dense", rnd, "acc")
         mark = "*" if iv.real else ""
-        cells += [f"{acc * 100:.2f} ({_signed(iv.mean * 100, 2)} \u00b1 {(iv.hi - iv.mean) * 100:.2f}{mark})",
-                  f"{_num(stop, 0)} ({_signed((stop / dense_stop - 1) * 100, 0)}%)"]
-      d = _mean_density(recs, rnd)
+        cells += [f"{acc * 100:.2f} ({sel.signed(iv.mean * 100, 2)} \u00b1 {(iv.hi - iv.mean) * 100:.2f}{mark})",
+                  f"{sel.num(stop, 0)} ({sel.signed((stop / dense_stop - 1) * 100, 0)}%)"]
+      d = sel.mean_density(recs, rnd)
       lines.append(f"| {pct_label(d)} ({rnd}{', dense' if rnd == 0 else ''}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -341,7 +241,7 @@ class Claims:
                  field: str = "acc") -> str:
     """One row per (label, record set, kind): mean ± the 95% half-width over trials at each density
     (the nearest round within 1 point of it; '—' where the run has none)."""
-    scale, digits = _scale(field)
+    scale, digits = sel.scale_of(field)
     lines = ["| | " + " | ".join(f"~{d:g}%" for d in densities) + " |",
              "|---|" + "---|" * len(densities)]
     for label, name, kind in rows:
@@ -349,15 +249,16 @@ class Claims:
       cells = []
       for d in densities:
         pruned = sorted({r["round"] for r in recs if r["round"] > 0})
-        near = [(abs(_mean_density(recs, n) * 100 - d), n) for n in pruned]
+        near = [(abs(sel.mean_density(recs, n) * 100 - d), n) for n in pruned]
         near = [x for x in near if x[0] <= 1.0]
         if not near:
           cells.append("\u2014")
           continue
         rnd = min(near)[1]
-        iv = stats.interval(_kind_trials(recs, kind, rnd, _field(field)).values())
+        iv = stats.interval(sel.kind_trials(recs, kind, rnd, sel.field_name(field)).values())
         half = "" if iv.n < 2 else f" \u00b1 {(iv.hi - iv.mean) * scale:.{digits}f}"
-        at = "" if abs(_mean_density(recs, rnd) * 100 - d) < 0.05 else f" at {pct_label(_mean_density(recs, rnd))}%"
+        here = sel.mean_density(recs, rnd)
+        at = "" if abs(here * 100 - d) < 0.05 else f" at {pct_label(here)}%"
         cells.append(f"{iv.mean * scale:.{digits}f}{half}{at}")
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -366,7 +267,7 @@ class Claims:
                  field: str = "acc") -> str:
     """One row per (label, record set, a, b): a − b with its 95% interval over trials (paired by
     trial) at each density ('—' where the run has no round there), * where it excludes 0."""
-    scale, digits = _scale(field)
+    scale, digits = sel.scale_of(field)
     lines = ["| | " + " | ".join(f"{d:g}%" for d in densities) + " |",
              "|---|" + "---|" * len(densities)]
     for label, name, a, b in rows:
@@ -378,9 +279,8 @@ class Claims:
         except ClaimError:
           cells.append("\u2014")
           continue
-        iv = _paired(recs, a, b, rnd, field)
-        cells.append(f"{_signed(iv.mean * scale, digits)} [{_signed(iv.lo * scale, digits)}, "
-                     f"{_signed(iv.hi * scale, digits)}]{' *' if iv.real else ''}")
+        iv = sel.paired(recs, a, b, rnd, field)
+        cells.append(sel.interval_text(iv, scale, digits) + (" *" if iv.real else ""))
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

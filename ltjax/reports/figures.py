@@ -78,6 +78,31 @@ def save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
   return path
 
 
+ACCURACY_WINDOW = 0.08  # accuracy axes span at most 8 points below the best mean ...
+
+
+def zoom(ax, plotted: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], window: float) -> None:
+  """... so one collapsed trial or control cannot flatten every difference that matters: the y
+  axis ends `window` below the highest mean, and a mean below that is marked at the axis's edge
+  with its value (its bar runs off the axis)."""
+  means = np.concatenate([m for _, m, _ in plotted]) if plotted else np.zeros(0)
+  if not means.size or means.min() >= means.max() - window:
+    return
+  floor = means.max() - window
+  kept_hi = [h[m >= floor] for _, m, h in plotted]
+  top = max(means.max() + 0.05 * window,
+            min(np.concatenate(kept_hi).max(), means.max() + 0.25 * window))
+  ax.set_ylim(floor, top)
+  below: dict[float, int] = {}
+  for x, mean, _ in plotted:
+    for xi, m in zip(x, mean):
+      if m < floor:
+        n = below[round(float(xi), 6)] = below.get(round(float(xi), 6), -1) + 1  # stack labels at one x
+        ax.plot([xi], [floor], marker="v", color="0.2", markersize=6, clip_on=False, zorder=5)
+        ax.annotate(f"{m:.1f}", (xi, floor), textcoords="offset points", xytext=(0, 5 + 9 * n),
+                    ha="center", fontsize=7, color="0.2")
+
+
 def pct(x: float) -> str:
   return f"{100 * x:.3g}%"
 
@@ -97,6 +122,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   series = [(i, run, kind) for i, run in enumerate(runs) for kind in run.kinds]
   percents = [100 * r["density"] for run in runs for r in run.summary]
   span = math.log(max(percents) / min(percents)) if percents else 0.0
+  plotted = []
   for j, (i, run, kind) in enumerate(series):
     rows = intervals(run, kind, field)
     if not rows:
@@ -110,6 +136,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
     hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
     label = f"{run.label}: {KIND_LABELS.get(kind, kind)}" if multi else KIND_LABELS.get(kind, kind)
+    plotted.append((x * dodge, mean, hi))
     ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
                 marker=KIND_MARKERS.get(kind, "o"), markersize=5,
                 color=RUN_COLORS[i % len(RUN_COLORS)] if multi else KIND_COLORS.get(kind),
@@ -123,6 +150,8 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
                  color=RUN_COLORS[i % len(RUN_COLORS)] if multi else "0.4",
                  label=f"{who}dense network (round 0, mean)")
   percent_axis(ax, percents)
+  if field == "test_accuracy":
+    zoom(ax, plotted, ACCURACY_WINDOW * scale)
   counts = sorted({iv.n for run in runs for kind in run.kinds for _, iv in intervals(run, kind, field)})
   n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
   finish(ax, f"{title}\nmean over trials (n = {n} trials per point), bars = 95% interval", ylabel,
@@ -152,6 +181,7 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
   colors = [RUN_COLORS[i % len(RUN_COLORS)] if len(runs) <= len(RUN_COLORS)
             else matplotlib.colormaps["viridis"](i / (len(runs) - 1)) for i in range(len(runs))]
   for ax, kind in zip(axes, kinds):
+    plotted = []
     for run, color in zip(runs, colors):
       rows = intervals(run, kind, field)
       if rows:
@@ -159,18 +189,23 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
         mean = np.array([scale * iv.mean for _, iv in rows])
         lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
         hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
+        plotted.append((x, mean, hi))
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
                     markersize=4, color=color, linewidth=1.2, label=run.label)
       dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
       if dense:
         ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=0.8, color=color)
     percent_axis(ax, percents)
+    if field == "test_accuracy":
+      zoom(ax, plotted, ACCURACY_WINDOW * scale)
     finish(ax, KIND_LABELS.get(kind, kind), ylabel if ax in axes[::cols] else "", legend=False)
   for ax in axes[len(kinds):]:
     ax.set_visible(False)
   handles, labels = axes[0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
-  fig.suptitle(f"{title}: mean over trials, bars = 95% interval; dashed: each run's dense network")
+  first, _, rest = title.partition("\n")
+  fig.suptitle(f"{first}: mean over trials, bars = 95% interval; dashed: each run's dense network"
+               + (f"\n{rest}" if rest else ""))
   tight(fig, bottom=0.15 + 0.2 * legend_rows)
   return fig
 
@@ -181,9 +216,14 @@ def accuracy_figure(runs: Sequence[Run]) -> Figure:
 
 
 def early_stop_figure(runs: Sequence[Run]) -> Figure:
-  fig = metric_vs_density(runs, "early_stop_step", "early-stop iteration (training steps)",
-                          "Early-stop iteration (minimum validation loss)")
-  fig.axes[0].yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+  failing = sorted({k for run in runs for k in run.kinds if not stats.early_stop_valid(run.records, k)})
+  title = "Early-stop iteration (minimum validation loss)"
+  if failing:  # the paper's speed measure says nothing where training was cut while improving
+    title += (f"\nFAILS the early-stop rule (>10% of stops in the last 5%) for "
+              f"{', '.join(KIND_LABELS.get(k, k) for k in failing)}: training was cut while improving")
+  fig = metric_vs_density(runs, "early_stop_step", "early-stop iteration (training steps)", title)
+  for ax in fig.axes:
+    ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
   return fig
 
 
@@ -244,24 +284,36 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
 
 # ---------------------------------------------------------------- g: the cost of finding tickets
 def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
-  """Test accuracy of each criterion's tickets against the model-steps spent finding them (per
-  trial; 0 for criteria at init), one line per criterion, bars = min/max over trials."""
+  """Test accuracy of each criterion's tickets against what finding them cost: the model-steps of
+  training spent per trial plus scoring, in training-step equivalents (`scoring_steps`, measured by
+  `benchmarks.criteria`). One line per criterion, bars = 95% interval over trials; a criterion
+  with no cost measured is drawn at 1 and says so."""
   fig = Figure(figsize=(7.2, 4.4))
   ax = fig.subplots()
+  unmeasured = []
+  plotted = []
   for name in dict.fromkeys(p["criterion"] for p in points):
     mine = sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
-    x = [max(p["finding_model_steps"], 1) for p in mine]
-    acc = [100 * np.asarray(p["test_accuracy"]) for p in mine]
-    y = [a.mean() for a in acc]
-    err = [[m - a.min() for m, a in zip(y, acc)], [a.max() - m for m, a in zip(y, acc)]]
-    line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    cost = [p["finding_model_steps"] + p.get("scoring_steps", 0.0) for p in mine]
+    if not max(cost):
+      unmeasured.append(name)
+    x = np.array([max(c, 1.0) for c in cost])
+    ivs = [stats.interval(100 * np.asarray(p["test_accuracy"])) for p in mine]
+    y = np.array([iv.mean for iv in ivs])
+    lo = np.array([iv.lo if iv.n > 1 else iv.mean for iv in ivs])
+    hi = np.array([iv.hi if iv.n > 1 else iv.mean for iv in ivs])
+    plotted.append((x, y, hi))
+    label = name + (" (cost not measured: at 1)" if name in unmeasured else "")
+    line = ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label)
     for xi, yi, p in list(zip(x, y, mine))[-1:] if len(mine) > 4 else zip(x, y, mine):
       ax.annotate(pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
                   fontsize=7, color=line[0].get_color())
   ax.set_xscale("log")
-  ax.set_xlabel("model-steps spent finding the ticket, per trial (at init: 1)")
-  finish(ax, "Test accuracy against the cost of finding the ticket\nlabels: % of weights remaining "
-          "(IMP: its sparsest round)",
+  zoom(ax, plotted, 100 * ACCURACY_WINDOW)
+  ax.set_xlabel("cost of finding the ticket, per trial: model-steps of training + scoring "
+                "(training-step equivalents)")
+  finish(ax, "Test accuracy against the cost of finding the ticket; bars = 95% interval\n"
+          "labels: % of weights remaining (IMP: its sparsest round)",
           "test accuracy at early stop (%)")
   tight(fig)
   return fig

@@ -38,6 +38,22 @@ def write_criteria_report(runs: Sequence[Run], points: Sequence[dict[str, Any]],
   return out / "cost.png"
 
 
+def write_comparison_figures(runs: Sequence[Run], points: Sequence[dict[str, Any]] | None,
+                             out: pathlib.Path | str) -> list[pathlib.Path]:
+  """Committed record sets' figures in `out`: the runs overlaid (accuracy, early stop) and, given
+  cost `points` (a criteria comparison), the cost of each (cost.png, cost.json). Returns the
+  paths written."""
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = [save(figures.accuracy_figure(runs), out / "accuracy.png"),
+           save(figures.early_stop_figure(runs), out / "early_stop.png")]
+  if points is not None:
+    paths.append(save(figures.cost_figure(points), out / "cost.png"))
+    (out / "cost.json").write_text(json.dumps(list(points), indent=1) + "\n")
+    paths.append(out / "cost.json")
+  return paths
+
+
 def report(workdirs: Sequence[pathlib.Path | str], out: pathlib.Path | str,
            labels: Sequence[str] | None = None, log=lambda _: None) -> pathlib.Path:
   """Read `workdirs` (labelled by `labels`, default each workdir's name) and write their report

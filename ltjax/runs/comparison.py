@@ -5,12 +5,16 @@ controls, and the cost of each ticket (test accuracy against the training spent 
 
 from __future__ import annotations
 
+import json
+import pathlib
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ltjax import wiring
 from ltjax.core import tickets
+from ltjax.runs import results
 
 METHODS = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
 MAX_IMP_ROUNDS = 60
@@ -39,6 +43,12 @@ def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str
   return cfg
 
 
+def scoring_costs(lines: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+  """criterion -> its scoring cost in training steps, from `benchmarks.criteria`'s JSON lines."""
+  return {x["criterion"]: float(x["cost_in_train_steps"]) for x in lines
+          if x.get("bench") == "criterion_cost"}
+
+
 def imp_rounds(rates: Mapping[str, float], sizes: Mapping[str, int], density: float) -> int:
   """Rounds of IMP at per-role `rates` until the remaining fraction is within 2% of `density`."""
   total = sum(sizes.values())
@@ -48,8 +58,10 @@ def imp_rounds(rates: Mapping[str, float], sizes: Mapping[str, int], density: fl
   raise ValueError(f"densities: {density} takes more than {MAX_IMP_ROUNDS} rounds of IMP at these rates")
 
 
-def cost_points(name: str, recs: Sequence[Mapping[str, Any]]) -> list[dict]:
-  """(density, model-steps spent finding the ticket per trial, test accuracies) of each round."""
+def cost_points(name: str, recs: Sequence[Mapping[str, Any]], scoring_steps: float = 0.0) -> list[dict]:
+  """(density, model-steps of training spent finding the ticket per trial, test accuracies) of each
+  round; `scoring_steps`: what scoring and selecting the mask costs, in training steps of the same
+  network (measured by `benchmarks.criteria`; 0 where not measured)."""
   out = []
   for r in sorted({x["round"] for x in recs if x["round"] > 0}):
     found = [x for x in recs if x["round"] == r and x["kind"] == tickets.TICKET and not x["diverged"]]
@@ -57,5 +69,31 @@ def cost_points(name: str, recs: Sequence[Mapping[str, Any]]) -> list[dict]:
       continue
     out.append({"criterion": name, "round": r, "density": found[0]["density"],
                 "finding_model_steps": float(np.mean([x["finding_steps"] for x in found])),
+                "scoring_steps": float(scoring_steps),
                 "test_accuracy": [x["test_accuracy"] for x in found]})
   return out
+
+
+SCORING_COST = "scoring_cost.jsonl"  # benchmarks.criteria's lines, beside a committed comparison
+
+
+def load_committed(root: pathlib.Path | str) -> tuple[list[tuple[str, list[dict]]], list[dict]]:
+  """A committed comparison (one NAME.results.jsonl per criterion, as in results/criteria_5k):
+  its (name, records) and its cost points, with the scoring costs of SCORING_COST if present."""
+  root = pathlib.Path(root)
+  named = [(p.name[:-len("." + results.RESULTS)], results.read_file(p))
+           for p in sorted(root.glob("*." + results.RESULTS))]
+  order = {m: i for i, m in enumerate(METHODS)}
+  natural = lambda name: [(0, float(t), "") if re.fullmatch(r"[\d.]+", t) else (1, 0.0, t)  # noqa: E731
+                          for t in re.split(r"([\d.]+)", name) if t]  # rewind_step=200 before 1000
+  named = sorted(((n, recs) for n, recs in named if recs),
+                 key=lambda x: (order.get(x[0], len(order)), natural(x[0])))
+  if not named:
+    raise ValueError(f"no NAME.{results.RESULTS} with records in {root}")
+  cost_file = root / SCORING_COST
+  scoring = {}
+  if cost_file.is_file():
+    scoring = scoring_costs([json.loads(line) for line in cost_file.read_text().splitlines() if line.strip()])
+  points = [p for n, recs in named for p in cost_points(n, recs, scoring.get(n, 0.0))]
+  return named, points
+
