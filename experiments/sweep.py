@@ -7,7 +7,9 @@ r"""A grid of lottery experiments, one workdir per point, resumable as a whole, 
 
 `--sweep.FIELD=V1,V2,...` adds a field to the grid (every combination is run; a tuple value is
 written in brackets, `--sweep.controls=(reinit,),(twin,)`); `--set.FIELD=V` holds a field fixed on
-every point. Each point runs in WORKDIR/<field=value,...> like `experiments.lottery` (rerunning the
+every point. Points that differ only in the learning rate, the scratch control's rate or the
+initializer train side by side as one program (`ltjax.runs.together`; --notogether: one by one).
+Each point runs in WORKDIR/<field=value,...> like `experiments.lottery` (rerunning the
 same command resumes where it stopped, finished points are not rerun), and WORKDIR/sweep.json
 records the sweep; a different sweep in the same workdir is refused unless --restart. The report
 (WORKDIR/report) overlays every point, one line each, with stability figures where points ran
@@ -20,7 +22,7 @@ import sys
 from absl import flags
 
 from experiments import cli
-from ltjax.runs import experiment, studies, sweeps, validation
+from ltjax.runs import experiment, studies, sweeps, together, validation
 
 _STUDY = flags.DEFINE_string("study", "", "A study of ltjax/runs/studies.py (its preset, grid, fixed fields).")
 _CONFIG = flags.DEFINE_string("config", "", "Preset or config file to sweep (default: the study's, "
@@ -29,6 +31,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "", "Root of the sweep: one workdir pe
 _RESTART = flags.DEFINE_bool("restart", False, "Discard what the workdir holds and start over.")
 _LIST = flags.DEFINE_bool("list", False, "List the studies and exit.")
 _REPORT = flags.DEFINE_bool("report", True, "Write WORKDIR/report when the points are done.")
+_TOGETHER = flags.DEFINE_bool("together", True, "Train points that differ only in what the ticket "
+                              "axis carries per ticket (ltjax.runs.together.COMBINABLE) side by side "
+                              "as one program; --notogether runs every point on its own.")
 cli.check_flag("study", lambda v: not v or v in studies.names(),
                f"study must be one of {', '.join(studies.names())}")
 
@@ -113,13 +118,19 @@ def main(argv):
   except OSError as e:
     cli.fail(f"--workdir: cannot write {root}: {e.strerror or e}")
   status = cli.StatusLine()
-  for i, (name, cfg, _) in enumerate(points):
-    status.log(f"point {i + 1}/{len(points)}: {name}")
+  named = [(name, cfg) for name, cfg, _ in points]
+  for group in together.groups(named) if _TOGETHER.value else [[p] for p in named]:
+    names = ", ".join(name for name, _ in group)
+    status.log(f"point{'s' if len(group) > 1 else ''} {names}")
     try:
-      experiment.train_and_evaluate(cfg, root / name, restart=_RESTART.value, log=status.log,
-                                    status=status)
+      if len(group) > 1:
+        together.train_together(group, root, restart=_RESTART.value, log=status.log, status=status)
+      else:
+        [(name, cfg)] = group
+        experiment.train_and_evaluate(cfg, root / name, restart=_RESTART.value, log=status.log,
+                                      status=status)
     except experiment.UsageError as e:
-      cli.fail(f"point {name}: {e}")
+      cli.fail(f"point{'s' if len(group) > 1 else ''} {names}: {e}")
   if _REPORT.value:
     from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib once the runs are done
     done = sweeps.finished(root)

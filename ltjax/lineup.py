@@ -33,6 +33,28 @@ class TicketId:
   draw: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Points:
+  """Sweep points trained side by side as one program (`ltjax.runs.together`). Lineage l is
+  trial l % trials of point l // trials and draws every key as that trial of the point's own run
+  would; the points differ only in what the ticket axis carries per ticket."""
+  trials: int                          # per point
+  lr_scale: tuple[float, ...]          # per point: its train.lr over the run's
+  scratch_lr_scale: tuple[float, ...]  # per point: its scratch.lr_scale
+  init_fns: tuple[Callable, ...] = ()  # per point, where their initializers differ
+
+
+def trial_in_point(setup, lineage_index: int) -> int:
+  """The trial a lineage is in its own point's run (itself, without points)."""
+  points = getattr(setup, "points", None)
+  return lineage_index if points is None else lineage_index % points.trials
+
+
+def point_of(setup, lineage_index: int) -> int:
+  points = getattr(setup, "points", None)
+  return 0 if points is None else lineage_index // points.trials
+
+
 def num_rounds(cfg) -> int:
   """Rounds including the dense round 0."""
   return 1 + modes.get(cfg.prune.mode).pruned_rounds(cfg)
@@ -107,8 +129,10 @@ class Lineage:
 
 def initial_lineage(setup) -> Lineage:
   cfg = setup.cfg
-  [(params, model_state)] = fresh_inits(
-      setup, _key_data(cfg.seed, [(PURPOSE["init"], t) for t in range(cfg.trials)]))
+  chunks, _ = fresh_inits(setup, _key_data(cfg.seed, [(PURPOSE["init"], trial_in_point(setup, t))
+                                                      for t in range(cfg.trials)]),
+                          [point_of(setup, t) for t in range(cfg.trials)])
+  params, model_state = jax.tree.map(lambda *x: jnp.concatenate(x), *chunks) if len(chunks) > 1 else chunks[0]
   ones = jax.jit(jax.vmap(masks_lib.ones))(params)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
                  start_model_state=model_state, mask=ones, inverted_mask=ones,
@@ -127,38 +151,52 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   cfg, r = setup.cfg, lineage.round
   fresh_ids = [tid for tid in ids if tid.kind in (tickets.REINIT, tickets.SCRATCH)]
   shuffles = any(tid.kind == tickets.RANDOM_MASK for tid in ids)
-  paths = [(PURPOSE["data"], r, tid.trial, _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
-  paths += [(PURPOSE["reinit"], r, tid.trial, tid.draw) if tid.kind == tickets.REINIT
-            else (PURPOSE["scratch"], r, tid.trial) for tid in fresh_ids]
+  trial = lambda tid: trial_in_point(setup, tid.trial)  # noqa: E731 -- keys as in the point's own run
+  paths = [(PURPOSE["data"], r, trial(tid), _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
+  paths += [(PURPOSE["reinit"], r, trial(tid), tid.draw) if tid.kind == tickets.REINIT
+            else (PURPOSE["scratch"], r, trial(tid)) for tid in fresh_ids]
   if shuffles:
-    paths += [(PURPOSE["shuffle"], r, t) for t in range(cfg.trials)]
+    paths += [(PURPOSE["shuffle"], r, trial_in_point(setup, t)) for t in range(cfg.trials)]
   keys = _key_data(cfg.seed, paths)  # split on the host: slicing a key array compiles
   k, f = len(ids), len(fresh_ids)
   data_keys, shuffle_keys = (jax.random.wrap_key_data(x) for x in (keys[:k], keys[k + f:]))
-  fresh = fresh_inits(setup, keys[k:k + f])
+  fresh, fresh_rows = fresh_inits(setup, keys[k:k + f], [point_of(setup, tid.trial) for tid in fresh_ids])
   shuffled = (batched(setup, "shuffle", lambda: jax.vmap(
       lambda m, key: tickets.shuffle_mask(m, setup.roles, key)))(lineage.mask, shuffle_keys)
               if shuffles else None)
   # Each ticket's weights and mask, as rows of pools: [trials] starts, then the fresh inits;
   # [trials] masks, then the shuffled and the inverted ones.
   trials = cfg.trials
-  fresh_row = {tid: trials + i for i, tid in enumerate(fresh_ids)}
+  fresh_row = {tid: trials + fresh_rows[i] for i, tid in enumerate(fresh_ids)}
   mask_offset = {tickets.RANDOM_MASK: trials, tickets.INVERTED: 2 * trials}
   param_rows = np.array([fresh_row.get(tid, tid.trial) for tid in ids], np.int32)
   mask_rows = np.array([mask_offset.get(tid.kind, 0) + tid.trial for tid in ids], np.int32)
   params, mask, model_state = _assemble(
       lineage.start_params, lineage.start_model_state, fresh, lineage.mask,
       shuffled if shuffles else lineage.mask, lineage.inverted_mask, param_rows, mask_rows)
-  schedule = ()
-  if any(tid.kind == tickets.SCRATCH for tid in ids):  # Scratch-B: its own rate and budget
-    scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
-    schedule = (jnp.asarray(np.where(scratch, cfg.scratch.lr_scale, 1.0), jnp.float32),
-                jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
-  states = setup.trainer.init_states(params, mask, model_state, data_keys, schedule)
+  states = setup.trainer.init_states(params, mask, model_state, data_keys, _schedule(setup, ids, r))
   if rewinding(cfg) and r > 0:
     # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
     states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
   return states
+
+
+def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
+  """Per-ticket (lr_scale, last_step) where tickets follow schedules of their own: the scratch
+  control (Scratch-B: its own rate and budget) and points trained side by side at their own
+  rates; () where every ticket follows the run's."""
+  cfg, points = setup.cfg, getattr(setup, "points", None)
+  scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
+  if points is None:
+    rate, scratch_rate = np.ones(len(ids)), np.full(len(ids), cfg.scratch.lr_scale)
+  else:
+    at = [point_of(setup, tid.trial) for tid in ids]
+    rate = np.array([points.lr_scale[p] for p in at])
+    scratch_rate = np.array([points.scratch_lr_scale[p] for p in at])
+  if not scratch.any() and (rate == 1.0).all():
+    return ()
+  return (jnp.asarray(np.where(scratch, rate * scratch_rate, rate), jnp.float32),
+          jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
 
 
 def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:
@@ -169,18 +207,28 @@ def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:
   return setup.compiled[name]
 
 
-def fresh_inits(setup, key_data: np.ndarray) -> list[tuple[PyTree, PyTree]]:
-  """(params, model_state) of `init_fn` for each raw key, in chunks of `trials` keys (the last
-  padded with its own last key): the initial lineage's program serves every chunk, where XLA:CPU
-  took 2 s (2 keys) to 5 s (12 keys) to compile one for another count."""
-  init = batched(setup, "init", lambda: jax.vmap(setup.init_fn))
-  n = setup.cfg.trials
-  chunks = []
-  for i in range(0, len(key_data), n):
-    part = key_data[i:i + n]
-    part = np.concatenate([part, np.repeat(part[-1:], n - len(part), axis=0)])
-    chunks.append(init(jax.random.wrap_key_data(part)))
-  return chunks
+def fresh_inits(setup, key_data: np.ndarray, points: Sequence[int] = ()
+                ) -> tuple[list[tuple[PyTree, PyTree]], list[int]]:
+  """(params, model_state) of the initializer for each raw key (of its point's, where points train
+  side by side), in chunks of `trials` keys (the last of a point padded with its own last key),
+  and each key's row in the chunks' concatenation. One program serves every chunk: XLA:CPU took
+  2 s (2 keys) to 5 s (12 keys) to compile one for another count."""
+  pts = getattr(setup, "points", None)
+  n = setup.cfg.trials if pts is None else pts.trials
+  points = list(points) or [0] * len(key_data)
+  chunks, rows = [], [0] * len(key_data)
+  for p in sorted(set(points)):
+    init_fn = pts.init_fns[p] if pts is not None and pts.init_fns else setup.init_fn
+    init = batched(setup, "init" if init_fn is setup.init_fn else f"init_point{p}",
+                   lambda f=init_fn: jax.vmap(f))
+    mine = [i for i, q in enumerate(points) if q == p]
+    for c in range(0, len(mine), n):
+      part = key_data[mine[c:c + n]]
+      part = np.concatenate([part, np.repeat(part[-1:], n - len(part), axis=0)])
+      for j, i in enumerate(mine[c:c + n]):
+        rows[i] = len(chunks) * n + j
+      chunks.append(init(jax.random.wrap_key_data(part)))
+  return chunks, rows
 
 
 @jax.jit

@@ -26,6 +26,7 @@ class Setup:
   roles: PyTree
   rates: PyTree
   trainer: train.Trainer
+  points: lineup.Points | None = None  # sweep points side by side (ltjax.runs.together)
   compiled: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # per run
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 
+from ltjax import lineup
 from ltjax.core import pruning, scores
 from ltjax.engine import parallel, train
 
@@ -37,7 +38,7 @@ def prune_trials(request, params: PyTree, model_state: PyTree, mask: PyTree, rat
   out = []
   for t in range(cfg.trials):
     pick = lambda tree, t=t: jax.tree.map(lambda x: x[t], tree)  # noqa: E731
-    key = jax.random.fold_in(request.key, t)
+    key = jax.random.fold_in(request.key, lineup.trial_in_point(setup, t))
     net = score_network(setup, pick(params), pick(model_state), request.dataset, key)
     out.append(pruning.prune_round(pick(params), pick(init), pick(mask), setup.roles, rates,
                                    cfg.prune.scope, cfg.prune.score, key, invert=invert, net=net))

@@ -47,6 +47,16 @@ class Checkpoints:
     """(next round, tree, meta) of the latest round checkpoint, restored into `target`'s structure."""
     return _restore_latest(self._rounds, target)
 
+  def round_steps(self) -> list[int]:
+    self._rounds.reload()
+    return sorted(self._rounds.all_steps())
+
+  def restore_round(self, next_round: int, target: PyTree) -> tuple[PyTree, dict]:
+    """The lineage checkpoint that starts `next_round`, restored into `target`'s structure."""
+    restored = self._rounds.restore(next_round, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(_host(target)), meta=ocp.args.JsonRestore()))
+    return restored["state"], restored["meta"]
+
   def save_midround(self, step: int, tree: PyTree, meta: dict) -> None:
     self._mid.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_host(tree)),
                                                  meta=ocp.args.JsonSave(meta)), force=True)

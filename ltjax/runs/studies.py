@@ -41,6 +41,9 @@ STUDIES: dict[str, Study] = {
         "the initial weights' distribution: the paper's Gaussian Glorot against uniform Glorot and He",
         grid={"model_kwargs.init": ("glorot_normal", "glorot_uniform", "he_normal")},
         fixed={"prune.rounds": 8}),
+    "learning_rate": Study(
+        "Adam's learning rate around the paper's 1.2e-3 (the points train side by side as one program)",
+        grid={"train.lr": (6e-4, 1.2e-3, 2.4e-3)}, fixed={"prune.rounds": 8}),
     "network_size": Study(
         "LeNet-300-100's width scaled (150-50 to 600-200 hidden units)",
         grid={"model_kwargs.width": (0.5, 1.0, 2.0)}, fixed={"prune.rounds": 8}),

@@ -1,0 +1,215 @@
+"""Sweep points trained side by side as one compiled program, each still in its own workdir.
+
+Points that share the network's shapes and the data, and differ only in what the ticket axis
+carries per ticket (COMBINABLE: the learning rate, the scratch control's rate, the initializer's
+distribution), become the lineages of one run: point p's trial t is lineage p*T + t, keyed as
+trial t of the point's own run (the same theta_0, data orders, reinit draws and shuffles). Each
+round is one program for every point; each point's slice of it goes through that point's own
+writers to its own workdir, so the workdirs, records, checkpoints and report are those of
+separate runs, and a point finished either way is resumed or reported the same way.
+
+Not combined, and why: rewind steps (each point's tickets would start at a step of its own),
+reset modes (what a lineage restarts from differs in kind), normalization (the data differ per
+ticket), widths (the shapes differ), pruning rates and rounds (lineages would prune at different
+rates and stop at different rounds). Such points run one after another.
+
+A point at another learning rate rides on the per-ticket update scale, so it matches its own run
+up to float rounding (lr*u against (lr*s)*u); every other point matches it bit for bit on the
+same devices. A run killed mid-round restarts that round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pathlib
+from typing import Any, Callable, Sequence
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltjax import lineup, lottery, models, wiring
+from ltjax.engine import parallel, train
+from ltjax.runs import checkpoint, experiment, results, validation
+from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
+from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
+
+COMBINABLE = ("train.lr", "scratch.lr_scale", "model_kwargs.init")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in (tree.items() if isinstance(tree, dict) else ()):
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def differences(configs: Sequence[Any]) -> list[str]:
+  """The dotted fields in which `configs` differ (names aside)."""
+  flats = [_flat(c.to_dict()) for c in configs]
+  fields = sorted(set().union(*flats) - {"name"})
+  return [f for f in fields if len({repr(x.get(f)) for x in flats}) > 1]
+
+
+def why_not(configs: Sequence[Any]) -> str | None:
+  """Why these points cannot train as one program, or None when they can."""
+  if len(configs) < 2:
+    return "a single point"
+  other = [f for f in differences(configs) if f not in COMBINABLE]
+  if other:
+    return f"the points differ in {', '.join(other)} (side by side only: {', '.join(COMBINABLE)})"
+  if jax.process_count() > 1:
+    return "a multi-process run"
+  return None
+
+
+def groups(points: Sequence[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
+  """`points` ((name, config), ...) split into groups that can each train as one program (in
+  the order the points come; a point alone where nothing matches it)."""
+  out: dict[str, list] = {}
+  for name, cfg in points:
+    key = repr(sorted((f, repr(v)) for f, v in _flat(cfg.to_dict()).items()
+                      if f not in COMBINABLE and f != "name"))
+    out.setdefault(key, []).append((name, cfg))
+  result = []
+  for g in out.values():
+    if len(g) > 1 and why_not([c for _, c in g]) is None:
+      result.append(g)
+    else:
+      result += [[p] for p in g]
+  return result
+
+
+def combined_config(configs: Sequence[Any]):
+  """The run that holds every point: the first point's config with trials for all of them."""
+  cfg = configs[0].copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.name = f"{cfg.name}_together"
+    cfg.trials = len(configs) * configs[0].trials
+  return cfg
+
+
+def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, restart: bool = False,
+                   log: Callable[[str], None] = print,
+                   status: Callable[[str], None] | None = None) -> dict[str, list[dict]]:
+  """Train `points` ((name, config), `why_not` None) as one program, point `name` in ROOT/name;
+  returns each point's records."""
+  configs = [wiring.with_method_defaults(c) for _, c in points]
+  for c in configs:
+    experiment.validate(c)
+  reason = why_not(configs)
+  if reason:
+    raise validation.UsageError(f"these points cannot train as one program: {reason}")
+  base = combined_config(configs)
+  dataset, setup = experiment._build(base, log)
+  setup = dataclasses.replace(setup, points=lineup.Points(
+      configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
+      tuple(c.scratch.lr_scale for c in configs), _init_fns(setup, configs, dataset)))
+  root = pathlib.Path(root)
+  workdirs = [root / name for name, _ in points]
+  with contextlib.ExitStack() as stack:
+    ckpts = []
+    for workdir, cfg in zip(workdirs, configs):
+      stack.enter_context(locked(_writable_dir(workdir)))
+      prepare_workdir(workdir, cfg, restart)
+      ckpts.append(checkpoint.Checkpoints(workdir))
+      stack.callback(ckpts[-1].close)
+    lineage = _restore(setup, ckpts, log)
+    quiet = lambda _: None  # noqa: E731 -- one progress line for the whole run, below
+    sinks = [PointSlice(WorkdirSink(w, dataclasses.replace(setup, cfg=c, points=None), ck, quiet,
+                                    first_round=lineage.round), p, setup)
+             for p, (w, c, ck) in enumerate(zip(workdirs, configs, ckpts))]
+    sink = FanOut(*sinks, ProgressWriter(base, log, status, lineage.round))
+    log(f"{len(points)} points side by side: {lineup.num_rounds(base)} rounds from round "
+        f"{lineage.round}, {setup.trainer.layout.describe()}, ticket_batch {setup.trainer.ticket_batch}")
+    try:
+      lottery.run_rounds(setup, dataset, sink, lineage)
+    finally:
+      sink.close()
+  return {name: results.read(w) for (name, _), w in zip(points, workdirs)}
+
+
+def _init_fns(setup, configs, dataset) -> tuple:
+  """Each point's initializer where the points' distributions differ (their shapes must agree)."""
+  if "model_kwargs.init" not in differences(configs):
+    return ()
+  want = jax.eval_shape(setup.init_fn, jax.random.key(0))
+  fns = []
+  for c in configs:
+    module, _ = models.resolve(c.model, dataset.num_classes, c.model_kwargs, dataset.input_shape, c.roles)
+    fn = wiring.make_init(module, dataset.input_shape)
+    if jax.tree.map(lambda x: (x.shape, x.dtype), jax.eval_shape(fn, jax.random.key(0))) != \
+        jax.tree.map(lambda x: (x.shape, x.dtype), want):
+      raise validation.UsageError(f"model_kwargs.init={c.model_kwargs.init!r} changes the network's shapes")
+    fns.append(fn)
+  return tuple(fns)
+
+
+def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Lineage:
+  """The lineages of every point at the latest round all of them finished, side by side."""
+  fresh = lineup.initial_lineage(setup)
+  trials = setup.points.trials
+  targets = [slice_lineage(fresh, p, trials) for p in range(len(ckpts))]
+  steps = [set(c.round_steps()) for c in ckpts]
+  common = sorted(set.intersection(*steps)) if steps else []
+  if not common:
+    if any(steps):
+      log("the points' checkpoints share no round: starting every point over")
+    return fresh
+  nxt = common[-1]
+  parts = []
+  for ck, target in zip(ckpts, targets):
+    tree, _ = ck.restore_round(nxt, lineage_tree(target))
+    parts.append(flax.serialization.from_state_dict(target, jax.tree.map(jnp.asarray, tree)))
+  log(f"resuming after round {nxt - 1}")
+  return jax.tree.map(lambda *x: jnp.concatenate(x), *parts).replace(round=nxt)
+
+
+def slice_lineage(lineage: lineup.Lineage, point: int, trials: int) -> lineup.Lineage:
+  rows = np.arange(point * trials, (point + 1) * trials)
+  return jax.tree.map(lambda x: x[rows], lineage)
+
+
+class PointSlice(Sink):
+  """One point's share of every call, renumbered as its own run's, passed to its writers."""
+
+  def __init__(self, inner: Sink, point: int, setup):
+    self.inner, self.point, self.setup = inner, point, setup
+    self.trials = setup.points.trials
+
+  def _rows(self, round_index: int) -> np.ndarray:
+    ids = lineup.lineup(self.setup.cfg, round_index)
+    return np.array([i for i, tid in enumerate(ids) if tid.trial // self.trials == self.point])
+
+  def progress(self, round_index, step, snapshot, curves):
+    rows = self._rows(round_index)
+    take = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
+    self.inner.progress(round_index, step, lambda: tuple(take(x) for x in snapshot()),
+                        jax.tree.map(lambda x: x[:, rows], curves))
+
+  def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
+    self.inner.round_done(slice_result(result, self._rows(result.round), self.point * self.trials),
+                          slice_lineage(lineage, self.point, self.trials))
+
+  def close(self):
+    self.inner.close()
+
+
+def slice_result(result: lottery.RoundResult, rows: np.ndarray, first: int) -> lottery.RoundResult:
+  """The result of tickets `rows`, their trials renumbered from lineage `first`."""
+  k = len(result.ids)
+  pick = lambda x: x[rows] if isinstance(x, np.ndarray) and x.ndim and x.shape[0] == k else x  # noqa: E731
+  return dataclasses.replace(
+      result, ids=[dataclasses.replace(result.ids[i], trial=result.ids[i].trial - first) for i in rows],
+      curves=train.Curves(**{f.name: np.asarray(getattr(result.curves, f.name))[:, rows]
+                             for f in dataclasses.fields(train.Curves)}),
+      **{f.name: pick(getattr(result, f.name)) for f in dataclasses.fields(result)
+         if f.name not in ("ids", "curves", "layer_density", "final_params", "masks")},
+      layer_density={n: v[rows] for n, v in result.layer_density.items()},
+      final_params=parallel.take(result.final_params, jnp.asarray(rows)),
+      masks=parallel.take(result.masks, jnp.asarray(rows)))

@@ -1,0 +1,78 @@
+"""Sweep points side by side (ltjax.runs.together): one program for every point, each point in its
+own workdir with the records, curves and masks of its own run; points that cannot share a
+program are refused or run alone."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ltjax.runs import experiment, together, validation
+from tests.conftest import shared_data_dir, tiny_lottery_config
+
+needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="needs the shared MNIST")
+QUIET = lambda _: None  # noqa: E731
+
+
+def _cfg(**overrides):
+  return tiny_lottery_config(**{"prune.rounds": 1, "train.steps": 100, "execution.ticket_batch": 1,
+                                "controls": ("reinit", "scratch"), **overrides})
+
+
+def _workdir(workdir):
+  recs = [json.loads(x) for x in (workdir / "results.jsonl").read_text().splitlines()]
+  for r in recs:
+    r.pop("wall_seconds")
+  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
+  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
+  return recs, curves, masks
+
+
+def _same(a, b):
+  (ra, ca, ma), (rb, cb, mb) = a, b
+  assert ra == rb
+  for x, y in ((ca, cb), (ma, mb)):
+    assert x.keys() == y.keys()
+    for name in x:
+      assert x[name].keys() == y[name].keys()
+      for k in x[name]:
+        np.testing.assert_array_equal(x[name][k], y[name][k], err_msg=f"{name}/{k}")
+
+
+@needs_mnist
+def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
+  points = [("a", _cfg(**{"model_kwargs.init": "glorot_normal", "scratch.lr_scale": 1.0})),
+            ("b", _cfg(**{"model_kwargs.init": "he_normal", "scratch.lr_scale": 2.0}))]
+  got = together.train_together(points, tmp_path / "together", log=QUIET)
+  assert sorted(got) == ["a", "b"] and got["a"] != got["b"]
+  for name, cfg in points:
+    experiment.train_and_evaluate(cfg, tmp_path / "alone" / name, log=QUIET)
+    _same(_workdir(tmp_path / "together" / name), _workdir(tmp_path / "alone" / name))
+  again = together.train_together(points, tmp_path / "together", log=QUIET)  # finished: read back
+  assert again == got
+  # A point's workdir is a finished run of its own: the lottery path resumes it without training.
+  assert experiment.train_and_evaluate(points[1][1], tmp_path / "together" / "b", log=QUIET) == got["b"]
+
+
+@needs_mnist
+def test_a_point_at_another_learning_rate_matches_its_own_run_up_to_rounding(tmp_path):
+  points = [("lr1", _cfg(**{"controls": ("reinit",)})),
+            ("lr2", _cfg(**{"controls": ("reinit",), "train.lr": 2.4e-3}))]
+  got = together.train_together(points, tmp_path / "together", log=QUIET)
+  alone = experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
+  key = lambda r: (r["round"], r["kind"], r["trial"], r["draw"])  # noqa: E731
+  for x, y in zip(sorted(got["lr2"], key=key), sorted(alone, key=key)):
+    assert key(x) == key(y) and x["density"] == pytest.approx(y["density"], abs=1e-3)
+    assert x["test_accuracy"] == pytest.approx(y["test_accuracy"], abs=0.02)
+  assert together.differences([c for _, c in points]) == ["train.lr"]
+
+
+def test_only_what_the_ticket_axis_carries_goes_side_by_side():
+  a, b = _cfg(), _cfg(**{"train.lr": 2e-3})
+  c = _cfg(**{"train.lr": 2e-3, "prune.rewind_step": 50})
+  assert together.why_not([a, b]) is None
+  assert "prune.rewind_step" in together.why_not([a, c]) and together.why_not([a]) == "a single point"
+  groups = together.groups([("a", a), ("b", b), ("c", c)])
+  assert [[n for n, _ in g] for g in groups] == [["a", "b"], ["c"]]
+  with pytest.raises(validation.UsageError, match="differ in prune.rewind_step"):
+    together.train_together([("a", a), ("c", c)], "/nonexistent/never-written", log=QUIET)
