@@ -1,5 +1,6 @@
-r"""Every way of finding a ticket, on one footing: IMP, one-shot magnitude, SNIP, GraSP, SynFlow
-and early-bird tickets.
+r"""Every way of finding a ticket, on one footing: IMP, one-shot magnitude, SNIP, GraSP, SynFlow,
+early-bird tickets, and the two baselines of Frankle et al. 2021: random pruning and magnitude
+pruning at initialization (random_init, magnitude_init).
 
   python -m experiments.criteria --workdir=workdirs/criteria                 # LeNet/MNIST, the paper's schedule
   python -m experiments.criteria --workdir=workdirs/criteria_quick --steps=2000 --trials=2

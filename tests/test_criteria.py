@@ -145,3 +145,14 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   assert {r["kind"] for r in recs if r["round"]} == {"ticket", "reinit", "random_mask", "inverted"}
   assert (tmp_path / "report" / "cost.png").stat().st_size > 10_000
   assert not (tmp_path / "report" / "summary.md").exists()  # --noreport
+
+
+def test_frankle_2021_baselines_prune_at_init_by_random_and_magnitude_scores():
+  from ltjax import configs
+  from ltjax.runs import comparison
+  base = configs.get("lenet_quick")
+  rand = comparison.config_for(base, "random_init", (0.5, 0.2), {})
+  assert (rand.prune.mode, rand.prune.score, rand.prune.densities) == ("at_init", "random", (0.5, 0.2))
+  assert rand.controls == ("reinit", "random_mask")  # inverting random scores is random again
+  mag = comparison.config_for(base, "magnitude_init", (0.5,), {})
+  assert (mag.prune.mode, mag.prune.score) == ("at_init", "magnitude") and "inverted" in mag.controls

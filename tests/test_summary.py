@@ -38,6 +38,7 @@ def test_write_report_renders_and_notes_skips(run, tmp_path):
     assert image.shape[0] > 200 and image.shape[1] > 200
   assert not (tmp_path / "init_values.png").exists()
   assert "initial-value histograms skipped" in text and "θ₀ in checkpoints/" in text
+  assert "Early-stop rule (at most 10% of a kind's early stops in the last 5%" in text
   assert "### Initial values of the surviving weights" not in text
 
 

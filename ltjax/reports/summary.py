@@ -14,7 +14,7 @@ import pathlib
 import re
 from typing import Any, Sequence
 
-from ltjax.reports import analysis, figures, mask_figures, stability_figures
+from ltjax.reports import analysis, figures, mask_figures, stability_figures, stats
 from ltjax.reports.analysis import KIND_LABELS, Run
 from ltjax.reports.figures import pct, save
 
@@ -163,6 +163,24 @@ def init_rows(run: Run, rounds: Sequence[int]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- summary.md
+def early_stop_rule_line(run: Run) -> str:
+  """Each kind's worst share of early stops in the last 5% of its training, and the verdict."""
+  tails = stats.truncation(run.records)
+  worst = {}
+  for (_, kind), f in tails.items():
+    worst[kind] = max(worst.get(kind, 0.0), f)
+  if not worst:
+    return "Early-stop rule: no early stops recorded."
+  failing = [k for k, f in worst.items() if f > stats.MAX_IN_TAIL]
+  shares = ", ".join(f"{KIND_LABELS.get(k, k)} {100 * f:.0f}%" for k, f in sorted(worst.items()))
+  verdict = ("passes: the early-stop iterations are evidence" if not failing else
+             "FAILS for " + ", ".join(KIND_LABELS.get(k, k) for k in sorted(failing)) +
+             ": training was cut while improving, so their early-stop iterations say nothing")
+  return (f"Early-stop rule (at most 10% of a kind's early stops in the last 5% of its training; "
+          f"worst round): {shares}; {verdict}.")
+
+
+
 def summary_markdown(runs: Sequence[Run], drawn, notes, tables) -> str:
   """summary.md: per run the config and the per-round table, then the figures, then details."""
   lines = ["# Lottery-ticket report", "",
@@ -171,7 +189,7 @@ def summary_markdown(runs: Sequence[Run], drawn, notes, tables) -> str:
     lines += [f"## {run.label}", "", *config_lines(run), "", "### Results per round", "",
               round_table(run), "",
               "Cells: mean over trials (min–max). Early-stop iteration = training step of minimum "
-              "validation loss; test accuracy is measured there.", ""]
+              "validation loss; test accuracy is measured there.", "", early_stop_rule_line(run), ""]
   lines += ["## Figures", ""]
   for heading, name, caption in drawn:
     lines += [f"### {heading}", "", f"![{heading}]({name})", "", caption, ""]

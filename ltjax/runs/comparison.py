@@ -16,7 +16,10 @@ from ltjax import wiring
 from ltjax.core import tickets
 from ltjax.runs import results
 
-METHODS = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird")
+METHODS = ("imp", "oneshot", "snip", "grasp", "synflow", "early_bird", "random_init", "magnitude_init")
+# Frankle et al. 2021's baselines: random pruning and magnitude pruning at initialization.
+AT_INIT_SCORES = {"snip": "snip", "grasp": "grasp", "synflow": "synflow", "random_init": "random",
+                  "magnitude_init": "magnitude"}
 MAX_IMP_ROUNDS = 60
 
 
@@ -29,7 +32,7 @@ def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str
     raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
   cfg = base.copy_and_resolve_references()
   cfg.name = f"{base.name}_{method}"
-  one_shot = method not in ("imp", "early_bird")
+  one_shot = method not in ("imp", "early_bird", "random_init")  # inverting random scores: random again
   cfg.controls = (tickets.REINIT, tickets.RANDOM_MASK) + ((tickets.INVERTED,) if one_shot else ())
   if method == "imp":
     cfg.prune.mode = "iterative"
@@ -37,7 +40,7 @@ def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str
     return cfg
   cfg.prune.mode = method if method in ("oneshot", "early_bird") else "at_init"
   cfg.prune.densities = tuple(densities)
-  cfg.prune.score = method if cfg.prune.mode == "at_init" else "magnitude"
+  cfg.prune.score = AT_INIT_SCORES.get(method, "magnitude")
   if cfg.prune.mode == "at_init":
     cfg.prune.scope = scope
   return cfg
