@@ -73,3 +73,14 @@ def test_the_binary_writes_stats_or_refuses_in_one_line(binaries, tmp_path):
   assert ran.rc == 1 and ran.stderr.startswith("error: results: no records")
   ran = binaries("experiments.report", [f"--results={tmp_path / 'nope'}"])
   assert ran.rc != 0 and ran.stderr.count("\n") == 1
+
+
+def test_one_criterion_against_another_pairs_trials_at_the_nearest_density():
+  def recs(acc, density):
+    return [{"round": rnd, "trial": t, "kind": "ticket", "draw": 0, "density": d,
+             "test_accuracy": a + 0.001 * t} for t in range(3) for rnd, d, a in ((0, 1.0, 0.97), (1, density, acc))]
+  table = tables.against_reference([("imp", recs(0.98, 0.50)), ("snip", recs(0.97, 0.51)),
+                                    ("far", recs(0.90, 0.30))])
+  assert "| snip | 51.0% (vs 50.0%): -1.00 [-1.00, -1.00] * |" in table
+  assert "far" not in table  # no IMP round within 5% of 30%
+  assert tables.against_reference([("snip", recs(0.97, 0.5))]) == ""
