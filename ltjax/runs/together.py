@@ -13,9 +13,10 @@ reset modes (what a lineage restarts from differs in kind), normalization (the d
 ticket), widths (the shapes differ), pruning rates and rounds (lineages would prune at different
 rates and stop at different rounds). Such points run one after another.
 
-A point at another learning rate rides on the per-ticket update scale, so it matches its own run
-up to float rounding (lr*u against (lr*s)*u); every other point matches it bit for bit on the
-same devices. A run killed mid-round restarts that round.
+Where the points share the learning rate, each matches its own run bit for bit on the same
+devices (tests/test_together.py). Where they do not, the rates ride on a per-ticket update scale,
+and every point matches its own run up to float rounding (lr*u against (lr*s)*u; XLA fuses the
+scaled update differently even where s = 1). A run killed mid-round restarts that round.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Line
 
 
 def slice_lineage(lineage: lineup.Lineage, point: int, trials: int) -> lineup.Lineage:
-  rows = np.arange(point * trials, (point + 1) * trials)
-  return jax.tree.map(lambda x: x[rows], lineage)
+  # One compiled gather for the whole tree, the same for every point and round (eager indexing
+  # compiled one program per leaf shape and per point).
+  return parallel.take(lineage, np.arange(point * trials, (point + 1) * trials))
 
 
 class PointSlice(Sink):
@@ -188,9 +190,9 @@ class PointSlice(Sink):
 
   def progress(self, round_index, step, snapshot, curves):
     rows = self._rows(round_index)
-    take = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
-    self.inner.progress(round_index, step, lambda: tuple(take(x) for x in snapshot()),
-                        jax.tree.map(lambda x: x[:, rows], curves))
+    # The curves grow at every call: sliced on the host, not by a program per length.
+    self.inner.progress(round_index, step, lambda: tuple(parallel.take(x, rows) for x in snapshot()),
+                        jax.tree.map(lambda x: np.asarray(x)[:, rows], curves))
 
   def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
     self.inner.round_done(slice_result(result, self._rows(result.round), self.point * self.trials),
