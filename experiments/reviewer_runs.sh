@@ -13,9 +13,9 @@
 #               that passes the early-stop rule (50K), with random and magnitude pruning at init
 # liu           Liu et al.'s setting: SGD with momentum at lr 0.1 and 0.01, Scratch-E and Scratch-B
 #               (the lr points train side by side as one program)
-# stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) with
-#               rewinding to k in {0, 500, 2000}; one twin per ticket, so 2 data orders (not 3:
-#               ltjax has one twin control), and no twins of reinit or random-mask tickets
+# stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
+#               orders (2 twins per ticket), with rewinding to k in {0, 1% and 4% of training}, and
+#               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)
 #
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
@@ -70,8 +70,8 @@ run() {
     stability)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \
-        --set.train.steps=$S --set.trials=3 --set.prune.rounds=$ROUNDS --set.controls='(twin,)' \
-        --set.stability.points=30 --sweep.prune.rewind_step=0,$((S / 100)),$((S / 25)) 2>&1 \
+        --set.train.steps=$S --set.trials=3 --set.prune.rounds=$ROUNDS --set.stability.twins=2 \
+        --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$((S / 100)),$((S / 25)) 2>&1 \
         | tail -n 40 > "$OUT/stability.log"
       echo "stability wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/stability.log"
       tar czf "$OUT/stability.tgz" -C "$W" --exclude=checkpoints stability ;;

@@ -64,9 +64,10 @@ def lineup(cfg, round_index: int) -> list[TicketId]:
   """Tickets of a round: each trial's ticket, then its controls (in the dense round 0 only the
   twin, whose distance to the dense net measures the dense net's stability)."""
   ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
+  twins = cfg.stability.twins if "twins" in cfg.stability else 1
   for t in range(cfg.trials):
     for control in (c for c in cfg.controls if c and (round_index or c == tickets.TWIN)):
-      draws = cfg.reinit_draws if control == tickets.REINIT else 1
+      draws = {tickets.REINIT: cfg.reinit_draws}.get(control, twins if control in tickets.TWINS else 1)
       ids += [TicketId(control, t, d) for d in range(draws)]
   return ids
 
@@ -150,7 +151,7 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   """
   cfg, r = setup.cfg, lineage.round
   fresh_ids = [tid for tid in ids if tid.kind in (tickets.REINIT, tickets.SCRATCH)]
-  shuffles = any(tid.kind == tickets.RANDOM_MASK for tid in ids)
+  shuffles = any(tid.kind in (tickets.RANDOM_MASK, tickets.TWIN_RANDOM_MASK) for tid in ids)
   trial = lambda tid: trial_in_point(setup, tid.trial)  # noqa: E731 -- keys as in the point's own run
   paths = [(PURPOSE["data"], r, trial(tid), _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
   paths += [(PURPOSE["reinit"], r, trial(tid), tid.draw) if tid.kind == tickets.REINIT
@@ -168,8 +169,11 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   # [trials] masks, then the shuffled and the inverted ones.
   trials = cfg.trials
   fresh_row = {tid: trials + fresh_rows[i] for i, tid in enumerate(fresh_ids)}
-  mask_offset = {tickets.RANDOM_MASK: trials, tickets.INVERTED: 2 * trials}
-  param_rows = np.array([fresh_row.get(tid, tid.trial) for tid in ids], np.int32)
+  mask_offset = {tickets.RANDOM_MASK: trials, tickets.TWIN_RANDOM_MASK: trials, tickets.INVERTED: 2 * trials}
+  # A control's twin starts as that control (the reinit's first draw): its data order alone differs.
+  of = lambda tid: (TicketId(tickets.REINIT, tid.trial, 0) if tid.kind == tickets.TWIN_REINIT  # noqa: E731
+                    else tid)
+  param_rows = np.array([fresh_row.get(of(tid), tid.trial) for tid in ids], np.int32)
   mask_rows = np.array([mask_offset.get(tid.kind, 0) + tid.trial for tid in ids], np.int32)
   params, mask, model_state = _assemble(
       lineage.start_params, lineage.start_model_state, fresh, lineage.mask,

@@ -7,8 +7,9 @@ max error minus the mean of the two end points' errors. Stable (barrier ~0) from
 is what makes rewinding to k work where resetting to step 0 fails.
 
 In a lottery run the second copy is the `twin` control (`ltjax.core.tickets`): it starts exactly as
-its trial's ticket and differs only in its data order, so both train in the round's one program.
-The path's points are evaluated here as stacked tickets, again one program.
+its trial's ticket and differs only in its data order, so both train in the round's one program;
+`stability.twins` > 1 draws more data orders. `twin_reinit` and `twin_random_mask` do the same for
+those controls. The path's points are evaluated here as stacked tickets, again one program.
 """
 
 from __future__ import annotations
@@ -67,17 +68,21 @@ def fork_twins(states, ids: Sequence[lineup.TicketId]):
 
 
 def twin_paths(trainer, points: int, ids: Sequence[lineup.TicketId], states, dataset) -> np.ndarray:
-  """[K, points] test error along the line from each ticket to its twin (NaN elsewhere)."""
+  """[K, points] test error along the line from each twin's partner (its trial's ticket, first
+  reinit draw or random mask) to the twin, on the twin's row and, for a first twin, also on the
+  partner's row; NaN elsewhere. All pairs' points are evaluated as one program."""
   out = np.full((len(ids), points), np.nan)
-  twins = lineup.rows(ids, tickets.TWIN)
+  twins = [j for j, tid in enumerate(ids) if tid.kind in tickets.TWINS]
   if not twins:
     return out
-  tickets_at = lineup.rows(ids, tickets.TICKET)
-  theirs = np.array([tickets_at[ids[j].trial] for j in twins])
+  where = {(tid.kind, tid.trial, tid.draw): i for i, tid in enumerate(ids)}
+  partners = np.array([where[(tickets.TWINS[ids[j].kind], ids[j].trial, 0)] for j in twins])
   errors = path_errors(
-      trainer, parallel.take(states.params, theirs), parallel.take(states.params, twins),
-      parallel.take(states.mask, twins), parallel.take(states.model_state, theirs),
+      trainer, parallel.take(states.params, partners), parallel.take(states.params, twins),
+      parallel.take(states.mask, twins), parallel.take(states.model_state, partners),
       parallel.take(states.model_state, twins), dataset, dataset.test, points)
-  for j, e in zip(twins, errors):
-    out[tickets_at[ids[j].trial]] = e
+  for j, p, e in zip(twins, partners, errors):
+    out[j] = e
+    if ids[j].draw == 0:
+      out[p] = e
   return out

@@ -42,7 +42,7 @@ def test_twins_fork_at_step_k_and_their_path_is_measured(tmp_path):
     twin = {x["trial"]: x for x in recs if x["round"] == r and x["kind"] == "twin"}
     assert len(ticket) == 2 and len(twin) == 2
     for x in ticket:
-      assert len(x["path_error"]) == 5 and "path_error" not in twin[x["trial"]]
+      assert len(x["path_error"]) == 5 and twin[x["trial"]]["path_error"] == x["path_error"]
       # The path's ends are the two networks themselves.
       assert x["path_error"][0] == pytest.approx(1 - x["final_test_accuracy"], abs=1e-6)
       assert x["path_error"][-1] == pytest.approx(1 - twin[x["trial"]]["final_test_accuracy"], abs=1e-6)
@@ -68,3 +68,42 @@ def test_a_twin_starts_as_its_ticket_with_another_data_order():
     assert not np.allclose(states.params["fc1"]["kernel"][t], states.params["fc1"]["kernel"][s])
     assert float(states.schedule[0][s]) == cfg.scratch.lr_scale
     assert int(states.schedule[1][s]) == 2 * cfg.train.steps and int(states.schedule[1][t]) == cfg.train.steps
+
+
+@needs_mnist
+def test_controls_have_twins_and_a_ticket_can_have_several():
+  cfg = tiny_lottery_config(**{"prune.rounds": 1, "trials": 2, "stability.twins": 2, "controls": (
+      "reinit", "random_mask", "twin", "twin_reinit", "twin_random_mask")})
+  dataset = experiment.load_dataset(cfg, log=lambda _: None)
+  setup = wiring.build(cfg, dataset)
+  lineage = lineup.initial_lineage(setup).replace(round=1)
+  ids = lineup.lineup(cfg, 1)
+  assert len(lineup.rows(ids, tickets.TWIN)) == len(lineup.rows(ids, tickets.TWIN_REINIT)) == 4
+  states = lineup.start_states(setup, lineage, ids)
+  at = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)  # noqa: E731
+  same = lambda a, b: jax.tree.map(np.testing.assert_array_equal, a, b)  # noqa: E731
+  for trial in range(2):
+    row = lambda kind, draw=0: ids.index(lineup.TicketId(kind, trial, draw))  # noqa: E731
+    for partner, twin in ((tickets.REINIT, tickets.TWIN_REINIT), (tickets.RANDOM_MASK, tickets.TWIN_RANDOM_MASK),
+                          (tickets.TICKET, tickets.TWIN)):
+      for draw in (0, 1):  # each twin starts as its partner, with a data order of its own
+        same(at(states.params, row(partner)), at(states.params, row(twin, draw)))
+        same(at(states.mask, row(partner)), at(states.mask, row(twin, draw)))
+      rngs = {bytes(np.asarray(states.rng[i])) for i in (row(partner), row(twin, 0), row(twin, 1))}
+      assert len(rngs) == 3
+    assert not np.array_equal(states.params["fc1"]["kernel"][row(tickets.REINIT)],
+                              states.params["fc1"]["kernel"][row(tickets.TICKET)])
+  paths = stability.twin_paths(setup.trainer, 3, ids, states, dataset)
+  for trial in range(2):
+    row = lambda kind, draw=0: ids.index(lineup.TicketId(kind, trial, draw))  # noqa: E731
+    for partner, twin in ((tickets.REINIT, tickets.TWIN_REINIT), (tickets.TICKET, tickets.TWIN)):
+      np.testing.assert_array_equal(paths[row(partner)], paths[row(twin, 0)])
+      assert np.isfinite(paths[row(twin, 1)]).all()
+      # Untrained twins equal their partner: a flat path.
+      np.testing.assert_allclose(paths[row(twin, 1)], paths[row(twin, 1)][0], atol=1e-6)
+
+
+def test_a_control_twin_needs_its_control():
+  from ltjax.runs import validation
+  with pytest.raises(validation.ConfigError, match="twin of the 'reinit' control"):
+    validation.check(tiny_lottery_config(**{"controls": ("twin_reinit",)}))

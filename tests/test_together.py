@@ -76,3 +76,19 @@ def test_only_what_the_ticket_axis_carries_goes_side_by_side():
   assert [[n for n, _ in g] for g in groups] == [["a", "b"], ["c"]]
   with pytest.raises(validation.UsageError, match="differ in prune.rewind_step"):
     together.train_together([("a", a), ("c", c)], "/nonexistent/never-written", log=QUIET)
+
+
+@needs_mnist
+def test_the_sweep_binary_trains_combinable_points_side_by_side_on_every_core(binaries, tmp_path):
+  import os
+  args = [f"--workdir={tmp_path}", "--config=lenet_quick", "--sweep.train.lr=1e-3,2e-3", "--set.trials=1",
+          "--set.train.steps=100", "--set.train.eval_every=50", "--set.prune.rounds=1",
+          "--set.validation_size=1000", "--noreport"]
+  ran = binaries("experiments.sweep", args, env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=300)
+  assert ran.rc == 0, ran.stderr[-2000:]
+  out = ran.stdout + ran.stderr
+  assert "2 points side by side" in out
+  if (os.cpu_count() or 1) > 1:  # grouping the points must not start JAX before it picks its devices
+    assert "one device" not in out, out[-2000:]
+  for point in ("lr=0.001", "lr=0.002"):
+    assert (tmp_path / point / "results.jsonl").exists() and (tmp_path / point / "config.json").exists()

@@ -68,13 +68,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.early_bird_patience = 5     # ... for this many checks (one per train.eval_every steps)
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
-  # also 'inverted' (one-shot modes), 'twin' (stability), 'scratch' (Scratch-B); '' ignored; () none
+  # also 'inverted' (one-shot modes), 'twin' (stability; 'twin_reinit', 'twin_random_mask': of those
+  # controls), 'scratch' (Scratch-B); '' ignored; () none
   c.controls = ("reinit", "random_mask")
   c.reinit_draws = 1              # random reinitializations per trial (the paper: 3)
   c.seed = 0
 
   c.stability = ml_collections.ConfigDict()
   c.stability.points = 11         # with the 'twin' control: test error at this many points on the path
+  c.stability.twins = 1           # twins per ticket (and per twin_reinit / twin_random_mask control):
+                                  # data orders besides the ticket's own
   c.scratch = ml_collections.ConfigDict()
   c.scratch.lr_scale = 1.0        # the 'scratch' control's learning rate, relative to train.lr
   c.scratch.steps_scale = 2.0     # and its budget, relative to train.steps (Scratch-B: up to 2x)

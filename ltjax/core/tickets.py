@@ -6,7 +6,9 @@
 - `shuffle_mask`: random mask with the same per-layer sparsity ("random sparse subnetwork").
 - inverted: the mask a one-shot criterion draws when it keeps its *lowest* scores instead
   (Frankle et al. 2021's sanity check; drawn by the mask-finding mode, started like the ticket).
-- twin: the ticket itself with another data order, for linear mode connectivity (`stability`).
+- twin: the ticket itself with another data order, for linear mode connectivity (`stability`);
+  twin_reinit and twin_random_mask: the same for the reinit (its first draw) and random-mask
+  controls, whose stability is the control for the ticket's.
 - scratch: Liu et al. 2019's counterpoint: the ticket's mask, a fresh init, and a schedule of its
   own (a larger rate, a longer budget: their Scratch-B).
 
@@ -27,7 +29,10 @@ PyTree = Any
 
 TICKET, REINIT, RANDOM_MASK, INVERTED = "ticket", "reinit", "random_mask", "inverted"
 TWIN, SCRATCH = "twin", "scratch"
-KINDS = (TICKET, REINIT, RANDOM_MASK, INVERTED, TWIN, SCRATCH)  # append only: the index seeds data
+TWIN_REINIT, TWIN_RANDOM_MASK = "twin_reinit", "twin_random_mask"
+KINDS = (TICKET, REINIT, RANDOM_MASK, INVERTED, TWIN, SCRATCH, TWIN_REINIT,
+         TWIN_RANDOM_MASK)  # append only: the index seeds data
+TWINS = {TWIN: TICKET, TWIN_REINIT: REINIT, TWIN_RANDOM_MASK: RANDOM_MASK}  # twin -> its partner
 
 
 def reset(saved_params: PyTree, mask: PyTree) -> PyTree:

@@ -33,7 +33,8 @@ _CACHED_ROUNDS = 4
 OUTPUT_LAYER = "out"
 KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_mask": "random mask",
                "inverted": "inverted scores", "twin": "twin (other data order)",
-               "scratch": "scratch (own schedule)"}
+               "scratch": "scratch (own schedule)", "twin_reinit": "twin of the random reinit",
+               "twin_random_mask": "twin of the random mask"}
 
 
 class ReportError(ValueError):

@@ -25,9 +25,10 @@ from ltjax.reports import stats  # noqa: E402
 from ltjax.reports.analysis import KIND_LABELS, Run  # noqa: E402
 
 KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
-               "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple"}
+               "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple",
+               "twin_reinit": "tab:brown", "twin_random_mask": "tab:olive"}
 KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v", "twin": "D",
-                "scratch": "P"}
+                "scratch": "P", "twin_reinit": "d", "twin_random_mask": "<"}
 KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--", "twin": "-",
               "scratch": (0, (5, 1, 1, 1))}  # with several runs (color = run)
 RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")

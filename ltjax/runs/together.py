@@ -64,9 +64,7 @@ def why_not(configs: Sequence[Any]) -> str | None:
   other = [f for f in differences(configs) if f not in COMBINABLE]
   if other:
     return f"the points differ in {', '.join(other)} (side by side only: {', '.join(COMBINABLE)})"
-  if jax.process_count() > 1:
-    return "a multi-process run"
-  return None
+  return None  # (nothing here may start JAX: the run chooses its devices first, in _build)
 
 
 def groups(points: Sequence[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
@@ -108,6 +106,8 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
     raise validation.UsageError(f"these points cannot train as one program: {reason}")
   base = combined_config(configs)
   dataset, setup = experiment._build(base, log)
+  if jax.process_count() > 1:
+    raise validation.UsageError("points side by side run in one process (use --notogether)")
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
       tuple(c.scratch.lr_scale for c in configs), _init_fns(setup, configs, dataset)))

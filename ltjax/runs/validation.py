@@ -226,6 +226,7 @@ SCHEMA: dict[str, Any] = {
     "reinit_draws": Int(lo=1),
     "seed": Int(0, 2**32 - 1),
     "stability.points": Int(2, 1001),  # each point is a network evaluated per trial
+    "stability.twins": Int(1, 64),
     "scratch.lr_scale": Float(lo=0.0, lo_open=True),
     "scratch.steps_scale": Float(1.0, 100.0),
     "execution.mesh": Mesh(),
@@ -268,6 +269,9 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
     yield "prune.reset", f"'none' (fine-tuning) continues IMP's trained ticket; prune.mode={mode!r} has none"
   elif c["prune.reset"] == "none" and k:
     yield "prune.reset", f"'none' keeps the trained weights; there is nothing to rewind to (prune.rewind_step={k})"
+  for twin, partner in ((tickets.TWIN_REINIT, tickets.REINIT), (tickets.TWIN_RANDOM_MASK, tickets.RANDOM_MASK)):
+    if twin in c["controls"] and partner not in c["controls"]:
+      yield "controls", f"the {twin!r} control is a twin of the {partner!r} control: add {partner!r}"
   budget = c["train.steps"] * c["scratch.steps_scale"]
   if tickets.SCRATCH in c["controls"] and budget != round(budget):
     yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
