@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A study's wall time point by point (--notogether) and side by side as one program (--together),
+# alternated, each process from an empty compilation cache, whole processes; one JSON line per run.
+#
+#   bash benchmarks/study_together.sh [reps=2] [steps=500] [rounds=3] [studies="initialization scratch"]
+#
+# Needs LTJAX_DATA_DIR (prepared MNIST). Then compares the records of the two ways (they are equal
+# where the points share the learning rate).
+set -u
+REPS=${1:-2}; STEPS=${2:-500}; ROUNDS=${3:-3}; STUDIES=${4:-initialization scratch}
+PY=${PYTHON:-python3}
+TMP=$(mktemp -d)
+for rep in $(seq "$REPS"); do
+  for mode in notogether together; do
+    for study in $STUDIES; do
+      rm -rf "$TMP/${study}_$mode" "$TMP/cache"
+      s=$(date +%s.%N)
+      LTJAX_CACHE_DIR="$TMP/cache" "$PY" -m experiments.sweep --study="$study" --workdir="$TMP/${study}_$mode" \
+        --set.train.steps="$STEPS" --set.prune.rounds="$ROUNDS" --"$mode" --noreport > "$TMP/${study}_$mode.log" 2>&1
+      rc=$?
+      e=$(date +%s.%N)
+      echo "{\"bench\": \"study_together\", \"study\": \"$study\", \"mode\": \"$mode\", \"rep\": $rep, \"rc\": $rc, \"steps\": $STEPS, \"rounds\": $ROUNDS, \"seconds\": $(echo "$e - $s" | bc)}"
+    done
+  done
+done
+for study in $STUDIES; do
+  "$PY" - "$TMP/${study}_together" "$TMP/${study}_notogether" "$study" <<'PYEOF'
+import json, pathlib, sys
+a, b, study = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+def recs(d):
+  out = {}
+  for p in sorted(d.glob("*/results.jsonl")):
+    out[p.parent.name] = [{k: v for k, v in json.loads(l).items() if k != "wall_seconds"} for l in p.read_text().splitlines()]
+  return out
+print(json.dumps({"bench": "study_together", "study": study, "records_equal": recs(a) == recs(b)}))
+PYEOF
+done
+rm -rf "$TMP"
