@@ -14,7 +14,7 @@
 # liu           Liu et al.'s setting: SGD with momentum at lr 0.1 and 0.01, Scratch-E and Scratch-B
 #               (the lr points train side by side as one program)
 # stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
-#               orders (2 twins per ticket), with rewinding to k in {0, 1% and 4% of training}, and
+#               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)
 #
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
@@ -32,9 +32,9 @@ export LTJAX_DATA_DIR=${LTJAX_DATA_DIR:-$PWD/.gpudata} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 W=${WORKROOT:-/tmp/reviewer}
 if [ "${TINY:-0}" = 1 ]; then  # a toy size that exercises every command on a CPU in minutes
-  S=200; R=2; T=2; D=1; EVAL=100; ROUNDS=2; LIMIT=600
+  S=400; T=2; D=1; EVAL=100; ROUNDS=2; K1=100; K2=200; LIMIT=600
 else
-  S=50000; R=20; T=5; D=3; EVAL=100; ROUNDS=20; LIMIT=${LIMIT:-1800}
+  S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-1800}
 fi
 SIZE="--config.train.steps=$S --config.trials=$T --config.reinit_draws=$D --config.train.eval_every=$EVAL"
 
@@ -71,7 +71,7 @@ run() {
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \
         --set.train.steps=$S --set.trials=3 --set.prune.rounds=$ROUNDS --set.stability.twins=2 \
-        --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$((S / 100)),$((S / 25)) 2>&1 \
+        --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$K1,$K2 2>&1 \
         | tail -n 40 > "$OUT/stability.log"
       echo "stability wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/stability.log"
       tar czf "$OUT/stability.tgz" -C "$W" --exclude=checkpoints stability ;;
