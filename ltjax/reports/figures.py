@@ -94,11 +94,12 @@ def zoom(ax, plotted: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], windo
   top = max(means.max() + 0.05 * window,
             min(np.concatenate(kept_hi).max(), means.max() + 0.25 * window))
   ax.set_ylim(floor, top)
-  below: dict[float, int] = {}
+  placed: list[float] = []
   for x, mean, _ in plotted:
     for xi, m in zip(x, mean):
       if m < floor:
-        n = below[round(float(xi), 6)] = below.get(round(float(xi), 6), -1) + 1  # stack labels at one x
+        n = sum(1 for p in placed if max(p, xi) / min(p, xi) < 1.6)  # stack labels that would touch
+        placed.append(float(xi))
         ax.plot([xi], [floor], marker="v", color="0.2", markersize=6, clip_on=False, zorder=5)
         ax.annotate(f"{m:.1f}", (xi, floor), textcoords="offset points", xytext=(0, 5 + 9 * n),
                     ha="center", fontsize=7, color="0.2")
