@@ -11,9 +11,11 @@ shuffled within each layer, and (one-shot criteria) the inverted scores. Then wr
 WORKDIR/report: the usual report overlaying all criteria (accuracy and early stop against
 density) and `cost.png`, test accuracy against the model-steps spent finding each ticket (the
 records' `finding_steps`: IMP every earlier round, one-shot the dense training, early-bird the
-dense steps until its mask settled, at init none beyond scoring).
+dense steps until its mask settled, at init none beyond scoring). To draw scoring too, measure it
+first: `python -m benchmarks.criteria --scope=global > WORKDIR/scoring_cost.jsonl`.
 """
 
+import json
 import pathlib
 
 from absl import flags
@@ -89,6 +91,13 @@ def main(argv):
   runs = []
   points = []
   sizes = _role_sizes(configs.get(_PRESET.value)) if "imp" in _CRITERIA.value else {}
+  scoring = {}  # what each criterion's scoring costs, if measured into WORKDIR (see the docstring)
+  cost_file = root / comparison.SCORING_COST
+  if cost_file.is_file():
+    try:
+      scoring = comparison.scoring_costs([json.loads(x) for x in cost_file.read_text().splitlines() if x.strip()])
+    except (ValueError, KeyError, TypeError) as e:
+      cli.fail(f"workdir: {cost_file} is not benchmarks.criteria's output: {e}")
   for name in _CRITERIA.value:
     cfg = config_for(name, densities, sizes)
     try:
@@ -96,7 +105,7 @@ def main(argv):
     except experiment.UsageError as e:
       cli.fail(f"{name}: {e}")
     runs.append((root / name, name))
-    points += comparison.cost_points(name, recs)
+    points += comparison.cost_points(name, recs, scoring.get(name, 0.0))
   from ltjax.reports import (
     analysis,  # noqa: PLC0415 -- matplotlib only once the runs are done
     summary,  # noqa: PLC0415 -- matplotlib only once the runs are done

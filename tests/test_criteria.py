@@ -126,6 +126,8 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   from conftest import shared_data_dir
   if shared_data_dir() is None:
     pytest.skip("needs prepared MNIST")
+  (tmp_path / "scoring_cost.jsonl").write_text(  # as benchmarks.criteria prints it
+      '{"bench": "criterion_cost", "criterion": "snip", "cost_in_train_steps": 9.5}\n')
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
                                           "--trials=1", "--densities=0.8,0.64", "--criteria=imp,oneshot,snip",
                                           "--noreport"],  # the overlaid report: test_report.py
@@ -138,7 +140,8 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   imp = [p for p in points if p["criterion"] == "imp"]
   assert all(p["finding_model_steps"] == 100 * p["round"] for p in imp)  # every earlier round
   assert min(p["density"] for p in imp) <= 0.64 * 1.02
-  assert all(p["finding_model_steps"] == 0 for p in points if p["criterion"] == "snip")
+  assert all(p["finding_model_steps"] == 0 and p["scoring_steps"] == 9.5 for p in points if p["criterion"] == "snip")
+  assert all(p["scoring_steps"] == 0 for p in points if p["criterion"] != "snip")
   assert all(p["finding_model_steps"] == 100 for p in points if p["criterion"] == "oneshot")
   # Early-bird's cost (the step its mask settled) is checked in test_experiment.py.
   recs = [json.loads(line) for line in (tmp_path / "snip" / "results.jsonl").read_text().splitlines()]
