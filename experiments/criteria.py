@@ -15,7 +15,6 @@ dense steps until its mask settled, at init none beyond scoring). To draw scorin
 first: `python -m benchmarks.criteria --scope=global > WORKDIR/scoring_cost.jsonl`.
 """
 
-import json
 import pathlib
 
 from absl import flags
@@ -91,13 +90,10 @@ def main(argv):
   runs = []
   points = []
   sizes = _role_sizes(configs.get(_PRESET.value)) if "imp" in _CRITERIA.value else {}
-  scoring = {}  # what each criterion's scoring costs, if measured into WORKDIR (see the docstring)
-  cost_file = root / comparison.SCORING_COST
-  if cost_file.is_file():
-    try:
-      scoring = comparison.scoring_costs([json.loads(x) for x in cost_file.read_text().splitlines() if x.strip()])
-    except (ValueError, KeyError, TypeError) as e:
-      cli.fail(f"workdir: {cost_file} is not benchmarks.criteria's output: {e}")
+  try:  # what each criterion's scoring costs, if measured into WORKDIR (see the docstring)
+    scoring = comparison.scoring_costs(root / comparison.SCORING_COST)
+  except ValueError as e:
+    cli.fail(f"workdir: {e}")
   for name in _CRITERIA.value:
     cfg = config_for(name, densities, sizes)
     try:

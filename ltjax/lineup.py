@@ -46,13 +46,11 @@ class Points:
 
 def trial_in_point(setup, lineage_index: int) -> int:
   """The trial a lineage is in its own point's run (itself, without points)."""
-  points = getattr(setup, "points", None)
-  return lineage_index if points is None else lineage_index % points.trials
+  return lineage_index if setup.points is None else lineage_index % setup.points.trials
 
 
 def point_of(setup, lineage_index: int) -> int:
-  points = getattr(setup, "points", None)
-  return 0 if points is None else lineage_index // points.trials
+  return 0 if setup.points is None else lineage_index // setup.points.trials
 
 
 def num_rounds(cfg) -> int:
@@ -64,10 +62,13 @@ def lineup(cfg, round_index: int) -> list[TicketId]:
   """Tickets of a round: each trial's ticket, then its controls (in the dense round 0 only the
   twin, whose distance to the dense net measures the dense net's stability)."""
   ids = [TicketId(tickets.TICKET, t) for t in range(cfg.trials)]
-  twins = cfg.stability.twins if "twins" in cfg.stability else 1
   for t in range(cfg.trials):
     for control in (c for c in cfg.controls if c and (round_index or c == tickets.TWIN)):
-      draws = {tickets.REINIT: cfg.reinit_draws}.get(control, twins if control in tickets.TWINS else 1)
+      draws = 1
+      if control == tickets.REINIT:
+        draws = cfg.reinit_draws
+      elif control in tickets.TWINS:
+        draws = cfg.stability.twins
       ids += [TicketId(control, t, d) for d in range(draws)]
   return ids
 
@@ -189,7 +190,7 @@ def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
   """Per-ticket (lr_scale, last_step) where tickets follow schedules of their own: the scratch
   control (Scratch-B: its own rate and budget) and points trained side by side at their own
   rates; () where every ticket follows the run's."""
-  cfg, points = setup.cfg, getattr(setup, "points", None)
+  cfg, points = setup.cfg, setup.points
   scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
   if points is None:
     rate, scratch_rate = np.ones(len(ids)), np.full(len(ids), cfg.scratch.lr_scale)
@@ -217,7 +218,7 @@ def fresh_inits(setup, key_data: np.ndarray, points: Sequence[int] = ()
   side by side), in chunks of `trials` keys (the last of a point padded with its own last key),
   and each key's row in the chunks' concatenation. One program serves every chunk: XLA:CPU took
   2 s (2 keys) to 5 s (12 keys) to compile one for another count."""
-  pts = getattr(setup, "points", None)
+  pts = setup.points
   n = setup.cfg.trials if pts is None else pts.trials
   points = list(points) or [0] * len(key_data)
   chunks, rows = [], [0] * len(key_data)

@@ -183,3 +183,27 @@ def layer_sizes(tree, roles) -> dict[str, int]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {masks.path_str(path): int(np.size(x)) for (path, x), r in zip(flat, jax.tree.leaves(roles))
           if r in PRUNABLE}
+
+
+def read_workdir(workdir: pathlib.Path, wall_seconds: bool = False):
+  """(records, curves, masks) of a lottery workdir; records without their wall time unless asked."""
+  recs = [json.loads(x) for x in (workdir / "results.jsonl").read_text().splitlines()]
+  if not wall_seconds:
+    for r in recs:
+      r.pop("wall_seconds")
+  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
+  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
+  return recs, curves, masks
+
+
+def assert_same_run(a: pathlib.Path, b: pathlib.Path):
+  """Two workdirs hold the same records (wall time aside), curves and masks, bit for bit."""
+  recs_a, curves_a, masks_a = read_workdir(a)
+  recs_b, curves_b, masks_b = read_workdir(b)
+  assert recs_a == recs_b
+  for blobs_a, blobs_b in ((curves_a, curves_b), (masks_a, masks_b)):
+    assert blobs_a.keys() == blobs_b.keys()
+    for name in blobs_a:
+      assert blobs_a[name].keys() == blobs_b[name].keys()
+      for key in blobs_a[name]:
+        np.testing.assert_array_equal(blobs_a[name][key], blobs_b[name][key], err_msg=f"{name}:{key}")

@@ -29,7 +29,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tests.conftest import shared_data_dir
+from tests.conftest import read_workdir, shared_data_dir
 from tests.test_lottery_binary import _midround_saved, _run_until, lottery
 
 DATA_DIR = shared_data_dir()
@@ -75,13 +75,6 @@ def one_device(name, args, run_once, cache, pool=True):
                   lambda workdir: _run(workdir, args + ONE_DEVICE, cache, pool))
 
 
-def _load(workdir: pathlib.Path):
-  recs = [json.loads(l) for l in (workdir / "results.jsonl").read_text().splitlines()]
-  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
-  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
-  return recs, curves, masks
-
-
 def _val_loss_at(curves, record, step):
   """Run's validation loss of `record`'s ticket at `step`, from its curves."""
   c = curves[f"round_{record['round']:02d}.npz"]
@@ -93,8 +86,8 @@ def _val_loss_at(curves, record, step):
 
 def assert_same_results(a: pathlib.Path, b: pathlib.Path, exact: bool = False):
   """Bitwise equal (`exact`), or within the module's tolerances with early stopping's near-ties."""
-  recs_a, curves_a, masks_a = _load(a)
-  recs_b, curves_b, masks_b = _load(b)
+  recs_a, curves_a, masks_a = read_workdir(a, wall_seconds=True)
+  recs_b, curves_b, masks_b = read_workdir(b, wall_seconds=True)
   assert len(recs_a) == len(recs_b)
   floats = {}
   for x, y in zip(recs_a, recs_b):

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from tests.conftest import REPO, shared_data_dir
+from tests.conftest import REPO, assert_same_run, shared_data_dir
 
 DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found")
@@ -83,26 +82,6 @@ def test_workdir_with_another_config_is_refused(tmp_path, binaries):
   _assert_one_line_error(proc, "different config")
 
 
-def _comparable(workdir):
-  recs = [json.loads(l) for l in (workdir / "results.jsonl").read_text().splitlines()]
-  for r in recs:
-    r.pop("wall_seconds")
-  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
-  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
-  return recs, curves, masks
-
-
-def _assert_same_run(a, b):
-  recs_a, curves_a, masks_a = _comparable(a)
-  recs_b, curves_b, masks_b = _comparable(b)
-  assert recs_a == recs_b
-  for blobs_a, blobs_b in ((curves_a, curves_b), (masks_a, masks_b)):
-    assert blobs_a.keys() == blobs_b.keys()
-    for name in blobs_a:
-      for key in blobs_a[name]:
-        np.testing.assert_array_equal(blobs_a[name][key], blobs_b[name][key], err_msg=f"{name}:{key}")
-
-
 def _run_until(args, cache, condition, timeout=240, env=None):
   """Start the binary, SIGKILL it as soon as `condition()` holds; return its output so far."""
   proc = subprocess.Popen([sys.executable, "-m", "experiments.lottery", *args], cwd=REPO,
@@ -168,7 +147,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, jax_cache, ref
   resumed = lottery(args, jax_cache)
   assert resumed.returncode == 0, resumed.stderr
   assert "round 2 done" in resumed.stdout, resumed.stdout
-  _assert_same_run(reference, workdir)
+  assert_same_run(reference, workdir)
   assert not list(workdir.rglob("*.tmp")), "temporary files left behind"
 
 

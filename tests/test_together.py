@@ -4,11 +4,10 @@ program are refused or run alone."""
 
 import json
 
-import numpy as np
 import pytest
 
 from ltjax.runs import experiment, together, validation
-from tests.conftest import shared_data_dir, tiny_lottery_config
+from tests.conftest import assert_same_run, shared_data_dir, tiny_lottery_config
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="needs the shared MNIST")
 QUIET = lambda _: None  # noqa: E731
@@ -19,26 +18,6 @@ def _cfg(**overrides):
                                 "controls": ("reinit", "scratch"), **overrides})
 
 
-def _workdir(workdir):
-  recs = [json.loads(x) for x in (workdir / "results.jsonl").read_text().splitlines()]
-  for r in recs:
-    r.pop("wall_seconds")
-  curves = {p.name: dict(np.load(p)) for p in sorted((workdir / "curves").glob("*.npz"))}
-  masks = {p.name: dict(np.load(p)) for p in sorted((workdir / "masks").glob("*.npz"))}
-  return recs, curves, masks
-
-
-def _same(a, b):
-  (ra, ca, ma), (rb, cb, mb) = a, b
-  assert ra == rb
-  for x, y in ((ca, cb), (ma, mb)):
-    assert x.keys() == y.keys()
-    for name in x:
-      assert x[name].keys() == y[name].keys()
-      for k in x[name]:
-        np.testing.assert_array_equal(x[name][k], y[name][k], err_msg=f"{name}/{k}")
-
-
 @needs_mnist
 def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
   points = [("a", _cfg(**{"model_kwargs.init": "glorot_normal", "scratch.lr_scale": 1.0})),
@@ -47,7 +26,7 @@ def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
   assert sorted(got) == ["a", "b"] and got["a"] != got["b"]
   # Point b (the second lineages, another initializer and scratch rate) is its own run, bit for bit.
   experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
-  _same(_workdir(tmp_path / "together" / "b"), _workdir(tmp_path / "alone"))
+  assert_same_run(tmp_path / "together" / "b", tmp_path / "alone")
   again = together.train_together(points, tmp_path / "together", log=QUIET)  # finished: read back
   assert again == got
   # A point's workdir is a finished run of its own: the lottery path resumes it without training.

@@ -63,13 +63,15 @@ class Claims:
     recs, rnd = self._at(name, density)
     return sel.paired(recs, a, b, rnd, field)
 
+  @staticmethod
+  def _interval(iv: stats.Interval, field: str, what: str) -> str:
+    if iv.n < 2:
+      raise ClaimError(f"{what}: {iv.n} trial(s) in common, no interval")
+    return sel.interval_text(iv, *sel.scale_of(field))
+
   def diff(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
     """a − b, mean and 95% interval over trials, paired by trial."""
-    iv = self._diff(name, a, b, density, field)
-    scale, digits = sel.scale_of(field)
-    if iv.n < 2:
-      raise ClaimError(f"{a} - {b} at {density}%: {iv.n} trial(s), no interval")
-    return sel.interval_text(iv, scale, digits)
+    return self._interval(self._diff(name, a, b, density, field), field, f"{a} - {b} at {density}%")
 
   def delta(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
     """a − b, the mean over trials only."""
@@ -83,16 +85,10 @@ class Claims:
     (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
     f = sel.field_name(field)
     iv = stats.paired(sel.kind_trials(ra, kind_a, na, f), sel.kind_trials(rb, kind_b, nb, f))
-    if iv.n < 2:
-      raise ClaimError(f"{name_a} against {name_b}: {iv.n} common trial(s), no interval")
-    scale, digits = sel.scale_of(field)
-    return sel.interval_text(iv, scale, digits)
+    return self._interval(iv, field, f"{name_a} against {name_b}")
 
   def _change(self, name, kind, density) -> float:
-    recs, rnd = self._at(name, density)
-    f = sel.field_name("stop")
-    dense = np.mean(list(sel.kind_trials(recs, "dense", 0, f).values()))
-    return float(np.mean(list(sel.kind_trials(recs, kind, rnd, f).values())) / dense - 1)
+    return _change_at(*self._at(name, density), kind)
 
   def earlier(self, name: str, kind: str, density: float) -> str:
     """How much earlier than the dense network `kind` stops, in % of dense's mean iteration."""
@@ -109,8 +105,7 @@ class Claims:
 
   def _changes(self, name, kind, hi, lo):
     recs = self.records.get(name)
-    return [self._change(name, kind, float(pct_label(sel.mean_density(recs, n))))
-            for n in sel.pruned_rounds(recs, lo, hi)]
+    return [_change_at(recs, n, kind) for n in sel.pruned_rounds(recs, lo, hi)]
 
   def earlier_range(self, name: str, kind: str, hi: float, lo: float) -> str:
     """Range of `earlier` over the rounds from `hi`% down to `lo`% remaining; all must be earlier."""
@@ -305,6 +300,13 @@ class Claims:
       p = paper["scratch"].get(u, {})
       lines.append(f"| {u} | {cell(v['db'], p.get('db'))} | {cell(v['zl'], p.get('zl'))} |")
     return "\n".join(lines)
+
+
+def _change_at(recs, rnd: int, kind: str) -> float:
+  """`kind`'s mean early-stop iteration in round `rnd` relative to the dense network's, minus 1."""
+  f = sel.field_name("stop")
+  dense = np.mean(list(sel.kind_trials(recs, "dense", 0, f).values()))
+  return float(np.mean(list(sel.kind_trials(recs, kind, rnd, f).values())) / dense - 1)
 
 
 def _call(claims: Claims, expr: str) -> str:

@@ -46,10 +46,17 @@ def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str
   return cfg
 
 
-def scoring_costs(lines: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-  """criterion -> its scoring cost in training steps, from `benchmarks.criteria`'s JSON lines."""
-  return {x["criterion"]: float(x["cost_in_train_steps"]) for x in lines
-          if x.get("bench") == "criterion_cost"}
+def scoring_costs(path: pathlib.Path) -> dict[str, float]:
+  """criterion -> its scoring cost in training steps, from `benchmarks.criteria`'s JSON lines in
+  `path` ({} if there is no such file); ValueError if it holds something else."""
+  if not path.is_file():
+    return {}
+  try:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {x["criterion"]: float(x["cost_in_train_steps"]) for x in lines
+            if x.get("bench") == "criterion_cost"}
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"{path} is not benchmarks.criteria's output: {e}") from None
 
 
 def imp_rounds(rates: Mapping[str, float], sizes: Mapping[str, int], density: float) -> int:
@@ -93,10 +100,7 @@ def load_committed(root: pathlib.Path | str) -> tuple[list[tuple[str, list[dict]
                  key=lambda x: (order.get(x[0], len(order)), natural(x[0])))
   if not named:
     raise ValueError(f"no NAME.{results.RESULTS} with records in {root}")
-  cost_file = root / SCORING_COST
-  scoring = {}
-  if cost_file.is_file():
-    scoring = scoring_costs([json.loads(line) for line in cost_file.read_text().splitlines() if line.strip()])
+  scoring = scoring_costs(root / SCORING_COST)
   points = [p for n, recs in named for p in cost_points(n, recs, scoring.get(n, 0.0))]
   return named, points
 

@@ -40,20 +40,18 @@ from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineag
 COMBINABLE = ("train.lr", "scratch.lr_scale", "model_kwargs.init")
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in (tree.items() if isinstance(tree, dict) else ()):
-    if isinstance(v, dict) and v:
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
+def _fields(cfg) -> dict[str, Any]:
+  """Dotted field -> value, model_kwargs by key too (one of them, init, may differ), name aside."""
+  flat = validation.flatten(cfg)
+  flat.update({f"model_kwargs.{k}": v for k, v in flat.pop("model_kwargs").items()})
+  flat.pop("name")
+  return flat
 
 
 def differences(configs: Sequence[Any]) -> list[str]:
   """The dotted fields in which `configs` differ (names aside)."""
-  flats = [_flat(c.to_dict()) for c in configs]
-  fields = sorted(set().union(*flats) - {"name"})
+  flats = [_fields(c) for c in configs]
+  fields = sorted(set().union(*flats))
   return [f for f in fields if len({repr(x.get(f)) for x in flats}) > 1]
 
 
@@ -72,8 +70,7 @@ def groups(points: Sequence[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
   the order the points come; a point alone where nothing matches it)."""
   out: dict[str, list] = {}
   for name, cfg in points:
-    key = repr(sorted((f, repr(v)) for f, v in _flat(cfg.to_dict()).items()
-                      if f not in COMBINABLE and f != "name"))
+    key = repr(sorted((f, repr(v)) for f, v in _fields(cfg).items() if f not in COMBINABLE))
     out.setdefault(key, []).append((name, cfg))
   result = []
   for g in out.values():
