@@ -58,9 +58,12 @@ def main(argv):
     text = tables.generate(_RESULTS.value)
     if "## " not in text:
       cli.fail(f"results: no records under {_RESULTS.value}")
+    rendered = _render_documents(pathlib.Path(_RESULTS.value))  # all computed before anything is written
     files.write_atomic(out, text)
     print(f"stats: {out}")
-    _render_documents(pathlib.Path(_RESULTS.value))
+    for doc, numbers in rendered.items():
+      files.write_atomic(doc, numbers)
+      print(f"numbers: {doc}")
     return
   if _RECORDS.value:
     _redraw(pathlib.Path(_RECORDS.value), pathlib.Path(_OUT.value or _RECORDS.value))
@@ -111,21 +114,20 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
     cli.fail(f"out: cannot write to {out}: {e.strerror or e}")
 
 
-def _render_documents(root: pathlib.Path) -> None:
+def _render_documents(root: pathlib.Path) -> dict[str, str]:
+  """Each document's text with its marked numbers recomputed (one-line failure: nothing written)."""
   from ltjax.reports import claims  # noqa: PLC0415
   beside = root.resolve().parent / "RESULTS.md"
   documents = _DOCUMENTS.value or ([str(beside)] if beside.is_file() else [])
   rendered = {}
-  for doc in documents:  # every document computed before any is written: no half-updated set
+  for doc in documents:
     try:
       rendered[doc] = claims.render(pathlib.Path(doc).read_text(), root)
     except OSError as e:
       cli.fail(f"document: cannot read {doc}: {e.strerror or e}")
     except claims.ClaimError as e:
       cli.fail(f"document {doc}: {e}")
-  for doc, text in rendered.items():
-    files.write_atomic(doc, text)
-    print(f"numbers: {doc}")
+  return rendered
 
 
 def run():
