@@ -5,7 +5,7 @@
 #   bash benchmarks/study_together.sh [reps=2] [steps=500] [rounds=3] [studies="initialization scratch"]
 #
 # Needs LTJAX_DATA_DIR (prepared MNIST). Then compares the records of the two ways (they are equal
-# where the points share the learning rate).
+# where the points share the learning rate and normalization; otherwise the largest gaps print).
 set -u
 REPS=${1:-2}; STEPS=${2:-500}; ROUNDS=${3:-3}; STUDIES=${4:-initialization scratch}
 PY=${PYTHON:-python3}
@@ -32,7 +32,14 @@ def recs(d):
   for p in sorted(d.glob("*/results.jsonl")):
     out[p.parent.name] = [{k: v for k, v in json.loads(l).items() if k != "wall_seconds"} for l in p.read_text().splitlines()]
   return out
-print(json.dumps({"bench": "study_together", "study": study, "records_equal": recs(a) == recs(b)}))
+ra, rb = recs(a), recs(b)
+key = lambda r: (r["round"], r["kind"], r["trial"], r["draw"])
+gap = {f: max((abs(x[f] - y[f]) for n in ra for x, y in zip(sorted(ra[n], key=key), sorted(rb.get(n, []), key=key))),
+              default=None) for f in ("test_accuracy", "val_loss")}
+print(json.dumps({"bench": "study_together", "study": study, "records_equal": ra == rb,
+                  "same_tickets": {n: [key(x) for x in sorted(ra[n], key=key)] for n in ra} ==
+                                  {n: [key(x) for x in sorted(rb[n], key=key)] for n in rb},
+                  "max_abs_diff": gap}))
 PYEOF
 done
 rm -rf "$TMP"

@@ -66,3 +66,28 @@ def test_only_what_the_ticket_axis_carries_goes_side_by_side():
   with pytest.raises(validation.UsageError, match="differ in prune.rewind_step"):
     together.train_together([("a", a), ("c", c)], "/nonexistent/never-written", log=QUIET)
 
+
+
+@needs_mnist
+def test_points_that_normalize_their_inputs_differently_share_a_program(tmp_path):
+  # The normalization study's points: standardized and [0, 1] inputs. Each ticket standardizes the
+  # shared raw batch with its point's statistics; each point is its own run up to rounding.
+  points = [(n, _cfg(**{"normalization": n, "controls": ("reinit",)})) for n in ("dataset", "none")]
+  assert together.why_not([c for _, c in points]) is None
+  got = together.train_together(points, tmp_path / "together", log=QUIET)
+  key = lambda r: (r["round"], r["kind"], r["trial"], r["draw"])  # noqa: E731
+  for name, cfg in points:
+    alone = experiment.train_and_evaluate(cfg, tmp_path / f"alone_{name}", log=QUIET)
+    mine = sorted(got[name], key=key)
+    assert [key(x) for x in mine] == [key(y) for y in sorted(alone, key=key)]
+    for x, y in zip(mine, sorted(alone, key=key)):
+      assert x["density"] == pytest.approx(y["density"], abs=1e-3)
+      assert x["val_loss"] == pytest.approx(y["val_loss"], rel=0.05), (name, key(x))
+      assert x["test_accuracy"] == pytest.approx(y["test_accuracy"], abs=0.02), (name, key(x))
+  # The two normalizations train differently: the statistics reached each ticket.
+  assert [r["val_loss"] for r in sorted(got["dataset"], key=key)] != \
+      [r["val_loss"] for r in sorted(got["none"], key=key)]
+  # A point's workdir holds its own run's state (no per-ticket statistics): the lottery path
+  # reads it back as finished, and the points resume side by side from it.
+  assert experiment.train_and_evaluate(points[1][1], tmp_path / "together" / "none", log=QUIET) == got["none"]
+  assert together.train_together(points, tmp_path / "together", log=QUIET) == got

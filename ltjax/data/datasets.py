@@ -71,19 +71,19 @@ class Dataset:
 
 def from_arrays(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
                 num_classes: int, validation_size: int, mean: Sequence[float] | None = None,
-                std: Sequence[float] | None = None) -> Dataset:
+                std: Sequence[float] | None = None, normalization: str = "dataset") -> Dataset:
   """Holds out the *last* `validation_size` training examples as validation; moves all to device.
 
   The hold-out is a fixed slice (not a shuffle) so that it is the same on every run and platform;
-  TFDS training splits are already in random order. Mean/std default to the training split's
-  per-channel statistics (computed over the examples that remain for training).
+  TFDS training splits are already in random order. Mean/std default to `normalization_stats`
+  over the examples that remain for training.
   """
   x_train, y_train = train
   if not 0 <= validation_size < len(y_train):
     raise ValueError(f"validation_size must be in [0, {len(y_train)}), got {validation_size}")
   n_fit = len(y_train) - validation_size
   if mean is None or std is None:
-    mean, std = channel_stats(x_train[:n_fit])
+    mean, std = normalization_stats(x_train[:n_fit], normalization)
 
   def split(x, y):
     return Split(images=jnp.asarray(x), labels=jnp.asarray(y, jnp.int32))
@@ -112,6 +112,19 @@ def synthetic(seed: int = 0, num_train: int = 2_000, num_test: int = 500, valida
 
   return from_arrays(f"synthetic{shape}", sample(num_train + validation_size), sample(num_test),
                      num_classes=num_classes, validation_size=validation_size)
+
+
+def normalization_stats(train_images: np.ndarray, normalization: str
+                        ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """Per-channel (mean, std) that `normalization` divides by, from the images left for training:
+  'dataset' standardizes with their statistics; 'none' only scales to [0, 1] (uint8 by 255)."""
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+  if normalization == "none":
+    channels = train_images.shape[-1] if train_images.ndim > 1 else 1
+    scale = 255.0 if train_images.dtype == np.uint8 else 1.0
+    return (0.0,) * channels, (scale,) * channels
+  return channel_stats(train_images)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 1 << 20) -> tuple[tuple[float, ...],
@@ -356,10 +369,5 @@ def load(name: str, data_dir: str | os.PathLike | None = None, validation_size: 
     _write_cache(cache_path, arrays, fingerprint)
   train = (arrays["train_images"], arrays["train_labels"])
   test = (arrays["test_images"], arrays["test_labels"])
-  if normalization == "none":
-    channels = train[0].shape[-1]
-    mean, std = (0.0,) * channels, (255.0,) * channels
-  else:
-    mean = std = None  # from_arrays computes them on the examples left for training.
   return from_arrays(base, train, test, num_classes=int(arrays["num_classes"]),
-                     validation_size=validation_size, mean=mean, std=std)
+                     validation_size=validation_size, normalization=normalization)

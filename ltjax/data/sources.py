@@ -96,12 +96,8 @@ def from_user_arrays(data: Any, name: str = "arrays", num_classes: int | None = 
   if not 0 <= validation_size < len(y_train):
     raise DataError(f"validation_size: must leave training examples, so be in [0, {len(y_train)}) "
                     f"for {len(y_train)} training examples; got {validation_size}")
-  mean = std = None
-  if normalization == "none":
-    scale = 255.0 if x_train.dtype == np.uint8 else 1.0
-    mean, std = (0.0,) * x_train.shape[-1], (scale,) * x_train.shape[-1]
   return from_arrays(name, (x_train, y_train), (x_test, y_test), num_classes=num_classes,
-                     validation_size=validation_size, mean=mean, std=std)
+                     validation_size=validation_size, normalization=normalization)
 
 
 def from_import(path: str, validation_size: int = 5000, normalization: str = "dataset",

@@ -32,6 +32,11 @@ from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F4
 
 PyTree = Any
 
+# A model_state entry {'mean': [C], 'std': [C]} that `Trainer.logits` applies to the inputs before
+# the network: tickets of one program that normalize their inputs differently (sweep points side
+# by side, `ltjax.runs.together`) read raw-scaled batches and carry their own statistics here.
+INPUT_STATS = "input_stats"
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -75,13 +80,19 @@ class Trainer:
     return jax.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
 
   def logits(self, params, model_state, images, train: bool, dropout_key=None):
+    stats = model_state.get(INPUT_STATS) if model_state else None
+    if stats is not None:  # this ticket's own input normalization (see INPUT_STATS)
+      images = (images - stats["mean"]) / stats["std"]
+      model_state = {k: v for k, v in model_state.items() if k != INPUT_STATS}
     variables = {"params": params, **model_state}
     rngs = {"dropout": dropout_key} if dropout_key is not None else None
     if train and model_state:
       logits, updates = self.module.apply(variables, images, train=True, rngs=rngs,
                                           mutable=list(model_state))
-      return logits, {**model_state, **updates}
-    return self.module.apply(variables, images, train=train, rngs=rngs), model_state
+      model_state = {**model_state, **updates}
+    else:
+      logits = self.module.apply(variables, images, train=train, rngs=rngs)
+    return logits, (model_state if stats is None else {**model_state, INPUT_STATS: stats})
 
   def train_step(self, state: TrainState, images, labels, step) -> tuple[TrainState, jax.Array]:
     split = self.layout.batch_shards > 1  # this device holds a slice of the batch

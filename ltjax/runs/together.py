@@ -2,21 +2,23 @@
 
 Points that share the network's shapes and the data, and differ only in what the ticket axis
 carries per ticket (COMBINABLE: the learning rate, the scratch control's rate, the initializer's
-distribution), become the lineages of one run: point p's trial t is lineage p*T + t, keyed as
+distribution, the input normalization), become the lineages of one run: point p's trial t is lineage p*T + t, keyed as
 trial t of the point's own run (the same theta_0, data orders, reinit draws and shuffles). Each
 round is one program for every point; each point's slice of it goes through that point's own
 writers to its own workdir, so the workdirs, records, checkpoints and report are those of
 separate runs, and a point finished either way is resumed or reported the same way.
 
 Not combined, and why: rewind steps (each point's tickets would start at a step of its own),
-reset modes (what a lineage restarts from differs in kind), normalization (the data differ per
-ticket), widths (the shapes differ), pruning rates and rounds (lineages would prune at different
+reset modes (what a lineage restarts from differs in kind), widths (the shapes differ), pruning rates and rounds (lineages would prune at different
 rates and stop at different rounds). Such points run one after another.
 
 Where the points share the learning rate, each matches its own run bit for bit on the same
 devices (tests/test_together.py). Where they do not, the rates ride on a per-ticket update scale,
 and every point matches its own run up to float rounding (lr*u against (lr*s)*u; XLA fuses the
-scaled update differently even where s = 1). A run killed mid-round restarts that round.
+scaled update differently even where s = 1). Where they differ in normalization, the program
+reads batches scaled only by 1 and each ticket standardizes them with its point's statistics
+(`train.INPUT_STATS` in its model state, kept out of the point's workdir), so each point again
+matches its own run up to rounding. A run killed mid-round restarts that round.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import lineup, lottery, models, wiring
+from ltjax import data, lineup, lottery, models, wiring
 from ltjax.engine import parallel, train
 from ltjax.runs import checkpoint, experiment, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
 from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
-COMBINABLE = ("train.lr", "scratch.lr_scale", "model_kwargs.init")
+COMBINABLE = ("train.lr", "scratch.lr_scale", "model_kwargs.init", "normalization")
 
 
 def _fields(cfg) -> dict[str, Any]:
@@ -105,9 +107,13 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   dataset, setup = experiment._build(base, log)
   if jax.process_count() > 1:
     raise validation.UsageError("points side by side run in one process (use --notogether)")
+  init_fns = _init_fns(setup, configs, dataset)
+  if "normalization" in differences(configs):  # each ticket standardizes its own (INPUT_STATS)
+    channels = len(dataset.mean)
+    dataset = dataset.replace(mean=(0.0,) * channels, std=(1.0,) * channels)
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
-      tuple(c.scratch.lr_scale for c in configs), _init_fns(setup, configs, dataset)))
+      tuple(c.scratch.lr_scale for c in configs), init_fns))
   root = pathlib.Path(root)
   workdirs = [root / name for name, _ in points]
   with contextlib.ExitStack() as stack:
@@ -133,19 +139,55 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
 
 
 def _init_fns(setup, configs, dataset) -> tuple:
-  """Each point's initializer where the points' distributions differ (their shapes must agree)."""
-  if "model_kwargs.init" not in differences(configs):
+  """Each point's initializer where the points' distributions differ (their shapes must agree),
+  and its inputs' statistics in the model state where their normalizations differ."""
+  differ = differences(configs)
+  if "model_kwargs.init" not in differ and "normalization" not in differ:
     return ()
   want = jax.eval_shape(setup.init_fn, jax.random.key(0))
+  images = np.asarray(dataset.train.images) if "normalization" in differ else None
   fns = []
   for c in configs:
-    module, _ = models.resolve(c.model, dataset.num_classes, c.model_kwargs, dataset.input_shape, c.roles)
-    fn = wiring.make_init(module, dataset.input_shape)
-    if jax.tree.map(lambda x: (x.shape, x.dtype), jax.eval_shape(fn, jax.random.key(0))) != \
-        jax.tree.map(lambda x: (x.shape, x.dtype), want):
-      raise validation.UsageError(f"model_kwargs.init={c.model_kwargs.init!r} changes the network's shapes")
+    fn = setup.init_fn
+    if "model_kwargs.init" in differ:
+      module, _ = models.resolve(c.model, dataset.num_classes, c.model_kwargs, dataset.input_shape, c.roles)
+      fn = wiring.make_init(module, dataset.input_shape)
+      if jax.tree.map(lambda x: (x.shape, x.dtype), jax.eval_shape(fn, jax.random.key(0))) != \
+          jax.tree.map(lambda x: (x.shape, x.dtype), want):
+        raise validation.UsageError(f"model_kwargs.init={c.model_kwargs.init!r} changes the network's shapes")
+    if images is not None:
+      fn = _with_input_stats(fn, *data.normalization_stats(images, c.normalization))
     fns.append(fn)
   return tuple(fns)
+
+
+def _with_input_stats(init_fn, mean, std):
+  """`init_fn` whose model state also holds the statistics its tickets standardize inputs with."""
+  stats = {"mean": np.asarray(mean, np.float32), "std": np.asarray(std, np.float32)}
+
+  def init(key):
+    params, model_state = init_fn(key)
+    return params, {**model_state, train.INPUT_STATS: jax.tree.map(jnp.asarray, stats)}
+  return init
+
+
+def _own(model_state):
+  """A model state as the point's own run holds it (no per-ticket input statistics)."""
+  return {k: v for k, v in model_state.items() if k != train.INPUT_STATS}
+
+
+def _own_lineage(lineage: lineup.Lineage) -> lineup.Lineage:
+  return lineage.replace(init_model_state=_own(lineage.init_model_state),
+                         start_model_state=_own(lineage.start_model_state))
+
+
+def _with_stats_of(lineage: lineup.Lineage, full: lineup.Lineage) -> lineup.Lineage:
+  """`lineage` (restored from a point's workdir) with the input statistics of `full` put back."""
+  if train.INPUT_STATS not in full.init_model_state:
+    return lineage
+  stats = full.init_model_state[train.INPUT_STATS]
+  return lineage.replace(init_model_state={**lineage.init_model_state, train.INPUT_STATS: stats},
+                         start_model_state={**lineage.start_model_state, train.INPUT_STATS: stats})
 
 
 def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Lineage:
@@ -162,8 +204,9 @@ def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Line
   nxt = common[-1]
   parts = []
   for ck, target in zip(ckpts, targets):
-    tree, _ = ck.restore_round(nxt, lineage_tree(target))
-    parts.append(flax.serialization.from_state_dict(target, jax.tree.map(jnp.asarray, tree)))
+    own = _own_lineage(target)
+    tree, _ = ck.restore_round(nxt, lineage_tree(own))
+    parts.append(_with_stats_of(flax.serialization.from_state_dict(own, jax.tree.map(jnp.asarray, tree)), target))
   log(f"resuming after round {nxt - 1}")
   return jax.tree.map(lambda *x: jnp.concatenate(x), *parts).replace(round=nxt)
 
@@ -187,13 +230,17 @@ class PointSlice(Sink):
 
   def progress(self, round_index, step, snapshot, curves):
     rows = self._rows(round_index)
+
+    def own_snapshot():
+      states, tracker = (parallel.take(x, rows) for x in snapshot())
+      return (states.replace(model_state=_own(states.model_state)),
+              tracker.replace(model_state=_own(tracker.model_state)))
     # The curves grow at every call: sliced on the host, not by a program per length.
-    self.inner.progress(round_index, step, lambda: tuple(parallel.take(x, rows) for x in snapshot()),
-                        jax.tree.map(lambda x: np.asarray(x)[:, rows], curves))
+    self.inner.progress(round_index, step, own_snapshot, jax.tree.map(lambda x: np.asarray(x)[:, rows], curves))
 
   def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
     self.inner.round_done(slice_result(result, self._rows(result.round), self.point * self.trials),
-                          slice_lineage(lineage, self.point, self.trials))
+                          _own_lineage(slice_lineage(lineage, self.point, self.trials)))
 
   def close(self):
     self.inner.close()
