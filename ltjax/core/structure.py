@@ -1,0 +1,136 @@
+"""What is pruned together: the sparsity *type* of a kernel, the fourth choice beside the
+algorithm, the distribution over layers and the schedule.
+
+- `unstructured`: single weights (the paper's).
+- `N:M` (e.g. "2:4"): at most N live weights in every group of M consecutive inputs of an
+  output unit (the input axis is the kernel's second to last; for a conv, per spatial tap), the
+  pattern sparse tensor cores run (Mishra et al. 2021). Its density is N/M.
+- `units`: whole output units (dense columns, conv output channels), scored by their mean score.
+  Pruning a unit's outgoing weights in the next layer is the network's business
+  (`ltjax.methods` couples them where the layer graph is known).
+- `block:HxW`: H x W blocks of the kernel seen as [fan_in, fan_out] (a conv's taps and input
+  channels are its fan_in), scored by their mean; edge blocks may be smaller.
+
+Group structures (single weights, units, blocks) rank whole groups with the one exact-count
+selection (`pruning.drop_lowest`): a group lives or dies whole, pruned groups stay pruned, ties
+go to the lower index. N:M keeps the N best live weights of each group instead. Every check on
+shapes is made on the host, before anything is traced, and fails with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltjax.core.pruning import PruningError, drop_lowest
+
+SPELLINGS = "'unstructured', 'N:M' (e.g. '2:4'), 'units' or 'block:HxW' (e.g. 'block:4x4')"
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+  """A sparsity type. `n`/`m` for N:M; `block` (rows, cols) for blocks."""
+  kind: str                                  # 'unstructured', 'n:m', 'units', 'block'
+  n: int = 0
+  m: int = 0
+  block: tuple[int, int] = (1, 1)
+
+  def __str__(self) -> str:
+    return {"n:m": f"{self.n}:{self.m}", "block": f"block:{self.block[0]}x{self.block[1]}"}.get(
+        self.kind, self.kind)
+
+  # ---------------------------------------------------------------- host: shapes and counts
+  def check(self, shape: tuple[int, ...], name: str = "kernel") -> None:
+    """Raise PruningError (one line) unless this type can prune a kernel of `shape`."""
+    if len(shape) < 2:
+      raise PruningError(f"{self} sparsity needs a kernel with input and output axes; {name} has shape {shape}")
+    if self.kind == "n:m" and shape[-2] % self.m:
+      raise PruningError(f"{self} sparsity groups {self.m} inputs, but {name} has {shape[-2]} inputs "
+                         f"(not a multiple of {self.m})")
+
+  def num_groups(self, shape: tuple[int, ...]) -> int:
+    """How many units a keep count is counted in: weights, units or blocks (N:M: weights)."""
+    ids = self.group_ids(shape)
+    return int(np.prod(shape)) if ids is None else int(ids.max()) + 1
+
+  def group_ids(self, shape: tuple[int, ...]) -> np.ndarray | None:
+    """int32[shape]: each weight's group (None: every weight is its own, or N:M)."""
+    if self.kind in ("unstructured", "n:m"):
+      return None
+    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+    rows, cols = np.meshgrid(np.arange(fan_in), np.arange(fan_out), indexing="ij")
+    if self.kind == "units":
+      ids = cols
+    else:
+      bh, bw = self.block
+      ids = (rows // bh) * (-(-fan_out // bw)) + cols // bw
+    return ids.reshape(shape).astype(np.int32)
+
+  def density(self, shape: tuple[int, ...], keep: int) -> float:
+    """The fraction of a kernel's weights that `keep` groups (N:M: N per M) leave."""
+    if self.kind == "n:m":
+      return self.n / self.m
+    ids = self.group_ids(shape)
+    if ids is None:
+      return keep / int(np.prod(shape))
+    sizes = np.bincount(ids.ravel())
+    return float(np.sort(sizes)[::-1][:keep].sum() / ids.size)  # at most; edge blocks are smaller
+
+  # ---------------------------------------------------------------- traced: the selection
+  def select(self, scores: jax.Array, alive: jax.Array, keep) -> jax.Array:
+    """The new alive mask of one kernel: its `keep` best groups (N:M: N best per group)."""
+    if self.kind == "n:m":
+      return _n_of_m(scores, alive, self.n, self.m)
+    ids = self.group_ids(scores.shape)
+    total = self.num_groups(scores.shape)
+    if ids is None:
+      return drop_lowest(scores.ravel(), alive.ravel(),
+                         jnp.sum(alive, dtype=jnp.int32) - keep).reshape(alive.shape)
+    flat_ids = jnp.asarray(ids.ravel())
+    counts = jnp.asarray(np.bincount(ids.ravel(), minlength=total), jnp.float32)
+    group_score = jax.ops.segment_sum(scores.ravel().astype(jnp.float32), flat_ids, total) / counts
+    # A group is alive while all its weights are (structured pruning keeps groups whole).
+    group_alive = jax.ops.segment_min(alive.ravel().astype(jnp.int32), flat_ids, total) > 0
+    kept = drop_lowest(group_score, group_alive, jnp.sum(group_alive, dtype=jnp.int32) - keep)
+    return kept[flat_ids].reshape(alive.shape) & alive
+
+
+def _n_of_m(scores: jax.Array, alive: jax.Array, n: int, m: int) -> jax.Array:
+  """Keep the n best live weights in each group of m consecutive inputs (ties: lower index)."""
+  shape = scores.shape
+  grouped = lambda x: jnp.moveaxis(x.reshape(shape[:-2] + (shape[-2] // m, m, shape[-1])), -2, -1)  # noqa: E731
+  s, a = grouped(scores.astype(jnp.float32)), grouped(alive)
+  s = jnp.where(a, s, -jnp.inf)
+  # Rank within the group: how many live weights beat this one (higher score, or equal and earlier).
+  pos = jnp.arange(m)
+  beats = (s[..., None, :] > s[..., :, None]) | ((s[..., None, :] == s[..., :, None]) &
+                                                  (pos[None, :] < pos[:, None]))
+  rank = jnp.sum(beats & a[..., None, :], axis=-1)
+  keep = a & (rank < n)
+  return jnp.moveaxis(keep, -1, -2).reshape(shape)
+
+
+def parse(spec: str) -> Structure:
+  """'unstructured', 'N:M', 'units' or 'block:HxW' -> a Structure (one-line error otherwise)."""
+  if not isinstance(spec, str):
+    raise PruningError(f"sparsity type must be {SPELLINGS}, got {spec!r}")
+  s = spec.strip().lower()
+  if s in ("unstructured", "units"):
+    return Structure(s)
+  nm = re.fullmatch(r"(\d+):(\d+)", s)
+  if nm:
+    n, m = int(nm[1]), int(nm[2])
+    if not 0 < n < m:
+      raise PruningError(f"N:M sparsity needs 0 < N < M, got {spec!r}")
+    return Structure("n:m", n=n, m=m)
+  blk = re.fullmatch(r"block:(\d+)x(\d+)", s)
+  if blk:
+    bh, bw = int(blk[1]), int(blk[2])
+    if bh < 1 or bw < 1 or bh * bw < 2:
+      raise PruningError(f"blocks need at least 2 weights, got {spec!r}")
+    return Structure("block", block=(bh, bw))
+  raise PruningError(f"sparsity type must be {SPELLINGS}, got {spec!r}")
