@@ -80,7 +80,10 @@ def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int, dr
     offset = (s % spe) * bsz + (parallel.batch_index() * local if shards > 1 else 0)
     idx = jax.lax.dynamic_slice_in_dim(perm, offset, local)
     images = dataset.normalize(dataset.train.images[idx])
-    state, loss = trainer.train_step(state, images, dataset.train.labels[idx], s)
+    labels = dataset.train.labels[idx]
+    state, loss = trainer.train_step(state, images, labels, s)
+    if trainer.mask_updates is not None:
+      state = trainer.mask_updates(trainer, state, images, labels, s)
     return (state, perm), loss
 
   return scan(trainer, body, (state, perm), start + jnp.arange(num_steps))

@@ -57,7 +57,10 @@ class Trainer:
 
   `layout` lays the ticket axis over devices and `ticket_batch` picks the strategy on each device
   (see `ltjax.engine.parallel`); `unroll` removes every device loop (see `ltjax.engine.programs`);
-  `eval_batch_size` bounds evaluation memory.
+  `eval_batch_size` bounds evaluation memory. `mask_updates`, where a method changes masks while
+  it trains (gradual pruning, dynamic sparse training), is called after every step with
+  (trainer, state, images, labels, step) and returns the state; it must be hashable (a frozen
+  dataclass of tuples) and branch on the step itself, so steps without an update stay cheap.
   """
   module: nn.Module
   tx: optax.GradientTransformation
@@ -66,6 +69,7 @@ class Trainer:
   ticket_batch: int | None = None
   unroll: bool = False
   layout: parallel.Layout = parallel.Layout()
+  mask_updates: Callable | None = None
 
   # ------------------------------------------------------------ one ticket
   def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array,

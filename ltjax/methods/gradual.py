@@ -1,0 +1,100 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017) inside the compiled training loop.
+
+The four choices of a sparse network, composed: the algorithm (magnitude), the distribution of
+each update's density over layers (`ltjax.core.distributions`), the schedule (`schedules.Polynomial`)
+and the type (`ltjax.core.structure`). The host turns them into one exact table of kept weights
+(or units, or blocks) per update step and layer; once the compiled loop has taken t steps, t an
+update step, each layer keeps its table entry of its largest-magnitude live weights. Pruned weights
+stay pruned and are exactly 0.0 from that step on. Under the ticket map every ticket prunes its own
+weights at the same steps; between updates a step pays one comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ltjax.core import distributions, masks, schedules, structure
+from ltjax.core.pruning import PruningError
+from ltjax.core.roles import PRUNABLE
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class GradualPruning:
+  """A `Trainer.mask_updates`: after `steps[u]` steps, leaf i keeps `keep[u][i]` groups (-1: not pruned)."""
+  steps: tuple[int, ...]
+  keep: tuple[tuple[int, ...], ...]
+  sparsity_type: str = "unstructured"
+
+  def __call__(self, trainer, state, images, labels, step):
+    done = step + 1  # steps taken once this one is: the schedule's t
+    steps = jnp.asarray(self.steps, jnp.int32)
+    u = jnp.clip(jnp.searchsorted(steps, done), 0, len(self.steps) - 1)
+    return jax.lax.cond(steps[u] == done, lambda st: self.prune(st, u), lambda st: st, state)
+
+  def prune(self, state, u):
+    """`state` with update u's masks, its pruned weights zeroed."""
+    kind = structure.parse(self.sparsity_type)
+    keep = jnp.asarray(self.keep, jnp.int32)[u]
+    leaves, treedef = jax.tree.flatten(state.mask)
+    new = [kind.select(jnp.abs(p), m, keep[i]) if self.keep[0][i] >= 0 else m
+           for i, (p, m) in enumerate(zip(jax.tree.leaves(state.params), leaves))]
+    mask = jax.tree.unflatten(treedef, new)
+    return state.replace(mask=mask, params=masks.apply(state.params, mask))
+
+
+def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomial, steps: int,
+                    distribution: str = "uniform", sparsity_type: str = "unstructured",
+                    role_rates: Mapping[str, float] | None = None) -> GradualPruning:
+  """The compiled loop's pruning for one network (`params`: one ticket's arrays or shapes):
+  every check first, one line each (a schedule past the run, a type the shapes cannot take)."""
+  schedule.check(steps)
+  kind = structure.parse(sparsity_type)
+  if kind.kind == "n:m":
+    raise PruningError(f"{kind} sparsity has one density ({kind.n}/{kind.m}); a gradual schedule "
+                       "cannot move it (prune to N:M in one step instead)")
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  leaf_roles = jax.tree.leaves(roles)
+  for (path, leaf), role in zip(flat, leaf_roles):
+    if role in PRUNABLE:
+      kind.check(tuple(leaf.shape), masks.path_str(path))
+  at = schedule.update_steps()
+  sparsity = schedule.sparsity(at)
+  if at[0] == 0:  # the loop updates after a step; a mask at step 0 is the one training starts with
+    if sparsity[0] > 0:
+      raise PruningError(f"a gradual schedule that starts at step 0 must start dense (initial "
+                         f"sparsity 0, got {schedule.initial}); prune the starting mask instead")
+    at, sparsity = at[1:], sparsity[1:]
+  rows = []
+  for s in sparsity:
+    dens = jax.tree.leaves(distributions.layer_densities(params, roles, 1.0 - float(s), distribution,
+                                                         role_rates))
+    row = []
+    for (_, leaf), role, d in zip(flat, leaf_roles, dens):
+      if role not in PRUNABLE:
+        row.append(-1)
+        continue
+      groups = kind.num_groups(tuple(leaf.shape))
+      row.append(int(min(groups, max(1, round(d * groups)))))
+    rows.append(tuple(row))
+  return GradualPruning(tuple(int(t) for t in at), tuple(rows), str(kind))
+
+
+def kept(update: GradualPruning, mask: PyTree) -> np.ndarray:
+  """[leaves] the groups each pruned leaf keeps under `mask` (one ticket), to check the table."""
+  kind = structure.parse(update.sparsity_type)
+  out = []
+  for m, k in zip(jax.tree.leaves(mask), update.keep[0]):
+    if k < 0:
+      out.append(-1)
+      continue
+    ids = kind.group_ids(m.shape)
+    m = np.asarray(m)
+    out.append(int(m.sum()) if ids is None else int(np.unique(ids[m]).size))
+  return np.array(out)
