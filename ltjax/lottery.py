@@ -26,7 +26,7 @@ from ltjax import lineup, stability
 from ltjax.core import masks, tickets
 from ltjax.data import Dataset
 from ltjax.engine import parallel, train
-from ltjax.methods import at_init, early_bird, imp, modes, oneshot  # noqa: F401 -- register the modes
+from ltjax.methods import at_init, dynamic, early_bird, gradual, imp, modes, oneshot  # noqa: F401 -- register the modes
 from ltjax.wiring import Setup
 
 PyTree = Any
@@ -85,6 +85,9 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
                 ) -> tuple[RoundResult, lineup.Lineage]:
   """Train one round's line-up as one program; returns its result and the lineage for the next."""
   cfg, trainer, r = setup.cfg, setup.trainer, lineage.round
+  trains = modes.get(cfg.prune.mode).trains
+  if trains is not None and r > 0:  # the method changes the masks while the round trains
+    trainer = dataclasses.replace(trainer, mask_updates=trains(setup, r))
   ids = lineup.lineup(cfg, r)
   t0 = time.perf_counter()
   rewind = cfg.prune.rewind_step if lineup.rewinding(cfg) else 0

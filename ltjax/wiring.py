@@ -14,6 +14,7 @@ from ltjax.core import masks, pruning, scores
 from ltjax.core import roles as roles_lib
 from ltjax.data import Dataset
 from ltjax.engine import optimizers, parallel, train
+from ltjax.methods import modes
 
 PyTree = Any
 
@@ -31,13 +32,36 @@ class Setup:
 
 
 def with_method_defaults(cfg):
-  """`cfg` with prune.scope='auto' resolved to its score's published scope (a copy if changed)."""
-  if cfg.prune.scope != "auto":
+  """`cfg` with its 'auto' fields resolved to the published method's choices (a copy if changed):
+  prune.scope from the score, prune.distribution from the mode, prune.update_end as RigL's."""
+  prune = cfg.prune
+  auto_end = "update_end" in prune and prune.update_end == 0 and _sparse_training(prune.mode)
+  if prune.scope != "auto" and prune.get("distribution", "") != "auto" and not auto_end:
     return cfg
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
-    cfg.prune.scope = scores.get(cfg.prune.score).scope
+    if cfg.prune.scope == "auto":
+      cfg.prune.scope = scores.get(cfg.prune.score).scope
+    if cfg.prune.get("distribution", "") == "auto":
+      cfg.prune.distribution = _mode_default(cfg.prune.mode, "distribution", "per_role")
+    if auto_end:
+      every = cfg.prune.update_every if isinstance(cfg.prune.update_every, int) and cfg.prune.update_every > 0 else 1
+      cfg.prune.update_end = max(every, (3 * cfg.train.steps // 4) // every * every)  # (validated: >= ΔT)
   return cfg
+
+
+def _mode_default(mode: str, field: str, otherwise):
+  try:
+    return modes.get(mode).defaults.get(field, otherwise)
+  except modes.ModeError:
+    return otherwise  # validation names the unknown mode
+
+
+def _sparse_training(mode: str) -> bool:
+  try:
+    return modes.get(mode).trains is not None
+  except modes.ModeError:
+    return False
 
 
 def build(cfg, dataset: Dataset, network=None) -> Setup:

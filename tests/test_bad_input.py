@@ -58,6 +58,8 @@ def invalid(rule):
     return st.sampled_from(["", "nope", "nowhere.models:Net", "examples.networks:Nope", ":Net", "a:"])
   if isinstance(rule, validation.RoleOverrides):
     return st.sampled_from([("fc1",), ("=fc",), ("fc1/kernel=big",), ("out/*=",)])
+  if isinstance(rule, validation.SparsityType):
+    return st.sampled_from(["dense", "4:4", "0:2", "block:1x1", "2-4", "units2", "block:4"])
   raise AssertionError(f"no strategy for {rule!r}")
 
 
@@ -88,6 +90,9 @@ CROSS = [
     ("prune.reset", {"prune.reset": "none", "prune.mode": "oneshot"}),
     ("prune.score", {"prune.mode": "early_bird", "prune.score": "movement"}),
     ("scratch.steps_scale", {"controls": ("scratch",), "train.steps": 200, "scratch.steps_scale": 1.001}),
+    ("prune.distribution", {"prune.mode": "iterative", "prune.distribution": "erk"}),
+    ("prune.update_every", {"prune.mode": "rigl", "prune.densities": (0.2,), "prune.update_every": 190}),
+    ("prune.sparsity_type", {"prune.mode": "gmp", "prune.densities": (0.2,), "prune.sparsity_type": "2:4"}),
     ("train.batch_size", {"train.batch_size": 55_001}),
     ("validation_size", {"validation_size": 60_000}),
 ]

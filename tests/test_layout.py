@@ -19,7 +19,7 @@ ALLOWED = {
     "models": {"core", "importpath"},
     "data": {"files", "importpath"},
     "lineup": {"core", "engine", "methods.modes"},
-    "wiring": {"core", "engine", "models", "data", "lineup"},
+    "wiring": {"core", "engine", "models", "data", "lineup", "methods.modes"},
     "stability": {"core", "engine", "lineup"},
     "methods": {"core", "engine", "data", "models", "lineup", "wiring", "methods"},
     "lottery": {"core", "engine", "data", "lineup", "wiring", "stability", "methods"},

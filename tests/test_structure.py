@@ -84,3 +84,5 @@ def test_shapes_a_type_cannot_prune_are_one_line():
     structure.parse("1:8").check((300, 100), "fc2/kernel")
   with pytest.raises(pruning.PruningError, match="input and output axes"):
     structure.parse("units").check((300,), "bias")
+  with pytest.raises(pruning.PruningError, match=r"block:8x8 blocks do not fit out, a \[16, 4\] kernel"):
+    structure.parse("block:8x8").check((16, 4), "out")

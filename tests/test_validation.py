@@ -34,6 +34,8 @@ def valid(rule):
     return st.sampled_from(["auto", "single", "2", "2x1", "1x2"])
   if isinstance(rule, validation.Model):
     return st.sampled_from([*models.names(), "examples.networks:TwoLayerMLP"])
+  if isinstance(rule, validation.SparsityType):
+    return st.sampled_from(["unstructured", "units", "2:4", "1:8", "block:4x4", "Block:2X8"])
   if isinstance(rule, validation.RoleOverrides):
     entry = st.tuples(st.text(min_size=1).filter(lambda t: t.strip() and "=" not in t),
                       st.sampled_from(roles.ROLES)).map("=".join)

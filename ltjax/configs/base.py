@@ -66,6 +66,14 @@ def get_config() -> ml_collections.ConfigDict:
                                   # pruned trained weights (fine-tuning)
   c.prune.early_bird_threshold = 0.1  # early_bird: masks "settled" below this Hamming distance ...
   c.prune.early_bird_patience = 5     # ... for this many checks (one per train.eval_every steps)
+  # Sparse training ('gmp': Zhu & Gupta's gradual magnitude pruning; 'set', 'rigl': dynamic sparse
+  # training; 'static': their random start, never updated), one pruned round per density:
+  c.prune.distribution = "auto"   # over layers: 'uniform', 'er', 'erk', 'per_role'; auto: the paper's
+  c.prune.sparsity_type = "unstructured"  # gmp: also 'units', 'block:HxW'
+  c.prune.update_every = 100      # ΔT: steps between mask updates
+  c.prune.update_begin = 0        # the first update's step (gmp: sparsity 0 until then)
+  c.prune.update_end = 0          # the last update's step; 0: 3/4 of train.steps (RigL's T_end)
+  c.prune.drop_fraction = 0.3     # set, rigl: the fraction dropped and regrown at the first update
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
   # also 'inverted' (one-shot modes), 'twin' (stability; 'twin_reinit', 'twin_random_mask': of those

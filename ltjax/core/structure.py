@@ -48,6 +48,10 @@ class Structure:
     """Raise PruningError (one line) unless this type can prune a kernel of `shape`."""
     if len(shape) < 2:
       raise PruningError(f"{self} sparsity needs a kernel with input and output axes; {name} has shape {shape}")
+    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+    if self.kind == "block" and (self.block[0] > fan_in or self.block[1] > fan_out):
+      raise PruningError(f"{self} blocks do not fit {name}, a [{fan_in}, {fan_out}] kernel "
+                         "(fan_in x fan_out)")
     if self.kind == "n:m" and shape[-2] % self.m:
       raise PruningError(f"{self} sparsity groups {self.m} inputs, but {name} has {shape[-2]} inputs "
                          f"(not a multiple of {self.m})")

@@ -22,5 +22,5 @@ from ltjax.data.datasets import (
 from ltjax.data.sources import DataError, from_import, from_user_arrays
 
 __all__ = ["DATA_DIR_ENV", "NORMALIZATIONS", "DataError", "Dataset", "DatasetNotFoundError", "Split",
-           "channel_stats", "from_arrays", "from_import", "from_user_arrays", "load", "normalization_stats", "prepared_dir", "resolve_data_dir",
-           "source_fingerprint", "synthetic"]
+           "channel_stats", "from_arrays", "from_import", "from_user_arrays", "load", "normalization_stats",
+           "prepared_dir", "resolve_data_dir", "source_fingerprint", "synthetic"]

@@ -122,8 +122,12 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
       end = start + interval
       train_loss = jnp.mean(losses)
       val_loss, val_acc = evaluate(trainer, state.params, state.model_state, dataset, dataset.val)
-      best = early_stop.update(best, state.params, state.model_state, train_loss, val_loss,
-                               val_acc, end)
+      new_best = early_stop.update(best, state.params, state.model_state, train_loss, val_loss,
+                                   val_acc, end)
+      # Until a gradual schedule reaches its density, the network is not the one being studied.
+      settled = getattr(trainer.mask_updates, "settled_at", 0)
+      best = new_best if not settled else jax.tree.map(
+          lambda n, o: jnp.where(end >= settled, n, o), new_best, best)
       return (state, perm, best), early_stop.Curves(step=end, train_loss=train_loss,
                                                     val_loss=val_loss, val_accuracy=val_acc)
 

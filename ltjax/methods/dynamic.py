@@ -31,6 +31,7 @@ from ltjax.core import distributions, masks, schedules
 from ltjax.core.pruning import PruningError, drop_lowest
 from ltjax.core.roles import PRUNABLE
 from ltjax.engine import parallel, train
+from ltjax.methods import modes
 
 PyTree = Any
 GROWTH = {"set": "random", "rigl": "gradient"}
@@ -130,3 +131,28 @@ def random_masks(key: jax.Array, params: PyTree, roles: PyTree, density: float,
         drop_lowest(jax.random.uniform(kk, s).ravel(), jnp.ones(int(np.prod(s)), bool),
                     int(np.prod(s)) - c).reshape(s) for kk, s, c in zip(keys, shapes, counts)])
   return jax.vmap(one)(jax.random.split(key, tickets))
+
+
+# ---------------------------------------------------------------- as lottery modes
+def round_updates(setup, round_index: int) -> DynamicSparse:
+  """Round r's SET or RigL at `prune.densities[r-1]` (the mode's name says which)."""
+  cfg = setup.cfg
+  shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
+  schedule = schedules.CosineDrop(cfg.prune.drop_fraction, cfg.prune.update_end, cfg.prune.update_every,
+                                  cfg.prune.update_begin)
+  return dynamic_sparse(shapes, setup.roles, cfg.prune.densities[round_index - 1], cfg.prune.mode,
+                        schedule, cfg.train.steps, cfg.prune.distribution)
+
+
+def find(request: modes.Request) -> modes.Found:
+  """Static, SET, RigL: each round starts theta_0 from a random mask at its density, spread by
+  `prune.distribution` (ERK in Evci et al. 2020)."""
+  setup, cfg = request.setup, request.setup.cfg
+  shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
+  mask = random_masks(request.key, shapes, setup.roles, cfg.prune.densities[request.round_index],
+                      cfg.prune.distribution, tickets=cfg.trials)
+  return modes.Found(mask, jnp.zeros(cfg.trials, jnp.int32))
+
+
+for _name, _trains in (("set", round_updates), ("rigl", round_updates), ("static", None)):
+  modes.register(_name, find, trains=_trains, defaults={"distribution": "erk"})

@@ -18,9 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ltjax import wiring
 from ltjax.core import distributions, masks, schedules, structure
 from ltjax.core.pruning import PruningError
 from ltjax.core.roles import PRUNABLE
+from ltjax.methods import modes
 
 PyTree = Any
 
@@ -31,6 +33,7 @@ class GradualPruning:
   steps: tuple[int, ...]
   keep: tuple[tuple[int, ...], ...]
   sparsity_type: str = "unstructured"
+  settled_at: int = 0  # the step from which the network has its final density (early stop waits)
 
   def __call__(self, trainer, state, images, labels, step):
     done = step + 1  # steps taken once this one is: the schedule's t
@@ -98,3 +101,28 @@ def kept(update: GradualPruning, mask: PyTree) -> np.ndarray:
     m = np.asarray(m)
     out.append(int(m.sum()) if ids is None else int(np.unique(ids[m]).size))
   return np.array(out)
+
+
+# ---------------------------------------------------------------- as a lottery mode
+def _density(cfg, round_index: int) -> float:
+  return cfg.prune.densities[round_index - 1]
+
+
+def round_pruning(setup, round_index: int) -> GradualPruning:
+  """Round r's gradual pruning: from dense at `prune.update_begin` to `prune.densities[r-1]` at
+  `prune.update_end`, every `prune.update_every` steps."""
+  cfg = setup.cfg
+  shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
+  schedule = schedules.Polynomial(0.0, 1.0 - _density(cfg, round_index), cfg.prune.update_begin,
+                                  cfg.prune.update_end, cfg.prune.update_every)
+  return dataclasses.replace(
+      gradual_pruning(shapes, setup.roles, schedule, cfg.train.steps, cfg.prune.distribution,
+                      cfg.prune.sparsity_type, wiring.role_rates(cfg)),
+      settled_at=cfg.prune.update_end)
+
+
+@modes.register("gmp", trains=round_pruning, defaults={"distribution": "uniform"})
+def find(request: modes.Request) -> modes.Found:
+  """GMP: each round trains theta_0 from dense, pruned gradually to its density (Zhu & Gupta)."""
+  dense = jax.vmap(masks.ones)(request.lineage.init_params)
+  return modes.Found(dense, jnp.zeros(request.setup.cfg.trials, jnp.int32))

@@ -53,6 +53,11 @@ class Mode:
   inverts: bool = False                 # draws the inverted-score masks (the 'inverted' control)
   fine_tunes: bool = False              # prune.reset='none' continues its trained tickets
   description: str = ""
+  # (setup, round) -> the masks' changes while round r > 0 trains (a `Trainer.mask_updates`:
+  # gradual pruning, dynamic sparse training); None where masks change only between rounds.
+  trains: Callable[[Any, int], Any] | None = None
+  # Config fields the mode's paper sets, used where the config says 'auto' (prune.<field>).
+  defaults: dict = dataclasses.field(default_factory=dict)
 
 
 def by_densities(cfg) -> int:
@@ -65,13 +70,17 @@ _MODES: dict[str, Mode] = {}
 
 def register(name: str, find: Callable[[Request], Found] | None = None, *,
              pruned_rounds: Callable[[Any], int] = by_densities, inverts: bool = False,
-             fine_tunes: bool = False):
+             fine_tunes: bool = False, trains: Callable[[Any, int], Any] | None = None,
+             defaults: dict | None = None):
   """Register `find` as the mode `name` (also usable as a decorator); returns `find`."""
   def add(find):
     if not callable(find):
       raise ModeError(f"mode {name!r} must be callable, got {type(find).__name__}")
+    if trains is not None and not callable(trains):
+      raise ModeError(f"mode {name!r}: trains must be callable, got {type(trains).__name__}")
     doc = (find.__doc__ or "").strip().splitlines()
-    _MODES[name] = Mode(find, pruned_rounds, inverts, fine_tunes, doc[0] if doc else "")
+    _MODES[name] = Mode(find, pruned_rounds, inverts, fine_tunes, doc[0] if doc else "", trains,
+                        dict(defaults or {}))
     return find
   return add if find is None else add(find)
 

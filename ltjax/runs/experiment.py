@@ -23,6 +23,7 @@ from ltjax import data, lineup, lottery, models, wiring
 from ltjax.core import pruning
 from ltjax.data import prepare
 from ltjax.engine import parallel, runtime, train
+from ltjax.methods import modes
 from ltjax.runs import checkpoint, results, validation
 from ltjax.runs.workdir import (  # noqa: F401 -- also this module's names, as callers know them
   CONFIG,
@@ -156,6 +157,12 @@ def _build(cfg, log=print, network=None, arrays=None) -> tuple[data.Dataset, wir
     raise UsageError(str(e) if str(e).startswith(("model", "roles")) else f"model: {e}") from None
   except pruning.PruningError as e:
     raise UsageError(f"prune: {e}") from None
+  trains = modes.get(cfg.prune.mode).trains
+  for r in range(1, lineup.num_rounds(cfg)) if trains is not None else ():
+    try:  # every round's in-loop updates are buildable (shapes, types, densities) before writing
+      trains(setup, r)
+    except pruning.PruningError as e:
+      raise UsageError(f"prune: {e}") from None
   if cfg.prune.mode == "at_init":  # every density must be reachable before anything is trained
     shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
     ones = jax.tree.map(lambda x: np.ones(x.shape, bool), shapes)

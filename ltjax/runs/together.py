@@ -9,8 +9,9 @@ writers to its own workdir, so the workdirs, records, checkpoints and report are
 separate runs, and a point finished either way is resumed or reported the same way.
 
 Not combined, and why: rewind steps (each point's tickets would start at a step of its own),
-reset modes (what a lineage restarts from differs in kind), widths (the shapes differ), pruning rates and rounds (lineages would prune at different
-rates and stop at different rounds). Such points run one after another.
+reset modes (what a lineage restarts from differs in kind), widths (the shapes differ), pruning
+rates and rounds (lineages would prune at different rates and stop at different rounds). Such
+points run one after another.
 
 Where the points share the learning rate, each matches its own run bit for bit on the same
 devices (tests/test_together.py). Where they do not, the rates ride on a per-ticket update scale,

@@ -1,4 +1,5 @@
-"""Every config field's rule, checked in one pass before a run touches its workdir.
+"""Every config field's rule, checked in one pass before a run touches its workdir (the rules for one
+value are `ltjax.runs.rules`).
 
 Rules are data (`SCHEMA`: a dotted field name -> its type, bounds or choices; `CROSS`: rules that
 relate fields), so an unknown field, a missing one, a value of the wrong type and an out-of-range
@@ -8,14 +9,14 @@ What only the data can tell (the batch size against the training set) is `check_
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from ltjax import data, importpath, lottery, models  # noqa: F401 -- lottery registers the built-in modes
-from ltjax.core import pruning, roles, scores, tickets
-from ltjax.engine import optimizers, parallel, runtime
+from ltjax.core import distributions, pruning, scores, structure, tickets
+from ltjax.engine import optimizers, runtime
 from ltjax.methods import modes
+from ltjax.runs.rules import (  # noqa: F401 -- the rules, as callers and tests know them
+    Bool, Choice, Float, Int, Mesh, Model, ModelKwargs, RoleOverrides, Seq, SparsityType, Str)
 
 
 class UsageError(ValueError):
@@ -28,161 +29,6 @@ class ConfigError(UsageError):
   def __init__(self, field: str, problem: str):
     super().__init__(f"{field}: {problem}")
     self.field = field
-
-
-# ---------------------------------------------------------------- rules for one value
-def _is_int(v) -> bool:
-  return isinstance(v, int) and not isinstance(v, bool)
-
-
-@dataclasses.dataclass(frozen=True)
-class Int:
-  """An integer in [lo, hi] (either bound optional), or one of `also` (sentinels such as -1)."""
-  lo: int | None = None
-  hi: int | None = None
-  also: tuple[int, ...] = ()
-
-  def problem(self, v) -> str | None:
-    if not _is_int(v):
-      return f"must be an integer, got {v!r}"
-    if v in self.also:
-      return None
-    if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
-      return f"must be {self.describe()}, got {v}"
-    return None
-
-  def describe(self) -> str:
-    rng = (f"in [{self.lo}, {self.hi}]" if self.lo is not None and self.hi is not None else
-           f">= {self.lo}" if self.lo is not None else f"<= {self.hi}" if self.hi is not None else "any integer")
-    return " or ".join([*map(str, self.also), rng]) if self.also else rng
-
-
-@dataclasses.dataclass(frozen=True)
-class Float:
-  """A finite number in the interval given by lo/hi; `lo_open`/`hi_open` exclude the bound."""
-  lo: float | None = None
-  hi: float | None = None
-  lo_open: bool = False
-  hi_open: bool = False
-
-  def problem(self, v) -> str | None:
-    if not (isinstance(v, (int, float)) and not isinstance(v, bool)) or not math.isfinite(v):
-      return f"must be a finite number, got {v!r}"
-    below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
-    above = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
-    return f"must be {self.describe()}, got {v!r}" if below or above else None
-
-  def describe(self) -> str:
-    if self.lo is not None and self.hi is not None:
-      return f"in {'(' if self.lo_open else '['}{self.lo}, {self.hi}{')' if self.hi_open else ']'}"
-    if self.lo is not None:
-      return f"{'>' if self.lo_open else '>='} {self.lo}"
-    return f"{'<' if self.hi_open else '<='} {self.hi}" if self.hi is not None else "any number"
-
-
-@dataclasses.dataclass(frozen=True)
-class Bool:
-  def problem(self, v) -> str | None:
-    return None if isinstance(v, bool) else f"must be True or False, got {v!r}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Str:
-  nonempty: bool = False
-
-  def problem(self, v) -> str | None:
-    if not isinstance(v, str):
-      return f"must be a string, got {v!r}"
-    return "must not be empty" if self.nonempty and not v.strip() else None
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-  """One of `options` (a tuple, or a function returning them for registries that can grow)."""
-  options: tuple | Callable[[], Iterable]
-
-  def values(self) -> tuple:
-    return tuple(self.options() if callable(self.options) else self.options)
-
-  def problem(self, v) -> str | None:
-    values = self.values()
-    if v in values and type(v) in {type(x) for x in values}:
-      return None
-    return f"must be one of {', '.join(map(repr, values))}; got {v!r}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Seq:
-  """A tuple or list whose items each follow `item`."""
-  item: Any
-  min_len: int = 0
-  increasing: bool = False
-
-  def problem(self, v) -> str | None:
-    if not isinstance(v, (tuple, list)):
-      return f"must be a tuple, got {v!r}"
-    if len(v) < self.min_len:
-      return f"must have at least {self.min_len} item(s), got {tuple(v)!r}"
-    for i, x in enumerate(v):
-      p = self.item.problem(x)
-      if p:
-        return f"item {i} {p}"
-    if self.increasing and any(b <= a for a, b in zip(v, v[1:])):
-      return f"must be strictly increasing, got {tuple(v)!r}"
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Mesh:
-  def problem(self, v) -> str | None:
-    if not isinstance(v, str):
-      return f"must be a string, got {v!r}"
-    try:
-      parallel.parse_mesh(v)
-    except parallel.LayoutError as e:
-      return str(e)
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-  """A registered model's name, or 'package.module:Factory' naming a network of yours."""
-
-  def problem(self, v) -> str | None:
-    if not isinstance(v, str) or not v.strip():
-      return f"must be a model name or package.module:Factory, got {v!r}"
-    if ":" in v:
-      try:
-        models.load_factory(v)
-      except models.ModelError as e:
-        return str(e)
-      return None
-    return None if v in models.names() else (
-        f"unknown model {v!r}; use one of {', '.join(models.names())} or package.module:Factory")
-
-
-@dataclasses.dataclass(frozen=True)
-class RoleOverrides:
-  """'pattern=role' entries: leaves whose '/'-joined path matches the pattern take the role."""
-
-  def problem(self, v) -> str | None:
-    if not isinstance(v, (tuple, list)):
-      return f"must be a tuple of 'pattern=role' strings, got {v!r}"
-    for i, item in enumerate(v):
-      pattern, sep, role = item.partition("=") if isinstance(item, str) else ("", "", "")
-      if not sep or not pattern.strip():
-        return f"item {i} must be 'pattern=role' (e.g. 'head/*=fixed'), got {item!r}"
-      if role not in roles.ROLES:
-        return f"item {i}: {role!r} is not a role; use one of {', '.join(roles.ROLES)}"
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelKwargs:
-  """Keyword arguments of the model's builder; checked against the model in `check`."""
-
-  def problem(self, v) -> str | None:
-    return None if hasattr(v, "items") else f"must be a mapping, got {v!r}"
 
 
 RATE = Float(0.0, 1.0, hi_open=True)
@@ -220,6 +66,12 @@ SCHEMA: dict[str, Any] = {
     "prune.reset": Choice(("start", "none")),
     "prune.early_bird_threshold": Float(0.0, 1.0, lo_open=True, hi_open=True),
     "prune.early_bird_patience": Int(lo=1),
+    "prune.distribution": Choice(("auto",) + distributions.DISTRIBUTIONS),
+    "prune.sparsity_type": SparsityType(),
+    "prune.update_every": Int(lo=1),
+    "prune.update_begin": Int(lo=0),
+    "prune.update_end": Int(lo=0),
+    "prune.drop_fraction": Float(0.0, 1.0, lo_open=True, hi_open=True),
     "roles": RoleOverrides(),
     "trials": Int(lo=1),
     "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
@@ -275,9 +127,37 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   budget = c["train.steps"] * c["scratch.steps_scale"]
   if tickets.SCRATCH in c["controls"] and budget != round(budget):
     yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
+  yield from _sparse_training(c, mode, found_by)
   if mode == "early_bird" and c["prune.score"] != "magnitude":
     yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode='early_bird' (it "
                           "draws magnitude masks); use 'magnitude'")
+
+
+def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[str, str]]:
+  """The fields of gradual and dynamic sparse training against the mode and the run."""
+  spreading = ", ".join(repr(n) for n in modes.names() if "distribution" in modes.get(n).defaults)
+  if c["prune.distribution"] != "auto" and "distribution" not in found_by.defaults:
+    yield "prune.distribution", (f"spreads the density of {spreading}; prune.mode={mode!r} prunes "
+                                 "by the role rates (prune.fc_rate, prune.conv_rate, prune.output_rate)")
+  kind = structure.parse(c["prune.sparsity_type"])
+  if kind.kind != "unstructured" and mode != "gmp":
+    yield "prune.sparsity_type", (f"{c['prune.sparsity_type']!r} is built for prune.mode='gmp' so far; "
+                                  f"prune.mode={mode!r} prunes single weights")
+  elif kind.kind == "n:m":
+    yield "prune.sparsity_type", (f"{kind} sparsity has one density ({kind.n}/{kind.m}); a gradual "
+                                  "schedule cannot move it")
+  if found_by.trains is None:
+    return
+  steps, begin, every, end = c["train.steps"], c["prune.update_begin"], c["prune.update_every"], c["prune.update_end"]
+  span_end = end or 3 * steps // 4  # 0: RigL's T_end, rounded down to a multiple of ΔT
+  said = f"prune.update_end={end}" if end else f"3/4 of train.steps={steps} (prune.update_end=0)"
+  if end > steps:
+    yield "prune.update_end", f"({end}) is beyond the run (train.steps={steps})"
+  elif begin >= span_end:
+    yield "prune.update_begin", f"({begin}) must come before the last update ({said})"
+  elif every > span_end - begin:
+    yield "prune.update_every", (f"(ΔT={every}) is longer than the updates' span, steps {begin} to "
+                                 f"{span_end} (prune.update_begin to {said})")
 
 
 # ---------------------------------------------------------------- the checks

@@ -1,0 +1,63 @@
+"""Gradual and dynamic sparse training as lottery modes: 'gmp', 'set', 'rigl' and their static start,
+one pruned round per density beside the dense round 0, checked before anything is written."""
+
+import json
+
+import pytest
+
+from ltjax.runs import experiment
+from tests.conftest import shared_data_dir, tiny_lottery_config
+
+pytestmark = pytest.mark.skipif(shared_data_dir() is None, reason="needs the shared MNIST")
+QUIET = lambda _: None  # noqa: E731
+
+
+def _cfg(mode, **overrides):
+  return tiny_lottery_config(**{"prune.mode": mode, "prune.densities": (0.2,), "trials": 1, "controls": (),
+                                "train.steps": 200, "train.eval_every": 50, "prune.update_every": 50,
+                                **overrides})
+
+
+def test_gmp_reaches_its_density_and_early_stops_only_once_there(tmp_path):
+  recs = experiment.train_and_evaluate(_cfg("gmp", **{"prune.update_end": 150}), tmp_path, log=QUIET)
+  pruned = [r for r in recs if r["round"] == 1]
+  assert [r["density"] for r in pruned] == pytest.approx([0.2], abs=1e-6)
+  assert all(r["early_stop_step"] >= 150 for r in pruned)  # not a denser network from before the end
+  saved = json.loads((tmp_path / "config.json").read_text())["config"]["prune"]
+  assert saved["distribution"] == "uniform"  # Zhu & Gupta's, recorded as what 'auto' meant
+
+
+@pytest.mark.parametrize("mode", ["rigl", "static"])
+def test_rigl_and_its_static_start_keep_the_erk_counts(tmp_path, mode):
+  recs = experiment.train_and_evaluate(_cfg(mode), tmp_path, log=QUIET)
+  pruned = [r for r in recs if r["round"] == 1]
+  assert pruned[0]["density"] == pytest.approx(0.2, abs=1e-4)
+  dens = pruned[0]["layer_density"]
+  assert dens["out/kernel"] == 1.0 and dens["fc2/kernel"] > dens["fc1/kernel"]  # ERK keeps small layers denser
+  saved = json.loads((tmp_path / "config.json").read_text())["config"]["prune"]
+  assert saved["distribution"] == "erk" and (mode == "static" or saved["update_end"] == 150)
+  assert (tmp_path / "masks" / "round_01.npz").exists()  # the round's final masks, as any round's
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"prune.mode": "iterative", "prune.distribution": "erk"}, "^prune.distribution: spreads the density of"),
+    ({"prune.sparsity_type": "units"}, "^prune.sparsity_type: 'units' is built for prune.mode='gmp'"),
+    ({"prune.sparsity_type": "3:3"}, "^prune.sparsity_type: N:M sparsity needs 0 < N < M"),
+    ({"prune.mode": "gmp", "prune.sparsity_type": "2:4"}, "^prune.sparsity_type: 2:4 sparsity has one density"),
+    ({"prune.update_end": 500}, r"^prune.update_end: \(500\) is beyond the run"),
+    ({"prune.update_begin": 150}, r"^prune.update_begin: \(150\) must come before the last update \(3/4 of"),
+    ({"prune.update_every": 400}, r"^prune.update_every: \(ΔT=400\) is longer than the updates' span"),
+    ({"prune.drop_fraction": 1.0}, r"^prune.drop_fraction: must be in \(0.0, 1.0\)"),
+    ({"prune.distribution": "gaussian"}, "^prune.distribution: must be one of"),
+])
+def test_bad_sparse_training_fields_are_one_line(fields, message):
+  with pytest.raises(experiment.UsageError, match=message) as e:
+    experiment.validate(_cfg("rigl", **fields))
+  assert "\n" not in str(e.value)
+
+
+def test_what_only_the_network_can_refuse_is_refused_before_writing(tmp_path):
+  # Only the network's shapes tell that a block does not fit a layer.
+  with pytest.raises(experiment.UsageError, match=r"^prune: block:512x64 blocks do not fit fc2/kernel") as e:
+    experiment.train_and_evaluate(_cfg("gmp", **{"prune.sparsity_type": "block:512x64"}), tmp_path / "w", log=QUIET)
+  assert "\n" not in str(e.value) and not (tmp_path / "w" / "results.jsonl").exists()
