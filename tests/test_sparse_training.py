@@ -44,6 +44,7 @@ def test_rigl_and_its_static_start_keep_the_erk_counts(tmp_path, mode):
     ({"prune.sparsity_type": "units"}, "^prune.sparsity_type: 'units' is built for prune.mode='gmp'"),
     ({"prune.sparsity_type": "3:3"}, "^prune.sparsity_type: N:M sparsity needs 0 < N < M"),
     ({"prune.mode": "gmp", "prune.sparsity_type": "2:4"}, "^prune.sparsity_type: 2:4 sparsity has one density"),
+    ({"prune.mode": "gmp", "prune.sparsity_type": "units"}, "^prune.sparsity_type: 'units' is not built into"),
     ({"prune.update_end": 500}, r"^prune.update_end: \(500\) is beyond the run"),
     ({"prune.update_begin": 150}, r"^prune.update_begin: \(150\) must come before the last update \(3/4 of"),
     ({"prune.update_every": 400}, r"^prune.update_every: \(ΔT=400\) is longer than the updates' span"),
