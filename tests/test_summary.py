@@ -184,3 +184,13 @@ def test_report_modules_import_no_trainer_and_form_no_circle():
       done.add(module)
   for module in graph:
     visit(module, [])
+
+
+def test_a_sparse_training_runs_networks_are_named_by_their_method():
+  from types import SimpleNamespace
+
+  from ltjax.reports.analysis import kind_label
+  rigl = SimpleNamespace(config={"prune": {"mode": "rigl"}})
+  imp = SimpleNamespace(config={"prune": {"mode": "iterative"}})
+  assert kind_label("ticket", [rigl]) == "RigL network" and kind_label("reinit", [rigl]) == "random reinit"
+  assert kind_label("ticket", [imp]) == "winning ticket" and kind_label("ticket", [rigl, imp]) == "winning ticket"

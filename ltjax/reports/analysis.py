@@ -37,6 +37,20 @@ KIND_LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random_ma
                "twin_random_mask": "twin of the random mask"}
 
 
+# A sparse-training run's 'ticket' rows are the method's own networks, not winning tickets.
+SPARSE_TRAINED = {"gmp": "GMP network", "set": "SET network", "rigl": "RigL network",
+                  "static": "static sparse network"}
+
+
+def kind_label(kind: str, runs: Sequence["Run"] = ()) -> str:
+  """What a kind is called in figures and tables of `runs` (the ticket named by its method where
+  every run trains sparse networks the same way)."""
+  found = {((run.config or {}).get("prune") or {}).get("mode") for run in runs}
+  if kind == "ticket" and len(found) == 1 and next(iter(found)) in SPARSE_TRAINED:
+    return SPARSE_TRAINED[next(iter(found))]
+  return KIND_LABELS.get(kind, kind)
+
+
 class ReportError(ValueError):
   """Bad input (missing workdir, no results): reported to the user as one line."""
 

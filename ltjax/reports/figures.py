@@ -22,7 +22,7 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ltjax.reports import stats  # noqa: E402
-from ltjax.reports.analysis import KIND_LABELS, Run  # noqa: E402
+from ltjax.reports.analysis import Run, kind_label  # noqa: E402
 
 KIND_COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green",
                "inverted": "tab:red", "twin": "tab:cyan", "scratch": "tab:purple",
@@ -137,7 +137,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     # One trial has no interval: its bar is the point itself.
     lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
     hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
-    label = f"{run.label}: {KIND_LABELS.get(kind, kind)}" if multi else KIND_LABELS.get(kind, kind)
+    label = f"{run.label}: {kind_label(kind, [run])}" if multi else kind_label(kind, [run])
     plotted.append((x * dodge, mean, hi))
     ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
                 marker=KIND_MARKERS.get(kind, "o"), markersize=5,
@@ -200,7 +200,7 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
     percent_axis(ax, percents)
     if field == "test_accuracy":
       zoom(ax, plotted, ACCURACY_WINDOW * scale)
-    finish(ax, KIND_LABELS.get(kind, kind), ylabel if ax in axes[::cols] else "", legend=False)
+    finish(ax, kind_label(kind, runs), ylabel if ax in axes[::cols] else "", legend=False)
   for ax in axes[len(kinds):]:
     ax.set_visible(False)
   handles, labels = axes[0].get_legend_handles_labels()
@@ -222,7 +222,7 @@ def early_stop_figure(runs: Sequence[Run]) -> Figure:
   title = "Early-stop iteration (minimum validation loss)"
   if failing:  # the paper's speed measure says nothing where training was cut while improving
     title += (f"\nFAILS the early-stop rule (>10% of stops in the last 5%) for "
-              f"{', '.join(KIND_LABELS.get(k, k) for k in failing)}: training was cut while improving")
+              f"{', '.join(kind_label(k, runs) for k in failing)}: training was cut while improving")
   fig = metric_vs_density(runs, "early_stop_step", "early-stop iteration (training steps)", title)
   for ax in fig.axes:
     ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
@@ -269,7 +269,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
       ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("training iteration" + (" (log scale)" if log_x else ""))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-    finish(ax, KIND_LABELS.get(kind, kind), "validation accuracy (%)" if ax is axes[0] else "",
+    finish(ax, kind_label(kind, [run]), "validation accuracy (%)" if ax is axes[0] else "",
             loc="lower right")
   # Zoom from the third evaluation on: the first ones (near chance) would flatten the rest.
   starts = [m[2:] if len(m) >= 10 else m for m in means]

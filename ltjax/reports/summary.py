@@ -15,7 +15,7 @@ import re
 from typing import Any, Sequence
 
 from ltjax.reports import analysis, figures, mask_figures, stability_figures, stats
-from ltjax.reports.analysis import KIND_LABELS, Run
+from ltjax.reports.analysis import KIND_LABELS, Run, kind_label
 from ltjax.reports.figures import pct, save
 
 
@@ -172,9 +172,9 @@ def early_stop_rule_line(run: Run) -> str:
   if not worst:
     return "Early-stop rule: no early stops recorded."
   failing = [k for k, f in worst.items() if f > stats.MAX_IN_TAIL]
-  shares = ", ".join(f"{KIND_LABELS.get(k, k)} {100 * f:.0f}%" for k, f in sorted(worst.items()))
+  shares = ", ".join(f"{kind_label(k, [run])} {100 * f:.0f}%" for k, f in sorted(worst.items()))
   verdict = ("passes: the early-stop iterations are evidence" if not failing else
-             "FAILS for " + ", ".join(KIND_LABELS.get(k, k) for k in sorted(failing)) +
+             "FAILS for " + ", ".join(kind_label(k, [run]) for k in sorted(failing)) +
              ": training was cut while improving, so their early-stop iterations say nothing")
   return (f"Early-stop rule (at most 10% of a kind's early stops in the last 5% of its training; "
           f"worst round): {shares}; {verdict}.")
@@ -252,6 +252,16 @@ def config_lines(run: Run) -> list[str]:
     pruning = (f"early-bird: the {p.get('scope')} magnitude mask of dense training once it settles "
                f"(Hamming distance < {p.get('early_bird_threshold')} for "
                f"{p.get('early_bird_patience')} checks) at densities {densities}")
+  elif mode == "gmp":
+    pruning = (f"gradual magnitude pruning (Zhu & Gupta) of theta_0 from dense to densities {densities} "
+               f"({p.get('distribution')} over layers, {p.get('sparsity_type')}), updated every "
+               f"{p.get('update_every')} steps from {p.get('update_begin')} to {p.get('update_end')}")
+  elif mode in ("set", "rigl", "static"):
+    moves = ("never updated" if mode == "static" else
+             f"drop fraction {p.get('drop_fraction')} (cosine) every {p.get('update_every')} steps to "
+             f"{p.get('update_end')}, regrown {'at random' if mode == 'set' else 'by gradient'}")
+    pruning = (f"{ {'set': 'SET', 'rigl': 'RigL', 'static': 'static random sparse'}[mode]} training from a "
+               f"random {p.get('distribution')} mask at densities {densities}, {moves}")
   elif mode == "oneshot":
     pruning = (f"one-shot {p.get('score')} pruning of the trained dense net ({p.get('scope')}) to "
                f"densities {densities}")
@@ -284,7 +294,7 @@ def round_table(run: Run) -> str:
   kinds = run.kinds
   head = ["round", "% remaining"]
   for k in kinds:
-    head += [f"{KIND_LABELS.get(k, k)}: early-stop it.", f"{KIND_LABELS.get(k, k)}: test acc. %"]
+    head += [f"{kind_label(k, [run])}: early-stop it.", f"{kind_label(k, [run])}: test acc. %"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
   by = {(r["round"], r["kind"]): r for r in run.summary}
   for rnd in run.rounds:
