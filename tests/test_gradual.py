@@ -40,8 +40,15 @@ def test_every_update_keeps_its_table_entry_and_pruned_weights_stay_zero(small_m
     if previous is not None:  # pruned weights stay pruned
       assert all(bool(np.all(np.asarray(n) <= o)) for n, o in zip(jax.tree.leaves(states.mask), previous))
     previous = [np.asarray(m) for m in jax.tree.leaves(states.mask)]  # (the next call donates the states)
-  final = masks.density(jax.tree.map(lambda x: x[0], states.mask), roles)
-  assert float(final) == pytest.approx(0.2, abs=0.06)  # units and blocks round per layer
+  one = jax.tree.map(lambda x: np.asarray(x[0]), states.mask)
+  if sparsity_type != "units":
+    assert float(masks.density(one, roles)) == pytest.approx(0.2, abs=0.06)  # blocks round per layer
+    return
+  # Units: 20% of each hidden layer's units live, the output layer's (the classes) all; a pruned
+  # unit's outgoing weights go with it, so its constant output reaches nothing.
+  fc1, fc2 = one["fc1"]["kernel"].any(0), one["fc2"]["kernel"].any(0)
+  assert (fc1.sum(), fc2.sum()) == (round(0.2 * 16), round(0.2 * 8)) and one["out"]["kernel"].any(0).all()
+  assert not one["fc2"]["kernel"][~fc1].any() and not one["out"]["kernel"][~fc2].any()
 
 
 def test_tickets_side_by_side_prune_as_each_would_alone(small_mlp, tiny_data):
@@ -66,12 +73,16 @@ def test_tickets_side_by_side_prune_as_each_would_alone(small_mlp, tiny_data):
     ({"schedule": schedules.Polynomial(0.0, 0.8, 0, 50, 100)}, "ΔT=100 must be in"),
     ({"distribution": "erk", "roles": "fixed"}, "no prunable layer"),
     ({"schedule": schedules.Polynomial(0.5, 0.8, 0, 50, 10)}, "must start dense"),
+    ({"sparsity_type": "units", "distribution": "erk"}, "keeps the same fraction of every hidden layer"),
+    ({"sparsity_type": "units", "rename": True}, "needs to know which layer feeds which"),
 ])
 def test_combinations_that_cannot_work_are_one_line(small_mlp, kwargs, message):
   _, _, init, roles = small_mlp
   shapes = jax.eval_shape(init, jax.random.key(0))
   if kwargs.pop("roles", None) == "fixed":
     roles = jax.tree.map(lambda _: "fixed", roles)
+  if kwargs.pop("rename", False):  # a network whose layer order ltjax does not know
+    shapes, roles = ({f"layer_{k}": v for k, v in tree.items()} for tree in (shapes, roles))
   args = {"schedule": schedules.Polynomial(0.0, 0.8, 0, 50, 10), "steps": 100, **kwargs}
   with pytest.raises(pruning.PruningError, match=message) as e:
     gradual.gradual_pruning(shapes, roles, **args)

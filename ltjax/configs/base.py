@@ -69,7 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Sparse training ('gmp': Zhu & Gupta's gradual magnitude pruning; 'set', 'rigl': dynamic sparse
   # training; 'static': their random start, never updated), one pruned round per density:
   c.prune.distribution = "auto"   # over layers: 'uniform', 'er', 'erk', 'per_role'; auto: the paper's
-  c.prune.sparsity_type = "unstructured"  # gmp: also 'block:HxW'
+  c.prune.sparsity_type = "unstructured"  # gmp: also 'block:HxW', 'units' (MLPs; density = units kept)
   c.prune.update_every = 100      # ΔT: steps between mask updates
   c.prune.update_begin = 0        # the first update's step (gmp: sparsity 0 until then)
   c.prune.update_end = 0          # the last update's step; 0: 3/4 of train.steps (RigL's T_end)

@@ -7,7 +7,7 @@ algorithm, the distribution over layers and the schedule.
   pattern sparse tensor cores run (Mishra et al. 2021). Its density is N/M.
 - `units`: whole output units (dense columns, conv output channels), scored by their mean score.
   Pruning a unit's outgoing weights in the next layer is the network's business
-  (`ltjax.methods` couples them where the layer graph is known).
+  (`ltjax.methods.gradual` couples them where it knows which layer feeds which).
 - `block:HxW`: H x W blocks of the kernel seen as [fan_in, fan_out] (a conv's taps and input
   channels are its fan_in), scored by their mean; edge blocks may be smaller.
 
@@ -97,8 +97,9 @@ class Structure:
     flat_ids = jnp.asarray(ids.ravel())
     counts = jnp.asarray(np.bincount(ids.ravel(), minlength=total), jnp.float32)
     group_score = jax.ops.segment_sum(scores.ravel().astype(jnp.float32), flat_ids, total) / counts
-    # A group is alive while all its weights are (structured pruning keeps groups whole).
-    group_alive = jax.ops.segment_min(alive.ravel().astype(jnp.int32), flat_ids, total) > 0
+    # A group is alive while any of its weights is: a unit also loses the incoming weights from
+    # units the layer before pruned, and stays a unit to rank.
+    group_alive = jax.ops.segment_max(alive.ravel().astype(jnp.int32), flat_ids, total) > 0
     kept = drop_lowest(group_score, group_alive, jnp.sum(group_alive, dtype=jnp.int32) - keep)
     return kept[flat_ids].reshape(alive.shape) & alive
 

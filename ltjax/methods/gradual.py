@@ -34,6 +34,7 @@ class GradualPruning:
   keep: tuple[tuple[int, ...], ...]
   sparsity_type: str = "unstructured"
   settled_at: int = 0  # the step from which the network has its final density (early stop waits)
+  chain: tuple[int, ...] = ()  # units: kernel leaves in forward order; a unit's outgoing row goes with it
 
   def __call__(self, trainer, state, images, labels, step):
     done = step + 1  # steps taken once this one is: the schedule's t
@@ -48,6 +49,8 @@ class GradualPruning:
     leaves, treedef = jax.tree.flatten(state.mask)
     new = [kind.select(jnp.abs(p), m, keep[i]) if self.keep[0][i] >= 0 else m
            for i, (p, m) in enumerate(zip(jax.tree.leaves(state.params), leaves))]
+    for a, b in zip(self.chain, self.chain[1:]):  # a pruned unit's outgoing weights go with it
+      new[b] = new[b] & new[a].any(axis=tuple(range(new[a].ndim - 1)))[:, None]
     mask = jax.tree.unflatten(treedef, new)
     return state.replace(mask=mask, params=masks.apply(state.params, mask))
 
@@ -64,9 +67,12 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
                        "cannot move it (prune to N:M in one step instead)")
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   leaf_roles = jax.tree.leaves(roles)
-  for (path, leaf), role in zip(flat, leaf_roles):
+  chain = unit_chain(params) if kind.kind == "units" else ()
+  for i, ((path, leaf), role) in enumerate(zip(flat, leaf_roles)):
     if role in PRUNABLE:
       kind.check(tuple(leaf.shape), masks.path_str(path))
+    if chain and i == chain[-1]:  # the output layer's units are the classes
+      leaf_roles[i] = "kept"
   at = schedule.update_steps()
   sparsity = schedule.sparsity(at)
   if at[0] == 0:  # the loop updates after a step; a mask at step 0 is the one training starts with
@@ -74,10 +80,14 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
       raise PruningError(f"a gradual schedule that starts at step 0 must start dense (initial "
                          f"sparsity 0, got {schedule.initial}); prune the starting mask instead")
     at, sparsity = at[1:], sparsity[1:]
+  if chain and distribution != "uniform":
+    raise PruningError(f"'units' keeps the same fraction of every hidden layer's units; distribution "
+                       f"{distribution!r} spreads weights (use 'uniform')")
   rows = []
   for s in sparsity:
-    dens = jax.tree.leaves(distributions.layer_densities(params, roles, 1.0 - float(s), distribution,
-                                                         role_rates))
+    # Units: the density is the fraction of each hidden layer's units kept (weights follow from it).
+    dens = ([1.0 - float(s)] * len(flat) if chain else
+            jax.tree.leaves(distributions.layer_densities(params, roles, 1.0 - float(s), distribution, role_rates)))
     row = []
     for (_, leaf), role, d in zip(flat, leaf_roles, dens):
       if role not in PRUNABLE:
@@ -86,7 +96,23 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
       groups = kind.num_groups(tuple(leaf.shape))
       row.append(int(min(groups, max(1, round(d * groups)))))
     rows.append(tuple(row))
-  return GradualPruning(tuple(int(t) for t in at), tuple(rows), str(kind))
+  return GradualPruning(tuple(int(t) for t in at), tuple(rows), str(kind), chain=chain)
+
+
+def unit_chain(params: PyTree) -> tuple[int, ...]:
+  """The kernel leaves of ltjax's MLP (fc1..fcN, out) in forward order, as leaf indices; unit
+  pruning must know which layer feeds which (PruningError for any other network, so far)."""
+  names = sorted((n for n in params if n.startswith("fc")), key=lambda n: int(n[2:]) if n[2:].isdigit() else -1)
+  order = names + ["out"]
+  index = {masks.path_str(path): i for i, (path, _) in enumerate(jax.tree_util.tree_flatten_with_path(params)[0])}
+  if (set(params) != set(order) or [f"fc{i + 1}" for i in range(len(names))] != names
+      or any(f"{n}/kernel" not in index for n in order)):
+    raise PruningError("'units' needs to know which layer feeds which: ltjax's MLP (fc1..fcN, out) so "
+                       f"far, not a network of {', '.join(sorted(params))}")
+  kernels = [params[n]["kernel"] for n in order]
+  if any(a.shape[-1] != b.shape[0] for a, b in zip(kernels, kernels[1:])):
+    raise PruningError("'units': the MLP's layers do not chain (a layer's outputs are not the next's inputs)")
+  return tuple(index[f"{n}/kernel"] for n in order)
 
 
 def kept(update: GradualPruning, mask: PyTree) -> np.ndarray:

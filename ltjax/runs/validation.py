@@ -146,9 +146,7 @@ def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[s
   elif kind.kind == "n:m":
     yield "prune.sparsity_type", (f"{kind} sparsity has one density ({kind.n}/{kind.m}); a gradual "
                                   "schedule cannot move it")
-  elif kind.kind == "units":  # a unit's bias (a fixed leaf) and outgoing weights must go with it
-    yield "prune.sparsity_type", ("'units' is not built into the lottery yet: a pruned unit's bias "
-                                  "and outgoing weights must go with its incoming ones (use 'block:HxW')")
+
   if found_by.trains is None:
     return
   steps, begin, every, end = c["train.steps"], c["prune.update_begin"], c["prune.update_every"], c["prune.update_end"]
