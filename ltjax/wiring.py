@@ -33,28 +33,30 @@ class Setup:
 
 def with_method_defaults(cfg):
   """`cfg` with its 'auto' fields resolved to the published method's choices (a copy if changed):
-  prune.scope from the score, prune.distribution from the mode, prune.update_end as RigL's."""
+  prune.scope from the score, prune.distribution from the mode that spreads one, prune.update_end
+  as RigL's T_end for the modes that update masks while training."""
   prune = cfg.prune
   auto_end = "update_end" in prune and prune.update_end == 0 and _sparse_training(prune.mode)
-  if prune.scope != "auto" and prune.get("distribution", "") != "auto" and not auto_end:
+  spread = prune.get("distribution", "") == "auto" and _mode_default(prune.mode, "distribution")
+  if prune.scope != "auto" and not spread and not auto_end:
     return cfg
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
     if cfg.prune.scope == "auto":
       cfg.prune.scope = scores.get(cfg.prune.score).scope
-    if cfg.prune.get("distribution", "") == "auto":
-      cfg.prune.distribution = _mode_default(cfg.prune.mode, "distribution", "per_role")
+    if spread:
+      cfg.prune.distribution = spread
     if auto_end:
       every = cfg.prune.update_every if isinstance(cfg.prune.update_every, int) and cfg.prune.update_every > 0 else 1
       cfg.prune.update_end = max(every, (3 * cfg.train.steps // 4) // every * every)  # (validated: >= ΔT)
   return cfg
 
 
-def _mode_default(mode: str, field: str, otherwise):
+def _mode_default(mode: str, field: str):
   try:
-    return modes.get(mode).defaults.get(field, otherwise)
+    return modes.get(mode).defaults.get(field)
   except modes.ModeError:
-    return otherwise  # validation names the unknown mode
+    return None  # validation names the unknown mode
 
 
 def _sparse_training(mode: str) -> bool:
