@@ -50,15 +50,11 @@ def _hooks(shapes, roles, steps: int) -> dict:
   set_ = dynamic.dynamic_sparse(shapes, roles, d, "set", schedules.CosineDrop(0.3, steps, 1), steps)
   rigl = dataclasses.replace(set_, growth="gradient")
   for name, hook in (("gmp", gmp), ("set", set_), ("rigl", rigl)):
-    out[f"{name}_idle"] = dataclasses.replace(hook, steps=(NEVER,), **_first_row(hook))
+    out[f"{name}_idle"] = dataclasses.replace(hook, steps=(NEVER,), **_rows(hook, 1))
     for every in map(int, _EVERY.value):
       at = tuple(range(every, steps + 1, every)) or (NEVER,)
       out[f"{name}_every_{every}"] = dataclasses.replace(hook, steps=at, **_rows(hook, len(at)))
   return out
-
-
-def _first_row(hook):
-  return _rows(hook, 1)
 
 
 def _rows(hook, n: int):

@@ -94,6 +94,12 @@ def dense_gradient(trainer, state, images, labels, step) -> PyTree:
   return grads
 
 
+def _layer_counts(params, roles, density: float, distribution: str) -> list[int]:
+  """Each leaf's exact live count at `density` spread by `distribution` (leaves order)."""
+  return jax.tree.leaves(distributions.keep_counts(
+      params, distributions.layer_densities(params, roles, density, distribution)))
+
+
 def dynamic_sparse(params: PyTree, roles: PyTree, density: float, method: str,
                    schedule: schedules.CosineDrop, steps: int, distribution: str = "erk") -> DynamicSparse:
   """SET or RigL for one network (`params`: arrays or shapes) at `density`, spread by
@@ -101,8 +107,7 @@ def dynamic_sparse(params: PyTree, roles: PyTree, density: float, method: str,
   if method not in GROWTH:
     raise PruningError(f"dynamic sparse method must be one of {', '.join(GROWTH)}, got {method!r}")
   schedule.check(steps)
-  counts = jax.tree.leaves(distributions.keep_counts(
-      params, distributions.layer_densities(params, roles, density, distribution)))
+  counts = _layer_counts(params, roles, density, distribution)
   pruned = [r in PRUNABLE for r in jax.tree.leaves(roles)]
   sizes = [int(np.prod(p.shape)) for p in jax.tree.leaves(params)]
   if not any(p and c < n for p, c, n in zip(pruned, counts, sizes)):
@@ -119,8 +124,7 @@ def random_masks(key: jax.Array, params: PyTree, roles: PyTree, density: float,
                  distribution: str = "erk", tickets: int = 1) -> PyTree:
   """[tickets, ...] random masks keeping each layer's exact count of `distribution` at `density`
   (SET's and RigL's start, and the static random baseline)."""
-  counts = jax.tree.leaves(distributions.keep_counts(
-      params, distributions.layer_densities(params, roles, density, distribution)))
+  counts = _layer_counts(params, roles, density, distribution)
   shapes = [tuple(p.shape) for p in jax.tree.leaves(params)]
   treedef = jax.tree.structure(params)
 
