@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from ltjax.core import masks as masks_lib
-from ltjax.core import tickets
+from ltjax.core import structure, tickets
 from ltjax.engine import parallel, train
 from ltjax.methods import modes
 
@@ -163,8 +163,9 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   k, f = len(ids), len(fresh_ids)
   data_keys, shuffle_keys = (jax.random.wrap_key_data(x) for x in (keys[:k], keys[k + f:]))
   fresh, fresh_rows = fresh_inits(setup, keys[k:k + f], [point_of(setup, tid.trial) for tid in fresh_ids])
+  within = _structure(cfg, lineage.mask) if shuffles else {}
   shuffled = (batched(setup, "shuffle", lambda: jax.vmap(
-      lambda m, key: tickets.shuffle_mask(m, setup.roles, key)))(lineage.mask, shuffle_keys)
+      lambda m, key: tickets.shuffle_mask(m, setup.roles, key, **within)))(lineage.mask, shuffle_keys)
               if shuffles else None)
   # Each ticket's weights and mask, as rows of pools: [trials] starts, then the fresh inits;
   # [trials] masks, then the shuffled and the inverted ones.
@@ -202,6 +203,13 @@ def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
     return ()
   return (jnp.asarray(np.where(scratch, rate * scratch_rate, rate), jnp.float32),
           jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
+
+
+def _structure(cfg, stacked_mask: PyTree) -> dict:
+  """The sparsity type a random-mask control is shuffled within, and the units that feed each other."""
+  kind = structure.parse(cfg.prune.get("sparsity_type", "unstructured"))
+  one = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape[1:], m.dtype), stacked_mask)
+  return {"kind": kind, "chain": structure.unit_chain(one) if kind.kind == "units" else ()}
 
 
 def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:

@@ -86,7 +86,7 @@ def one_shot_rates(rates: Mapping[str, float], sizes_by_role: Mapping[str, int],
 
 
 # ---------------------------------------------------------------- counts (host, exact)
-def _exact_round(rate: float, alive: np.ndarray) -> np.ndarray:
+def exact_round(rate: float, alive: np.ndarray) -> np.ndarray:
   """round(rate * alive) in exact rational arithmetic, half to even, elementwise."""
   frac = fractions.Fraction(rate).limit_denominator(10**9)  # 0.2 means 1/5, not 0.2000000000000000111
   return np.vectorize(lambda n: round(frac * int(n)), otypes=[np.int64])(alive)
@@ -114,7 +114,7 @@ def prune_counts(mask: PyTree, roles: PyTree, rates: PyTree, scope: str = LAYERW
   if scope == LAYERWISE:
     counts = []
     for (path, _), a, r in zip(paths_masks, alive, leaves_r):
-      c = _exact_round(r, a)
+      c = exact_round(r, a)
       if r > 0 and np.any((a > 0) & (a - c <= 0)):
         raise PruningError(f"pruning {masks_lib.path_str(path)} at rate {r:g} would leave it "
                            "with no weights")
@@ -125,7 +125,7 @@ def prune_counts(mask: PyTree, roles: PyTree, rates: PyTree, scope: str = LAYERW
     if len(pooled) > 1:
       raise PruningError(f"global pruning needs one rate for every pruned layer, got {pooled}")
     pool = sum((a for a, r in zip(alive, leaves_r) if r > 0), np.zeros_like(alive[0]))
-    c = _exact_round(pooled[0] if pooled else 0.0, pool)
+    c = exact_round(pooled[0] if pooled else 0.0, pool)
     if pooled and np.any((pool > 0) & (pool - c <= 0)):
       raise PruningError(f"global pruning at rate {pooled[0]:g} would leave no weights")
     return c
@@ -224,14 +224,20 @@ def prune_round(trained: PyTree, init: PyTree, mask: PyTree, roles: PyTree, rate
     raise PruningError(str(e)) from None
   if entry.needs_network and (net is None or ticket_axes):
     raise PruningError(f"score {score!r} needs the network: give `net` and one ticket at a time")
+  scores = score_trees(trained, init, mask, entry, key, ticket_axes, invert, net)
+  return prune(scores, mask, roles, rates, scope, ticket_axes)
+
+
+def score_trees(trained: PyTree, init: PyTree, mask: PyTree, entry: scores_lib.Score,
+                key: jax.Array | None = None, ticket_axes: int = 0, invert: bool = False,
+                net: scores_lib.Network | None = None) -> PyTree:
+  """Every weight's score under a registered score `entry` (stacked on `ticket_axes` 0 or 1)."""
   key = jax.random.key(0) if key is None else key
   if ticket_axes:
     n = jax.tree.leaves(mask)[0].shape[0]
     keys = key if jnp.ndim(key) == 1 else jax.random.split(key, n)
-    scores = _scores(entry.fn, True, invert, trained, init, mask, keys)
-  else:
-    scores = _net_scores(entry.fn, net, invert, trained, init, mask, key, *_batch(net))
-  return prune(scores, mask, roles, rates, scope, ticket_axes)
+    return _scores(entry.fn, True, invert, trained, init, mask, keys)
+  return _net_scores(entry.fn, net, invert, trained, init, mask, key, *_batch(net))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -6,8 +6,8 @@ algorithm, the distribution over layers and the schedule.
   output unit (the input axis is the kernel's second to last; for a conv, per spatial tap), the
   pattern sparse tensor cores run (Mishra et al. 2021). Its density is N/M.
 - `units`: whole output units (dense columns, conv output channels), scored by their mean score.
-  Pruning a unit's outgoing weights in the next layer is the network's business
-  (`ltjax.methods.gradual` couples them where it knows which layer feeds which).
+  A pruned unit's outgoing weights in the next layer go with it (`couple_chain`, for the networks
+  whose layer order `unit_chain` knows).
 - `block:HxW`: H x W blocks of the kernel seen as [fan_in, fan_out] (a conv's taps and input
   channels are its fan_in), scored by their mean; edge blocks may be smaller.
 
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ltjax.core import masks
 from ltjax.core.pruning import PruningError, drop_lowest
 
 SPELLINGS = "'unstructured', 'N:M' (e.g. '2:4'), 'units' or 'block:HxW' (e.g. 'block:4x4')"
@@ -95,20 +96,40 @@ class Structure:
       return drop_lowest(scores.ravel(), alive.ravel(),
                          jnp.sum(alive, dtype=jnp.int32) - keep).reshape(alive.shape)
     flat_ids = jnp.asarray(ids.ravel())
-    counts = jnp.asarray(np.bincount(ids.ravel(), minlength=total), jnp.float32)
-    group_score = jax.ops.segment_sum(scores.ravel().astype(jnp.float32), flat_ids, total) / counts
+    # A group's score is its live weights' mean: a dead weight's score (a movement score's
+    # |0 - w_init|, say) says nothing about the group.
+    live = alive.ravel()
+    counts = jax.ops.segment_sum(live.astype(jnp.float32), flat_ids, total)
+    group_score = jax.ops.segment_sum(jnp.where(live, scores.ravel().astype(jnp.float32), 0.0),
+                                      flat_ids, total) / jnp.maximum(counts, 1.0)
     # A group is alive while any of its weights is: a unit also loses the incoming weights from
     # units the layer before pruned, and stays a unit to rank.
     group_alive = jax.ops.segment_max(alive.ravel().astype(jnp.int32), flat_ids, total) > 0
     kept = drop_lowest(group_score, group_alive, jnp.sum(group_alive, dtype=jnp.int32) - keep)
     return kept[flat_ids].reshape(alive.shape) & alive
 
+  def shuffle(self, alive: jax.Array, key: jax.Array) -> jax.Array:
+    """A random mask of this type as large as `alive`: the same live count per kernel (N:M: per
+    group of M), at random places; groups (units, blocks) are drawn whole, as many as live."""
+    if self.kind == "unstructured":
+      return jax.random.permutation(key, alive.ravel()).reshape(alive.shape)
+    noise = jax.random.uniform(key, alive.shape)
+    if self.kind == "n:m":
+      return _n_of_m(noise, jnp.ones_like(alive), _grouped(alive, self.m).sum(-1, keepdims=True), self.m)
+    ids = self.group_ids(alive.shape)
+    total = self.num_groups(alive.shape)
+    flat_ids = jnp.asarray(ids.ravel())
+    live = jax.ops.segment_max(alive.ravel().astype(jnp.int32), flat_ids, total) > 0
+    drawn = drop_lowest(jax.ops.segment_sum(noise.ravel(), flat_ids, total), jnp.ones(total, bool),
+                        total - jnp.sum(live, dtype=jnp.int32))
+    return drawn[flat_ids].reshape(alive.shape)
 
-def _n_of_m(scores: jax.Array, alive: jax.Array, n: int, m: int) -> jax.Array:
-  """Keep the n best live weights in each group of m consecutive inputs (ties: lower index)."""
+
+def _n_of_m(scores: jax.Array, alive: jax.Array, n, m: int) -> jax.Array:
+  """Keep the n best live weights in each group of m consecutive inputs (ties: lower index);
+  `n` may also be an array of per-group counts in the grouped layout ([..., groups, fan_out, 1])."""
   shape = scores.shape
-  grouped = lambda x: jnp.moveaxis(x.reshape(shape[:-2] + (shape[-2] // m, m, shape[-1])), -2, -1)  # noqa: E731
-  s, a = grouped(scores.astype(jnp.float32)), grouped(alive)
+  s, a = _grouped(scores.astype(jnp.float32), m), _grouped(alive, m)
   s = jnp.where(a, s, -jnp.inf)
   # Rank within the group: how many live weights beat this one (higher score, or equal and earlier).
   pos = jnp.arange(m)
@@ -117,6 +138,55 @@ def _n_of_m(scores: jax.Array, alive: jax.Array, n: int, m: int) -> jax.Array:
   rank = jnp.sum(beats & a[..., None, :], axis=-1)
   keep = a & (rank < n)
   return jnp.moveaxis(keep, -1, -2).reshape(shape)
+
+
+def _grouped(x: jax.Array, m: int) -> jax.Array:
+  """[..., fan_in, fan_out] -> [..., fan_in / m, fan_out, m]: each group of m inputs last."""
+  shape = x.shape
+  return jnp.moveaxis(x.reshape(shape[:-2] + (shape[-2] // m, m, shape[-1])), -2, -1)
+
+
+# ---------------------------------------------------------------- units that feed each other
+def unit_chain(params) -> tuple[int, ...]:
+  """The kernel leaves of ltjax's MLPs and conv nets (conv1..convN, fc1..fcN, out) in forward
+  order, as leaf indices: unit pruning must know which layer feeds which (PruningError for any
+  other network, so far)."""
+  def numbered(prefix):
+    names = [n for n in params if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    return sorted(names, key=lambda n: int(n[len(prefix):]))
+  convs, fcs = numbered("conv"), numbered("fc")
+  order = convs + fcs + ["out"]
+  index = {masks.path_str(path): i for i, (path, _) in enumerate(jax.tree_util.tree_flatten_with_path(params)[0])}
+  if (set(params) != set(order) or [f"fc{i + 1}" for i in range(len(fcs))] != fcs
+      or [f"conv{i + 1}" for i in range(len(convs))] != convs
+      or any(f"{n}/kernel" not in index for n in order)):
+    raise PruningError("'units' needs to know which layer feeds which: ltjax's MLPs and conv nets "
+                       f"(conv1..convN, fc1..fcN, out) so far, not a network of {', '.join(sorted(params))}")
+  kernels = [params[n]["kernel"] for n in order]
+  for a, b in zip(kernels, kernels[1:]):
+    fan_in = b.shape[-2] if len(b.shape) > 2 else b.shape[0]
+    if fan_in % a.shape[-1] or (len(b.shape) > 2 and fan_in != a.shape[-1]):
+      raise PruningError("'units': the network's layers do not chain (a layer's outputs are not the "
+                         "next's inputs)")
+  return tuple(index[f"{n}/kernel"] for n in order)
+
+
+def couple(feeding: jax.Array, fed: jax.Array) -> jax.Array:
+  """`fed`'s mask without the inputs from `feeding`'s dead units (channels), so a pruned unit
+  takes its outgoing weights along. A dense layer after a conv sees its channels flattened
+  (NHWC: input i is channel i % C)."""
+  alive = feeding.any(axis=tuple(range(feeding.ndim - 1)))
+  if fed.ndim == 2:
+    return fed & jnp.tile(alive, fed.shape[0] // alive.shape[0])[:, None]
+  return fed & alive[:, None]
+
+
+def couple_chain(leaves: list, chain: tuple[int, ...]) -> list:
+  """`leaves` (masks, in tree order) with every unit's outgoing weights gone with it, in order."""
+  leaves = list(leaves)
+  for a, b in zip(chain, chain[1:]):
+    leaves[b] = couple(leaves[a], leaves[b])
+  return leaves
 
 
 def parse(spec: str) -> Structure:

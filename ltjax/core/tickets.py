@@ -3,7 +3,8 @@
 - `reset`: survivors take their values at init (theta_0) or, when rewinding, at step k (theta_k).
 - reinit: same mask, fresh initialization from a new key ("random reinitialization"; the
   fresh inits are drawn by `ltjax.lineup`).
-- `shuffle_mask`: random mask with the same per-layer sparsity ("random sparse subnetwork").
+- `shuffle_mask`: random mask with the same per-layer sparsity ("random sparse subnetwork"),
+  drawn within the sparsity type (whole units, N:M groups) for structured tickets.
 - inverted: the mask a one-shot criterion draws when it keeps its *lowest* scores instead
   (Frankle et al. 2021's sanity check; drawn by the mask-finding mode, started like the ticket).
 - twin: the ticket itself with another data order, for linear mode connectivity (`stability`);
@@ -23,6 +24,7 @@ from typing import Any
 import jax
 
 from ltjax.core import masks as masks_lib
+from ltjax.core import structure
 from ltjax.core.roles import PRUNABLE
 
 PyTree = Any
@@ -40,10 +42,13 @@ def reset(saved_params: PyTree, mask: PyTree) -> PyTree:
   return masks_lib.apply(saved_params, mask)
 
 
-def shuffle_mask(mask: PyTree, roles: PyTree, key: jax.Array) -> PyTree:
-  """Permute each prunable leaf's mask entries: same per-layer count, random positions."""
+def shuffle_mask(mask: PyTree, roles: PyTree, key: jax.Array,
+                 kind: structure.Structure = structure.Structure("unstructured"),
+                 chain: tuple[int, ...] = ()) -> PyTree:
+  """Each prunable leaf's mask at random places with its live count, within the sparsity type
+  `kind` (whole units or blocks; N:M's count per group); `chain`: units that feed each other."""
   leaves, treedef = jax.tree.flatten(mask)
   keys = jax.random.split(key, len(leaves))
-  out = [jax.random.permutation(k, m.ravel()).reshape(m.shape) if role in PRUNABLE else m
+  out = [kind.shuffle(m, k) if role in PRUNABLE else m
          for m, role, k in zip(leaves, jax.tree.leaves(roles), keys)]
-  return jax.tree.unflatten(treedef, out)
+  return jax.tree.unflatten(treedef, structure.couple_chain(out, chain))

@@ -49,8 +49,7 @@ class GradualPruning:
     leaves, treedef = jax.tree.flatten(state.mask)
     new = [kind.select(jnp.abs(p), m, keep[i]) if self.keep[0][i] >= 0 else m
            for i, (p, m) in enumerate(zip(jax.tree.leaves(state.params), leaves))]
-    for a, b in zip(self.chain, self.chain[1:]):  # a pruned unit's outgoing weights go with it
-      new[b] = new[b] & new[a].any(axis=tuple(range(new[a].ndim - 1)))[:, None]
+    new = structure.couple_chain(new, self.chain)  # a pruned unit's outgoing weights go with it
     mask = jax.tree.unflatten(treedef, new)
     return state.replace(mask=mask, params=masks.apply(state.params, mask))
 
@@ -67,7 +66,7 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
                        "cannot move it (prune to N:M in one step instead)")
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   leaf_roles = jax.tree.leaves(roles)
-  chain = unit_chain(params) if kind.kind == "units" else ()
+  chain = structure.unit_chain(params) if kind.kind == "units" else ()
   for i, ((path, leaf), role) in enumerate(zip(flat, leaf_roles)):
     if role in PRUNABLE:
       kind.check(tuple(leaf.shape), masks.path_str(path))
@@ -97,22 +96,6 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
       row.append(int(min(groups, max(1, round(d * groups)))))
     rows.append(tuple(row))
   return GradualPruning(tuple(int(t) for t in at), tuple(rows), str(kind), chain=chain)
-
-
-def unit_chain(params: PyTree) -> tuple[int, ...]:
-  """The kernel leaves of ltjax's MLP (fc1..fcN, out) in forward order, as leaf indices; unit
-  pruning must know which layer feeds which (PruningError for any other network, so far)."""
-  names = sorted((n for n in params if n.startswith("fc")), key=lambda n: int(n[2:]) if n[2:].isdigit() else -1)
-  order = names + ["out"]
-  index = {masks.path_str(path): i for i, (path, _) in enumerate(jax.tree_util.tree_flatten_with_path(params)[0])}
-  if (set(params) != set(order) or [f"fc{i + 1}" for i in range(len(names))] != names
-      or any(f"{n}/kernel" not in index for n in order)):
-    raise PruningError("'units' needs to know which layer feeds which: ltjax's MLP (fc1..fcN, out) so "
-                       f"far, not a network of {', '.join(sorted(params))}")
-  kernels = [params[n]["kernel"] for n in order]
-  if any(a.shape[-1] != b.shape[0] for a, b in zip(kernels, kernels[1:])):
-    raise PruningError("'units': the MLP's layers do not chain (a layer's outputs are not the next's inputs)")
-  return tuple(index[f"{n}/kernel"] for n in order)
 
 
 def kept(update: GradualPruning, mask: PyTree) -> np.ndarray:
@@ -147,7 +130,8 @@ def round_pruning(setup, round_index: int) -> GradualPruning:
       settled_at=cfg.prune.update_end)
 
 
-@modes.register("gmp", trains=round_pruning, defaults={"distribution": "uniform"})
+@modes.register("gmp", trains=round_pruning, defaults={"distribution": "uniform"},
+                structures=("units", "block"))
 def find(request: modes.Request) -> modes.Found:
   """GMP: each round trains theta_0 from dense, pruned gradually to its density (Zhu & Gupta)."""
   dense = jax.vmap(masks.ones)(request.lineage.init_params)

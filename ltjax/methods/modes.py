@@ -58,6 +58,10 @@ class Mode:
   trains: Callable[[Any, int], Any] | None = None
   # Config fields the mode's paper sets, used where the config says 'auto' (prune.<field>).
   defaults: dict = dataclasses.field(default_factory=dict)
+  # Sparsity types beyond single weights the mode prunes ('units', 'n:m', 'block'; prune.sparsity_type).
+  structures: tuple[str, ...] = ()
+  # setup -> None: checks against the network's shapes before anything is written (PruningError).
+  check: Callable[[Any], None] | None = None
 
 
 def by_densities(cfg) -> int:
@@ -71,7 +75,8 @@ _MODES: dict[str, Mode] = {}
 def register(name: str, find: Callable[[Request], Found] | None = None, *,
              pruned_rounds: Callable[[Any], int] = by_densities, inverts: bool = False,
              fine_tunes: bool = False, trains: Callable[[Any, int], Any] | None = None,
-             defaults: dict | None = None):
+             defaults: dict | None = None, structures: tuple[str, ...] = (),
+             check: Callable[[Any], None] | None = None):
   """Register `find` as the mode `name` (also usable as a decorator); returns `find`."""
   def add(find):
     if not callable(find):
@@ -80,7 +85,7 @@ def register(name: str, find: Callable[[Request], Found] | None = None, *,
       raise ModeError(f"mode {name!r}: trains must be callable, got {type(trains).__name__}")
     doc = (find.__doc__ or "").strip().splitlines()
     _MODES[name] = Mode(find, pruned_rounds, inverts, fine_tunes, doc[0] if doc else "", trains,
-                        dict(defaults or {}))
+                        dict(defaults or {}), tuple(structures), check)
     return find
   return add if find is None else add(find)
 

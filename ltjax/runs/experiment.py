@@ -157,7 +157,13 @@ def _build(cfg, log=print, network=None, arrays=None) -> tuple[data.Dataset, wir
     raise UsageError(str(e) if str(e).startswith(("model", "roles")) else f"model: {e}") from None
   except pruning.PruningError as e:
     raise UsageError(f"prune: {e}") from None
-  trains = modes.get(cfg.prune.mode).trains
+  mode = modes.get(cfg.prune.mode)
+  try:  # the mode's own checks against the network's shapes
+    if mode.check is not None:
+      mode.check(setup)
+  except pruning.PruningError as e:
+    raise UsageError(f"prune: {e}") from None
+  trains = mode.trains
   for r in range(1, lineup.num_rounds(cfg)) if trains is not None else ():
     try:  # every round's in-loop updates are buildable (shapes, types, densities) before writing
       trains(setup, r)

@@ -140,12 +140,13 @@ def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[s
     yield "prune.distribution", (f"spreads the density of {spreading}; prune.mode={mode!r} prunes "
                                  "by the role rates (prune.fc_rate, prune.conv_rate, prune.output_rate)")
   kind = structure.parse(c["prune.sparsity_type"])
-  if kind.kind != "unstructured" and mode != "gmp":
-    yield "prune.sparsity_type", (f"{c['prune.sparsity_type']!r} is built for prune.mode='gmp' so far; "
-                                  f"prune.mode={mode!r} prunes single weights")
-  elif kind.kind == "n:m":
-    yield "prune.sparsity_type", (f"{kind} sparsity has one density ({kind.n}/{kind.m}); a gradual "
-                                  "schedule cannot move it")
+  by = ", ".join(repr(n) for n in modes.names() if kind.kind in modes.get(n).structures)
+  if kind.kind == "n:m" and found_by.trains is not None:
+    yield "prune.sparsity_type", (f"{kind} sparsity has one density ({kind.n}/{kind.m}); a schedule "
+                                  f"that trains the masks cannot move it (prune.mode {by} walks down to it)")
+  elif kind.kind != "unstructured" and kind.kind not in found_by.structures:
+    yield "prune.sparsity_type", (f"{kind} sparsity is pruned by prune.mode {by}, not by {mode!r}" if by
+                                  else f"no mode prunes {kind} sparsity")
 
   if found_by.trains is None:
     return

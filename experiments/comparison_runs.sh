@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 21's method comparison: LeNet-300-100 at the IMP ladder's densities nearest 10%, 5% and 2%
+# (rounds 10, 13 and 18 of fc 20% / output 10% pruning: 10.83%, 5.57%, 1.85% of the weights),
+# [0, 1] inputs (the paper's), 5 seeds, 20K iterations per round, no controls. Each method writes
+# its workdir under $W/<dataset>_<method>; records go to results/ through experiments.report.
+#
+#   bash experiments/comparison_runs.sh mnist                 # every method on MNIST
+#   bash experiments/comparison_runs.sh fashion_mnist set rigl
+#   TINY=1 bash experiments/comparison_runs.sh mnist          # a toy size that runs in minutes
+#
+# Methods: imp (IMP ticket, reset to theta_0), oneshot (magnitude, of the trained dense net), gmp
+# (Zhu & Gupta), set, rigl, static (ERK random, never updated), snip (at init, global), units (GMP by
+# hidden units: the density is the fraction of units kept, so its weight density differs; see
+# RESULTS.md), units_imp (IMP by hidden units, 20% of each hidden layer's units per round, the
+# classes kept). Round 0 of every run is the same dense network.
+set -u
+DATASET=${1:?dataset: mnist or fashion_mnist}; shift
+METHODS=${*:-imp oneshot gmp set rigl static snip units units_imp}
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python}
+W=${WORKROOT:-workdirs/comparison}
+if [ "${TINY:-0}" = 1 ]; then
+  S=300; T=2; EVAL=100; ROUNDS=2; DENS="(0.5,0.2)"; UNITS="(0.7,0.45)"; EVERY=50
+else
+  S=20000; T=5; EVAL=100; ROUNDS=18; DENS="(0.1083,0.0557,0.0185)"; UNITS="(0.12,0.062,0.0207)"; EVERY=100
+fi
+COMMON="--config=lenet_mnist --config.dataset=$DATASET --config.normalization=none --config.controls=()
+  --config.train.steps=$S --config.trials=$T --config.train.eval_every=$EVAL"
+SPARSE="--config.prune.densities=$DENS --config.prune.update_every=$EVERY"
+
+for m in $METHODS; do
+  case $m in
+    imp) flags="--config.prune.rounds=$ROUNDS" ;;
+    oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
+    gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
+    snip) flags="--config.prune.mode=at_init --config.prune.score=snip --config.prune.densities=$DENS" ;;
+    units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
+    units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
+      --config.prune.update_every=$EVERY" ;;
+    *) echo "unknown method $m (imp oneshot gmp set rigl static snip units units_imp)"; exit 2 ;;
+  esac
+  wd="$W/${DATASET}_$m"; mkdir -p "$W"
+  t0=$(date +%s)
+  # shellcheck disable=SC2086
+  "$PY" -m experiments.lottery $COMMON $flags --workdir="$wd" > "$wd.log" 2>&1 || { tail -n 5 "$wd.log"; exit 1; }
+  echo "$DATASET $m wall seconds: $(( $(date +%s) - t0 ))"
+done
