@@ -119,3 +119,9 @@ def training_call(trainer, states, dataset, steps: int) -> Callable[[], Any]:
     holder["groups"] = [o[0] for o in outs]
     return [o[1] for o in outs]
   return call
+
+
+def rotated(names: list, rep: int) -> list:
+  """`names` starting at rep mod len: alternated variants take turns at going first."""
+  k = rep % len(names)
+  return names[k:] + names[:k]

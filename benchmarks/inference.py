@@ -9,8 +9,8 @@ For each density and batch size (`--batches`, default 1 and 1,000), one JSON lin
 - `exported`: `ltjax.models.export`'s narrower dense network (dead units and unread inputs gone);
 - `bcoo`: every kernel as a `jax.experimental.sparse.BCOO` matrix (only live weights stored).
 Each line has the median latency of a jitted forward pass over `--repeats` calls (the four ways
-alternated within each repeat), throughput in examples/s, `ratio_to_dense` (same run), and the
-bytes of the weights the way keeps (BCOO: values and int32 indices; masked: weights and masks).
+alternated within each repeat, their order rotated), throughput in examples/s, `ratio_to_dense`
+(same run), and the bytes of the weights the way keeps (BCOO: values and int32 indices; masked: weights and masks).
 Without `--workdir`, masks come from magnitude pruning θ0 at the paper's rates (fc 20%, output
 10% per round) to the rounds in `--rounds`.
 """
@@ -127,10 +127,10 @@ def main(argv):
       for fn, _ in fns.values():
         jax.block_until_ready(fn(x))
       times = {name: [] for name in fns}
-      for _ in range(_REPEATS.value):
-        for name, (fn, _) in fns.items():
+      for rep in range(_REPEATS.value):
+        for name in common.rotated(list(fns), rep):  # no way always first (or after the same one)
           t0 = time.perf_counter()
-          jax.block_until_ready(fn(x))
+          jax.block_until_ready(fns[name][0](x))
           times[name].append(time.perf_counter() - t0)
       base = statistics.median(times["dense"])
       for name, (_, nbytes) in fns.items():

@@ -5,7 +5,7 @@ masked step, on steps without an update and amortized over ΔT.
   python -m benchmarks.sparse_step --tickets=16 --steps=1000 --every=100,1000
 
 One JSON line per (K, variant): the median seconds per step over `--repeats` calls of `--steps`
-steps (variants alternated within each repeat, so drift hits them alike) and `ratio_to_masked`,
+steps (variants alternated within each repeat, their order rotated, so drift hits them alike) and `ratio_to_masked`,
 the same-run ratio to the masked step. Variants: `masked` (a fixed mask: IMP's step),
 `gmp_idle`/`set_idle`/`rigl_idle` (the hook compiled in, no update in the window: the
 update-free steps), `gmp_every_N`/`set_every_N`/`rigl_every_N` (an update every N steps). Issue
@@ -81,10 +81,10 @@ def main(argv):
       calls[name] = common.training_call(trainer, jax.tree.map(lambda x: x.copy(), states), ds, steps)
       jax.block_until_ready(calls[name]())  # compile and warm
     times = {name: [] for name in calls}
-    for _ in range(_REPEATS.value):
-      for name, call in calls.items():
+    for rep in range(_REPEATS.value):
+      for name in common.rotated(list(calls), rep):  # no variant always first (or after the same one)
         t0 = time.perf_counter()
-        jax.block_until_ready(call())
+        jax.block_until_ready(calls[name]())
         times[name].append((time.perf_counter() - t0) / steps)
     masked = statistics.median(times["masked"])
     for name, ts in times.items():

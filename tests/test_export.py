@@ -1,4 +1,4 @@
-"""A ticket exported as a narrower dense MLP computes what the masked network computes."""
+"""A ticket exported as a narrower dense MLP or conv net computes what the masked network computes."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ltjax.core import masks, pruning
-from ltjax.models import export
+from ltjax.models import conv, export
 from ltjax.models.mlp import MLP
 
 
@@ -80,3 +80,50 @@ def test_what_cannot_be_exported_is_one_line(net):
     export.export_mlp(nn.Dense(3), params, dead)
   with pytest.raises(export.ExportError, match="must hold kernel and bias"):
     export.export_mlp(module, {"fc1": params["fc1"]}, dead)
+
+
+# ---------------------------------------------------------------- conv nets
+@pytest.fixture(scope="module")
+def convnet():
+  module = conv.ConvNet(filters=(6, 8, 8, 10), hidden=(12, 9), num_classes=5)
+  params = module.init(jax.random.key(3), jnp.zeros((1, 8, 8, 3)))["params"]
+  return module, params
+
+
+def _conv_x():
+  return jax.random.normal(jax.random.key(4), (16, 8, 8, 3))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exported_conv_nets_compute_the_masked_network(convnet, seed):
+  module, params = convnet
+  keys = iter(jax.random.split(jax.random.key(seed), 40))
+  # Random weights and whole channels pruned, constants > 0 and = 0 among them.
+  mask = {n: {"kernel": jax.random.uniform(next(keys), layer["kernel"].shape) < 0.7,
+              "bias": jnp.ones(layer["bias"].shape, bool)} for n, layer in params.items()}
+  params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(next(keys), p.shape), params)
+  mask["conv2"]["kernel"] = mask["conv2"]["kernel"].at[..., :3].set(False)   # no inputs: constants
+  mask["conv3"]["kernel"] = mask["conv3"]["kernel"].at[:, :, 5].set(False)   # conv2 channel 5: no outputs
+  mask["conv4"]["kernel"] = mask["conv4"]["kernel"].at[..., 2:4].set(False)  # constants into fc1
+  mask["fc1"]["kernel"] = mask["fc1"]["kernel"].at[7::10].set(False)        # conv4 channel 7: no outputs
+  mask["fc2"]["kernel"] = mask["fc2"]["kernel"].at[:, 1].set(False)
+  small = export.export(module, params, mask)
+  x = _conv_x()
+  np.testing.assert_allclose(small.apply(x), _masked(module, params, mask, x), rtol=1e-4, atol=1e-4)
+  f = small.module.filters
+  assert f[1] <= 7 and f[3] <= 7 and small.module.hidden[1] == 8
+  assert small.num_weights() < sum(p.size for p in jax.tree.leaves(params))
+
+
+def test_a_conv_tickets_export_saves_and_loads(convnet, tmp_path):
+  module, params = convnet
+  mask = jax.tree.map(lambda p: jnp.ones(p.shape, bool), params)
+  mask["conv3"]["kernel"] = mask["conv3"]["kernel"].at[..., :4].set(False)
+  small = export.export(module, params, mask)
+  assert small.module.filters == (6, 8, 4, 10)  # zero constants into a conv go
+  export.save(tmp_path / "conv", small)
+  back = export.load(tmp_path / "conv")
+  x = _conv_x()
+  plain = conv.ConvNet(filters=back.module.filters, hidden=back.module.hidden, num_classes=5)
+  np.testing.assert_allclose(plain.apply({"params": back.params}, x), _masked(module, params, mask, x),
+                             rtol=1e-4, atol=1e-4)
