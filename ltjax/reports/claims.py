@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ltjax.reports import comparison
 from ltjax.reports import selection as sel
 from ltjax.reports import stats
 from ltjax.reports.selection import ClaimError, Records, pct_label, round_at
@@ -278,6 +279,14 @@ class Claims:
         cells.append(sel.interval_text(iv, scale, digits) + (" *" if iv.real else ""))
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+  def methods(self, rows: Sequence[Sequence[Any]], densities: Sequence[float]) -> str:
+    """Methods side by side: accuracy ± half-width and training FLOPs (`comparison.methods_table`)."""
+    return comparison.methods_table(self.records, rows, densities)
+
+  def between(self, a: str, b: str, density: float) -> str:
+    """Run `a`'s tickets minus run `b`'s at `density`, paired by trial: 'mean [lo, hi]' in points."""
+    return sel.interval_text(comparison.between(self.records, a, b, density), 100.0, 2)
 
   def xor_tables(self) -> str:
     data = self.records.json("xor/xor.json")
