@@ -1,13 +1,17 @@
 """IMP by structure: units (with their outgoing weights), N:M walked down round by round, random-mask
 controls shuffled within the structure, conv channels chained, and what cannot work refused first."""
 
+import types
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from ltjax.core import structure, tickets
 from ltjax.core.pruning import PruningError
+from ltjax.methods import structured
 from ltjax.models import conv
 from ltjax.runs import experiment, results
 from tests.conftest import shared_data_dir, tiny_lottery_config
@@ -120,3 +124,26 @@ def test_groups_rank_by_their_live_weights_only():
   assert np.array_equal(kept, [[False, True], [False, True]])
   with pytest.raises(PruningError):
     structure.unit_chain({"head": {"kernel": jnp.ones((2, 2))}})
+
+
+def test_units_imp_prunes_a_conv_nets_channels_and_what_they_feed():
+  module = conv.ConvNet(filters=(8, 8), hidden=(10,), num_classes=3)
+  params = module.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))["params"]
+  stack = lambda tree: jax.tree.map(lambda x: jnp.stack([x, 2 * x]), tree)  # noqa: E731 -- two trials
+  roles = {n: {"kernel": "conv" if n.startswith("conv") else "output" if n == "out" else "fc", "bias": "fixed"}
+           for n in params}
+  rates = {n: {"kernel": {"conv": 0.25, "fc": 0.2, "output": 0.1}[roles[n]["kernel"]], "bias": 0.0} for n in params}
+  cfg = ml_collections.ConfigDict({"prune": {"sparsity_type": "units", "score": "magnitude"}})
+  ones = jax.tree.map(lambda p: jnp.ones(p.shape, bool), stack(params))
+  request = types.SimpleNamespace(
+      setup=types.SimpleNamespace(cfg=cfg, rates=rates, roles=roles), round_index=0, key=jax.random.key(1),
+      trained=stack(params), lineage=types.SimpleNamespace(mask=ones, init_params=stack(params)))
+  m = structured.prune_trials(request)
+  c1, c2, fc1, out = (np.asarray(m[n]["kernel"]) for n in ("conv1", "conv2", "fc1", "out"))
+  assert (c1.any((1, 2, 3)).sum(-1) == 6).all() and (c2.any((1, 2, 3)).sum(-1) == 6).all()  # 8 - 25%
+  assert (fc1.any(1).sum(-1) == 8).all() and out.any(1).all()  # 10 - 20% units; the classes stay
+  for t in range(2):
+    assert not c2[t][:, :, ~c1[t].any((0, 1, 2))].any()  # conv1's pruned channels feed nothing
+    dead = ~c2[t].any((0, 1, 2))
+    assert not fc1[t].reshape(-1, 8, 10)[:, dead].any()  # nor do conv2's, through the flatten
+  assert np.array_equal(c1[0], c1[1])  # the same ranking at twice the weights
