@@ -72,11 +72,11 @@ def test_only_what_the_ticket_axis_carries_goes_side_by_side():
 def test_points_that_normalize_their_inputs_differently_share_a_program(tmp_path):
   # The normalization study's points: standardized and [0, 1] inputs. Each ticket standardizes the
   # shared raw batch with its point's statistics; each point is its own run up to rounding.
-  points = [(n, _cfg(**{"normalization": n, "controls": ("reinit",)})) for n in ("dataset", "none")]
+  points = [(n, _cfg(**{"normalization": n, "controls": ("reinit",), "trials": 1})) for n in ("dataset", "none")]
   assert together.why_not([c for _, c in points]) is None
   got = together.train_together(points, tmp_path / "together", log=QUIET)
   key = lambda r: (r["round"], r["kind"], r["trial"], r["draw"])  # noqa: E731
-  for name, cfg in points:
+  for name, cfg in points[1:]:  # the second point's lineages: statistics other than the first's
     alone = experiment.train_and_evaluate(cfg, tmp_path / f"alone_{name}", log=QUIET)
     mine = sorted(got[name], key=key)
     assert [key(x) for x in mine] == [key(y) for y in sorted(alone, key=key)]
