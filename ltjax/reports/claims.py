@@ -237,25 +237,14 @@ class Claims:
                  field: str = "acc") -> str:
     """One row per (label, record set, kind): mean ± the 95% half-width over trials at each density
     (the nearest round within 1 point of it; '—' where the run has none)."""
-    scale, digits = sel.scale_of(field)
     lines = ["| | " + " | ".join(f"~{d:g}%" for d in densities) + " |",
              "|---|" + "---|" * len(densities)]
     for label, name, kind in rows:
       recs = self.records.get(name)
       cells = []
       for d in densities:
-        pruned = sorted({r["round"] for r in recs if r["round"] > 0})
-        near = [(abs(sel.mean_density(recs, n) * 100 - d), n) for n in pruned]
-        near = [x for x in near if x[0] <= 1.0]
-        if not near:
-          cells.append("\u2014")
-          continue
-        rnd = min(near)[1]
-        iv = stats.interval(sel.kind_trials(recs, kind, rnd, sel.field_name(field)).values())
-        half = "" if iv.n < 2 else f" \u00b1 {(iv.hi - iv.mean) * scale:.{digits}f}"
-        here = sel.mean_density(recs, rnd)
-        at = "" if abs(here * 100 - d) < 0.05 else f" at {pct_label(here)}%"
-        cells.append(f"{iv.mean * scale:.{digits}f}{half}{at}")
+        rnd = sel.nearest_round(recs, d, 1.0)
+        cells.append("\u2014" if rnd is None else sel.mean_cell(recs, kind, rnd, d, field))
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

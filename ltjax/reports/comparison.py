@@ -24,7 +24,7 @@ import numpy as np
 from ltjax.core import schedules
 from ltjax.reports import selection as sel
 from ltjax.reports import stats
-from ltjax.reports.selection import ClaimError, pct_label
+from ltjax.reports.selection import ClaimError
 
 TOLERANCE = 1.5  # points of density within which a round counts as "at" a column's density
 
@@ -70,13 +70,6 @@ def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int
   return float(np.mean(out))
 
 
-def _nearest(recs, density: float) -> int | None:
-  pruned = sorted({r["round"] for r in recs if r["round"] > 0})
-  near = [(abs(sel.mean_density(recs, n) * 100 - density), n) for n in pruned]
-  near = [x for x in near if x[0] <= TOLERANCE]
-  return min(near)[1] if near else None
-
-
 def methods_table(records, rows: Sequence[Sequence[Any]], densities: Sequence[float]) -> str:
   """One row per (label, record set): test accuracy, mean ± the 95% half-width over trials, and
   training FLOPs (dense runs) of the round nearest each density ('—' where none is within
@@ -87,15 +80,9 @@ def methods_table(records, rows: Sequence[Sequence[Any]], densities: Sequence[fl
     recs, cfg = records.get(name), _config(records, name)
     cells = []
     for d in densities:
-      rnd = _nearest(recs, d)
-      if rnd is None:
-        cells.append("\u2014")
-        continue
-      iv = stats.interval(sel.kind_trials(recs, "ticket", rnd, "test_accuracy").values())
-      half = "" if iv.n < 2 else f" \u00b1 {(iv.hi - iv.mean) * 100:.2f}"
-      here = sel.mean_density(recs, rnd)
-      at = "" if abs(here * 100 - d) < 0.05 else f" at {pct_label(here)}%"
-      cells.append(f"{iv.mean * 100:.2f}{half}{at} ({training_flops(cfg, recs, rnd):.2f})")
+      rnd = sel.nearest_round(recs, d, TOLERANCE)
+      cells.append("\u2014" if rnd is None else
+                   f"{sel.mean_cell(recs, 'ticket', rnd, d)} ({training_flops(cfg, recs, rnd):.2f})")
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -104,7 +91,7 @@ def between(records, a: str, b: str, density: float) -> stats.Interval:
   """Test accuracy of run `a`'s tickets minus run `b`'s at `density`, paired by trial (the same seed
   draws the same θ0 in both runs)."""
   ra, rb = records.get(a), records.get(b)
-  na, nb = _nearest(ra, density), _nearest(rb, density)
+  na, nb = sel.nearest_round(ra, density, TOLERANCE), sel.nearest_round(rb, density, TOLERANCE)
   if na is None or nb is None:
     raise ClaimError(f"no round near {density}% in {a if na is None else b}")
   return stats.paired(sel.kind_trials(ra, "ticket", na, "test_accuracy"),

@@ -99,6 +99,24 @@ def pruned_rounds(recs, lo: float, hi: float) -> list[int]:
   return rounds
 
 
+def nearest_round(recs, density: float, tolerance: float) -> int | None:
+  """The pruned round whose density is nearest `density` (in %), within `tolerance` points."""
+  pruned = sorted({r["round"] for r in recs if r["round"] > 0})
+  near = [(abs(mean_density(recs, n) * 100 - density), n) for n in pruned]
+  near = [x for x in near if x[0] <= tolerance]
+  return min(near)[1] if near else None
+
+
+def mean_cell(recs, kind: str, rnd: int, density: float, field: str = "acc") -> str:
+  """'mean ± half-width' over trials of round `rnd`, and its own density where it is not `density`."""
+  scale, digits = scale_of(field)
+  iv = stats.interval(kind_trials(recs, kind, rnd, field_name(field)).values())
+  half = "" if iv.n < 2 else f" \u00b1 {(iv.hi - iv.mean) * scale:.{digits}f}"
+  here = mean_density(recs, rnd)
+  at = "" if abs(here * 100 - density) < 0.05 else f" at {pct_label(here)}%"
+  return f"{iv.mean * scale:.{digits}f}{half}{at}"
+
+
 # ---------------------------------------------------------------- formatting
 def num(x: float, digits: int) -> str:
   return f"{x:,.{digits}f}".replace("-", "\u2212")
