@@ -9,13 +9,14 @@
 #   TINY=1 bash experiments/comparison_runs.sh mnist          # a toy size that runs in minutes
 #
 # Methods: imp (IMP ticket, reset to theta_0), oneshot (magnitude, of the trained dense net), gmp
-# (Zhu & Gupta), set, rigl, static (ERK random, never updated), snip (at init, global), units (GMP by
+# (Zhu & Gupta), set, rigl, static (ERK random, never updated), snip (at init, global), ste
+# (straight-through: dense weights through a magnitude mask on GMP's schedule), units (GMP by
 # hidden units: the density is the fraction of units kept, so its weight density differs; see
 # RESULTS.md), units_imp (IMP by hidden units, 20% of each hidden layer's units per round, the
 # classes kept). Round 0 of every run is the same dense network.
 set -u
 DATASET=${1:?dataset: mnist or fashion_mnist}; shift
-METHODS=${*:-imp oneshot gmp set rigl static snip units units_imp}
+METHODS=${*:-imp oneshot gmp set rigl static snip ste units units_imp}
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python}
 W=${WORKROOT:-workdirs/comparison}
@@ -32,12 +33,12 @@ for m in $METHODS; do
   case $m in
     imp) flags="--config.prune.rounds=$ROUNDS" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
-    gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
+    gmp|set|rigl|static|ste) flags="--config.prune.mode=$m $SPARSE" ;;
     snip) flags="--config.prune.mode=at_init --config.prune.score=snip --config.prune.densities=$DENS" ;;
     units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
       --config.prune.update_every=$EVERY" ;;
-    *) echo "unknown method $m (imp oneshot gmp set rigl static snip units units_imp)"; exit 2 ;;
+    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp)"; exit 2 ;;
   esac
   wd="$W/${DATASET}_$m"; mkdir -p "$W"
   t0=$(date +%s)

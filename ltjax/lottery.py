@@ -19,6 +19,7 @@ import dataclasses
 import time
 from typing import Any, Callable, Protocol
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -26,7 +27,8 @@ from ltjax import lineup, stability
 from ltjax.core import masks, tickets
 from ltjax.data import Dataset
 from ltjax.engine import parallel, train
-from ltjax.methods import at_init, dynamic, early_bird, gradual, imp, modes, oneshot  # noqa: F401 -- register the modes
+# Importing the methods registers their modes.
+from ltjax.methods import at_init, dynamic, early_bird, gradual, imp, modes, oneshot, straight_through  # noqa: F401
 from ltjax.wiring import Setup
 
 PyTree = Any
@@ -115,7 +117,10 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
   states, tracker, curves = run(states, tracker, start, length)
   if prior is not None:
     curves = train.concat_curves([prior, curves])
-  _, test_acc = trainer.evaluate_many(tracker.params, states.mask, tracker.model_state, dataset,
+  # The best step's weights are its network as it was validated (masked then, under that step's
+  # mask): a mask that moved later (SET, RigL) must not be laid over them.
+  unmasked = jax.tree.map(jnp.ones_like, states.mask)
+  _, test_acc = trainer.evaluate_many(tracker.params, unmasked, tracker.model_state, dataset,
                                       dataset.test)
   _, final_acc = trainer.evaluate_many(states.params, states.mask, states.model_state, dataset,
                                        dataset.test)
@@ -126,7 +131,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
       diverged=np.asarray(tracker.diverged), density=density, layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
-      final_params=states.params, masks=states.mask,
+      final_params=masks.apply(states.params, states.mask), masks=states.mask,
       steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
                               for tid in ids]),
       path_error=stability.twin_paths(trainer, cfg.stability.points, ids, states, dataset),

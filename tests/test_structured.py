@@ -112,7 +112,7 @@ def test_structured_imp_that_cannot_work_is_one_line_before_writing(tmp_path, fi
 
 def test_a_mode_without_a_structure_refuses_it():
   with pytest.raises(experiment.UsageError, match="units sparsity is pruned by prune.mode 'gmp', 'iterative', "
-                                                  "not by 'oneshot'"):
+                                                  "'ste', not by 'oneshot'"):
     experiment.validate(tiny_lottery_config(**{"prune.mode": "oneshot", "prune.sparsity_type": "units"}))
 
 

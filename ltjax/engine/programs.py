@@ -121,8 +121,9 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
                                          draw_at=step0)
       end = start + interval
       train_loss = jnp.mean(losses)
-      val_loss, val_acc = evaluate(trainer, state.params, state.model_state, dataset, dataset.val)
-      new_best = early_stop.update(best, state.params, state.model_state, train_loss, val_loss,
+      network = trainer.network(state)
+      val_loss, val_acc = evaluate(trainer, network, state.model_state, dataset, dataset.val)
+      new_best = early_stop.update(best, network, state.model_state, train_loss, val_loss,
                                    val_acc, end)
       # Until a gradual schedule reaches its density, the network is not the one being studied.
       settled = getattr(trainer.mask_updates, "settled_at", 0)

@@ -61,6 +61,9 @@ class Trainer:
   it trains (gradual pruning, dynamic sparse training), is called after every step with
   (trainer, state, images, labels, step) and returns the state; it must be hashable (a frozen
   dataclass of tuples) and branch on the step itself, so steps without an update stay cheap.
+  A `mask_updates` whose `straight_through` is True keeps every weight dense and trains it
+  through the mask: the forward pass sees the masked weights, the gradient reaches all of them
+  (straight-through pruning); `network(state)` is then the masked view.
   """
   module: nn.Module
   tx: optax.GradientTransformation
@@ -70,6 +73,14 @@ class Trainer:
   unroll: bool = False
   layout: parallel.Layout = parallel.Layout()
   mask_updates: Callable | None = None
+
+  @property
+  def straight_through(self) -> bool:
+    return bool(getattr(self.mask_updates, "straight_through", False))
+
+  def network(self, state: TrainState) -> PyTree:
+    """The weights the ticket's network runs with: the stored ones, masked where they are kept dense."""
+    return masks_lib.apply(state.params, state.mask) if self.straight_through else state.params
 
   # ------------------------------------------------------------ one ticket
   def init_state(self, params: PyTree, mask: PyTree, model_state: PyTree, rng: jax.Array,
@@ -104,21 +115,29 @@ class Trainer:
     if split:
       dropout_key = jax.random.fold_in(dropout_key, parallel.batch_index())
 
+    dense = self.straight_through
+
     def loss_fn(params):
       # The forward pass sees masked weights without a copy: stored weights are exactly 0.0 at
       # pruned positions (init_state masks them; every step re-masks after the update).
+      if dense:  # straight through: the masked weights forward, the identity backward
+        params = jax.tree.map(lambda p, m: p + jax.lax.stop_gradient(jnp.where(m, p, 0) - p),
+                              params, state.mask)
       logits, model_state = self.logits(params, state.model_state, images, True, dropout_key)
       return cross_entropy(logits, labels), model_state
 
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     if split:
       grads, loss = jax.lax.pmean((grads, loss), parallel.BATCH)
-    grads = masks_lib.apply(grads, state.mask)
+    if not dense:
+      grads = masks_lib.apply(grads, state.mask)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     if state.schedule:  # optax scales by the rate last, so scaling the update scales the rate
       lr_scale, last_step = state.schedule
       updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
-    params = masks_lib.apply(optax.apply_updates(state.params, updates), state.mask)
+    params = optax.apply_updates(state.params, updates)
+    if not dense:
+      params = masks_lib.apply(params, state.mask)
     new = state.replace(params=params, opt_state=opt_state, model_state=model_state)
     if state.schedule:  # past its budget a ticket stands still (and its validation loss with it)
       new = jax.tree.map(lambda n, o: jnp.where(step < last_step, n, o), new, state)

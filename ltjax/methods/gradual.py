@@ -64,6 +64,22 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
   if kind.kind == "n:m":
     raise PruningError(f"{kind} sparsity has one density ({kind.n}/{kind.m}); a gradual schedule "
                        "cannot move it (prune to N:M in one step instead)")
+  at = schedule.update_steps()
+  sparsity = schedule.sparsity(at)
+  if at[0] == 0:  # the loop updates after a step; a mask at step 0 is the one training starts with
+    if sparsity[0] > 0:
+      raise PruningError(f"a gradual schedule that starts at step 0 must start dense (initial "
+                         f"sparsity 0, got {schedule.initial}); prune the starting mask instead")
+    at, sparsity = at[1:], sparsity[1:]
+  rows, chain = keep_table(params, roles, sparsity, kind, distribution, role_rates)
+  return GradualPruning(tuple(int(t) for t in at), rows, str(kind), chain=chain)
+
+
+def keep_table(params: PyTree, roles: PyTree, sparsity, kind: structure.Structure,
+               distribution: str = "uniform", role_rates: Mapping[str, float] | None = None
+               ) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
+  """(each update's kept groups per leaf, -1 where a leaf is not pruned; the units chain) at the
+  sparsities `sparsity` spread by `distribution`. N:M keeps N of M whatever its row says (0)."""
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   leaf_roles = jax.tree.leaves(roles)
   chain = structure.unit_chain(params) if kind.kind == "units" else ()
@@ -72,30 +88,25 @@ def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomia
       kind.check(tuple(leaf.shape), masks.path_str(path))
     if chain and i == chain[-1]:  # the output layer's units are the classes
       leaf_roles[i] = "kept"
-  at = schedule.update_steps()
-  sparsity = schedule.sparsity(at)
-  if at[0] == 0:  # the loop updates after a step; a mask at step 0 is the one training starts with
-    if sparsity[0] > 0:
-      raise PruningError(f"a gradual schedule that starts at step 0 must start dense (initial "
-                         f"sparsity 0, got {schedule.initial}); prune the starting mask instead")
-    at, sparsity = at[1:], sparsity[1:]
   if chain and distribution != "uniform":
     raise PruningError(f"'units' keeps the same fraction of every hidden layer's units; distribution "
                        f"{distribution!r} spreads weights (use 'uniform')")
   rows = []
   for s in sparsity:
     # Units: the density is the fraction of each hidden layer's units kept (weights follow from it).
-    dens = ([1.0 - float(s)] * len(flat) if chain else
+    dens = ([1.0 - float(s)] * len(flat) if chain or kind.kind == "n:m" else
             jax.tree.leaves(distributions.layer_densities(params, roles, 1.0 - float(s), distribution, role_rates)))
     row = []
     for (_, leaf), role, d in zip(flat, leaf_roles, dens):
       if role not in PRUNABLE:
         row.append(-1)
-        continue
-      groups = kind.num_groups(tuple(leaf.shape))
-      row.append(int(min(groups, max(1, round(d * groups)))))
+      elif kind.kind == "n:m":
+        row.append(0)
+      else:
+        groups = kind.num_groups(tuple(leaf.shape))
+        row.append(int(min(groups, max(1, round(d * groups)))))
     rows.append(tuple(row))
-  return GradualPruning(tuple(int(t) for t in at), tuple(rows), str(kind), chain=chain)
+  return tuple(rows), chain
 
 
 def kept(update: GradualPruning, mask: PyTree) -> np.ndarray:

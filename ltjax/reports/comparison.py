@@ -10,7 +10,9 @@ multiply-add per example, so the weight density is the FLOP density), and
 - SNIP, static, SET: the sparse network's training (a scoring batch or a regrowth is negligible);
 - RigL: that, plus one dense gradient per update step (its dense backward pass);
 - GMP: the density of every step of its schedule, dense before the first update (for `units`, the
-  kept-unit fraction: an upper bound of the weight fraction).
+  kept-unit fraction: an upper bound of the weight fraction);
+- straight-through: a step's forward and input-gradient passes at the mask's density and its
+  weight gradient dense (every weight trains), (2 d_t + 1) / 3 of a dense step at density d_t.
 Masked training as ltjax runs it on CPU and GPU costs a dense step whatever the density; these
 counts are what sparse kernels could save, the comparison the literature makes.
 """
@@ -58,6 +60,8 @@ def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int
     elif mode == "gmp":
       target = cfg["prune"]["densities"][rnd - 1]
       cost = _gmp_mean_density(cfg, target)
+    elif mode == "ste":
+      cost = (2.0 * _gmp_mean_density(cfg, cfg["prune"]["densities"][rnd - 1]) + 1.0) / 3.0
     elif mode == "rigl":
       p = cfg["prune"]
       updates = len(range(p["update_begin"] + p["update_every"], p["update_end"] + 1, p["update_every"]))

@@ -141,7 +141,7 @@ def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[s
                                  "by the role rates (prune.fc_rate, prune.conv_rate, prune.output_rate)")
   kind = structure.parse(c["prune.sparsity_type"])
   by = ", ".join(repr(n) for n in modes.names() if kind.kind in modes.get(n).structures)
-  if kind.kind == "n:m" and found_by.trains is not None:
+  if kind.kind == "n:m" and found_by.trains is not None and "n:m" not in found_by.structures:
     yield "prune.sparsity_type", (f"{kind} sparsity has one density ({kind.n}/{kind.m}); a schedule "
                                   f"that trains the masks cannot move it (prune.mode {by} walks down to it)")
   elif kind.kind != "unstructured" and kind.kind not in found_by.structures:
