@@ -4,8 +4,9 @@ r"""What bounds LeNet training throughput on CPU: the step's parts, one ticket p
 
 Times, with the tickets laid over every CPU core as devices (one ticket at a time per core), a
 scan of steps on a fixed batch for steps of decreasing work: the real masked Adam step, Adam
-without masks, a plain SGD step without masks, and forward+backward alone (the gradient is reduced to a scalar
-so nothing is dead code, and the input varies with the step so nothing is hoisted). FLOPs of each from XLA's cost analysis; the ceiling is the 2048^2
+without masks, a plain SGD step without masks, and forward+backward alone (the gradient is
+reduced to a scalar so nothing is dead code, and the input varies with the step so nothing is
+hoisted). FLOPs of each are counted from shapes (`benchmarks.flops`); the ceiling is the 2048^2
 float32 matmul timed next to each measurement (every core), and once pinned to one core.
 """
 
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from absl import flags
 
-from benchmarks import common
+from benchmarks import common, flops
 from experiments import cli
 from ltjax import models
 from ltjax.engine import parallel, runtime, train
@@ -84,7 +85,7 @@ def main(argv):
                "one_core_flops": per_core, "cores": cores, **common.device_info()})
   one = parallel.take(states, 0)
   for name, step in variants(base).items():
-    flops = common.compiled_flops(jax.jit(step), one, x, y, 0)
+    step_flops = flops.shape_flops(step, one, x, y, 0)
 
     def scan(state, x, y, step=step):
       return jax.lax.scan(lambda st, s: step(st, x, y, s), state, jnp.arange(_STEPS.value))
@@ -97,9 +98,9 @@ def main(argv):
       return losses
 
     seconds, ceil, _ = common.interleaved(call, ceiling, _REPEATS.value)
-    achieved = layout.padded(_TICKETS.value) * _STEPS.value * flops / seconds
+    achieved = layout.padded(_TICKETS.value) * _STEPS.value * step_flops / seconds
     common.emit({"bench": "bounds", "step": name, "tickets": _TICKETS.value,
-                 "layout": layout.describe(), "flops_per_step": flops,
+                 "layout": layout.describe(), "flops_per_step": step_flops,
                  "model_steps_per_s": _TICKETS.value * _STEPS.value / seconds,
                  "fraction_of_ceiling": achieved / ceil,
                  "per_core_fraction_of_one_core_ceiling": achieved / layout.ticket_shards / per_core})

@@ -1,4 +1,4 @@
-"""Shared measurement helpers: the device's matmul ceiling, XLA FLOP counts, peak memory, medians."""
+"""Shared measurement helpers: the device's matmul ceiling, peak memory, medians (FLOPs: `benchmarks.flops`)."""
 
 from __future__ import annotations
 
@@ -56,14 +56,6 @@ def interleaved(fn: Callable[[], Any], ceiling: MatmulCeiling, repeats: int) -> 
     jax.block_until_ready(fn())
     secs.append(time.perf_counter() - t0)
   return statistics.median(secs), statistics.median(ceils), ceils
-
-
-def compiled_flops(jitted, *args, **kwargs) -> float:
-  """FLOPs of one call according to XLA's cost analysis of the compiled program."""
-  cost = jitted.lower(*args, **kwargs).compile().cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0]
-  return float(cost["flops"])
 
 
 def peak_memory_mb() -> dict[str, float]:

@@ -9,7 +9,7 @@ tickets over every device; on CPU the cores are devices) it times a pruned round
 reinits, random masks; validation every `eval_every` steps; test evaluation at the early-stop
 point) through `lottery.train_round`, and pure training of the same tickets for the same steps
 (no evaluation). It reports the round's FLOPs counted honestly — training steps, every
-validation pass and the two test passes, each from XLA's cost analysis — as a fraction of the
+validation pass and the two test passes, each counted from shapes (`benchmarks.flops`) — as a fraction of the
 matmul ceiling timed next to it, and validation's own throughput against training's.
 """
 
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from absl import flags
 
-from benchmarks import common
+from benchmarks import common, flops
 from experiments import cli
 from ltjax import configs, lineup, lottery, wiring
 from ltjax.engine import parallel, programs, runtime
@@ -55,18 +55,17 @@ flags.register_multi_flags_validator(["steps", "eval_every"], lambda f: f["steps
 
 
 def flop_counts(setup, dataset):
-  """FLOPs of one training step, one validation pass and one test pass of one ticket (unrolled:
-  XLA's cost analysis counts a loop's body once, whatever its trip count)."""
-  one = dataclasses.replace(setup.trainer, layout=parallel.Layout(), unroll=True)
+  """FLOPs of one training step, one validation pass and one test pass of one ticket, counted
+  from shapes (`benchmarks.flops`: the same count on every device)."""
+  one = dataclasses.replace(setup.trainer, layout=parallel.Layout())
   params, model_state = setup.init_fn(jax.random.key(0))
   state = one.init_state(params, jax.tree.map(lambda p: jnp.ones(p.shape, bool), params),
                          model_state, jax.random.key(0))
   images = dataset.normalize(dataset.train.images[:one.batch_size])
-  step = common.compiled_flops(jax.jit(one.train_step), state, images,
-                               dataset.train.labels[:one.batch_size], 0)
-  evaluate = jax.jit(lambda p, ms, split: programs.evaluate(one, p, ms, dataset, split))
-  return (step, common.compiled_flops(evaluate, params, model_state, dataset.val),
-          common.compiled_flops(evaluate, params, model_state, dataset.test))
+  step = flops.shape_flops(one.train_step, state, images, dataset.train.labels[:one.batch_size], 0)
+  evaluate = lambda p, ms, split: programs.evaluate(one, p, ms, dataset, split)  # noqa: E731
+  return (step, flops.shape_flops(evaluate, params, model_state, dataset.val),
+          flops.shape_flops(evaluate, params, model_state, dataset.test))
 
 
 def measure(cfg, dataset, ceiling):

@@ -7,9 +7,9 @@ Prints one JSON line per (model, K, layout) plus one for the ceiling. A layout i
 MESH as `execution.mesh` ('single' = one device, 'auto' = every device), TICKET_BATCH the strategy on
 each device (0 = vmap all, 1 = sequential, b = chunks of b). On CPU the cores are devices
 (`--cpu_devices`), so one run compares one device using both cores against one core per device.
-A step's FLOPs come
-from XLA's cost analysis of the compiled single-ticket train step; "fraction_of_ceiling" is
-achieved FLOP/s over the float32 matmul FLOP/s of this device, each training timing interleaved
+A step's FLOPs are counted from shapes (`benchmarks.flops`, the same on every device) of the
+single-ticket train step; "fraction_of_ceiling" is achieved FLOP/s over the float32 matmul FLOP/s
+of this device, each training timing interleaved
 with a ceiling timing (medians of both).
 `--pipeline` also times the same scan on one fixed batch, so the data gathering overhead shows.
 """
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from absl import flags
 
-from benchmarks import common
+from benchmarks import common, flops
 from experiments import cli
 from ltjax import models, wiring
 from ltjax.engine import parallel, runtime, train
@@ -77,8 +77,8 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   one = parallel.take(states, 0)
   images = ds.normalize(ds.train.images[:_BATCH.value])
   labels = ds.train.labels[:_BATCH.value]
-  flops_step = common.compiled_flops(jax.jit(dataclasses.replace(trainer, layout=parallel.Layout()).train_step),
-                                     one, images, labels, 0)
+  flops_step = flops.shape_flops(dataclasses.replace(trainer, layout=parallel.Layout()).train_step,
+                                 one, images, labels, 0)
   fixed_states = jax.tree.map(jnp.copy, states) if _PIPELINE.value else None
   call = common.training_call(trainer, states, ds, _STEPS.value)  # donates `states`
   seconds, ceiling_flops, _ = common.interleaved(call, ceiling, _REPEATS.value)
