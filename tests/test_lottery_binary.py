@@ -161,4 +161,5 @@ def reference(run_once, jax_cache):
     proc = lottery([f"--workdir={workdir}", *TINY], jax_cache)
     assert proc.returncode == 0, proc.stderr
     assert "round 2 done" in proc.stdout and "ticket" in proc.stdout
+    assert "where the time went" in proc.stdout and "training + validation" in proc.stdout
   return run_once("tiny_reference", make)

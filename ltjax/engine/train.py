@@ -27,7 +27,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.engine import early_stop, parallel, programs
+from ltjax.engine import early_stop, parallel, programs, timing
 from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
@@ -180,10 +180,11 @@ class Trainer:
 
   def evaluate_many(self, params, mask, model_state, dataset: Dataset, split: Split):
     """(loss[K], accuracy[K]) for stacked tickets."""
-    k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
-    outs = [programs.evaluate_many(self, *g, dataset, split)
-            for g in self.place_groups((params, mask, model_state))]
-    return self.gather_groups(outs, k)
+    with timing.phase("test"):
+      k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
+      outs = [programs.evaluate_many(self, *g, dataset, split)
+              for g in self.place_groups((params, mask, model_state))]
+      return self.gather_groups(outs, k)
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
             tracker: EarlyStop | None = None, start_step: int = 0, stop_step: int | None = None,
@@ -198,6 +199,12 @@ class Trainer:
     only a callback that needs them pays for it. Passing the states/tracker of a saved point with
     its step resumes exactly. The input `states` and `tracker` are donated: use the returned ones.
     """
+    with timing.phase("training + validation"):  # (the callback's writes are timed as theirs)
+      return self._train(states, dataset, steps, eval_every, tracker, start_step, stop_step,
+                         intervals_per_call, callback)
+
+  def _train(self, states, dataset, steps, eval_every, tracker, start_step, stop_step, intervals_per_call,
+             callback):
     validate_schedule(steps, eval_every, self.batch_size, len(dataset.train))
     stop_step = steps if stop_step is None else stop_step
     for name, s in (("start_step", start_step), ("stop_step", stop_step)):

@@ -22,7 +22,7 @@ import numpy as np
 from ltjax import data, lineup, lottery, models, wiring
 from ltjax.core import pruning
 from ltjax.data import prepare
-from ltjax.engine import parallel, runtime, train
+from ltjax.engine import parallel, runtime, timing, train
 from ltjax.methods import modes
 from ltjax.runs import checkpoint, results, validation
 from ltjax.runs.workdir import (  # noqa: F401 -- also this module's names, as callers know them
@@ -121,14 +121,16 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
     runtime.barrier("workdir_ready")  # others read checkpoints only after a restart cleared them
     ckpt = checkpoint.Checkpoints(workdir)
     try:
-      lineage, resume = _restore(setup, ckpt, log)
+      with timing.phase("resume"):
+        lineage, resume = _restore(setup, ckpt, log)
       sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer, status=status,
                          first_round=lineage.round)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lineup.num_rounds(cfg)} rounds "
           f"from round {lineage.round}, {setup.trainer.layout.describe()}, {jax.process_count()} "
           f"process(es), ticket_batch {setup.trainer.ticket_batch}, unroll {setup.trainer.unroll}")
       try:
-        lottery.run_rounds(setup, dataset, sink, lineage, resume)
+        with timing.phase("host work"):  # what the phases inside (training, test, writes) leave
+          lottery.run_rounds(setup, dataset, sink, lineage, resume)
       finally:
         sink.close()
     finally:
@@ -141,14 +143,21 @@ def _build(cfg, log=print, network=None, arrays=None) -> tuple[data.Dataset, wir
   """Devices, data and the compiled pieces' setup: every check that needs them, before writing."""
   ex = cfg.execution
   try:
-    runtime.start(ex.cpu_devices, ex.compilation_cache, ex.compilation_cache_dir,
-                  cfg.train.matmul_precision)
+    with timing.phase("devices"):
+      runtime.start(ex.cpu_devices, ex.compilation_cache, ex.compilation_cache_dir,
+                    cfg.train.matmul_precision)
   except parallel.LayoutError as e:
     raise UsageError(str(e)) from None
   except OSError as e:
     raise UsageError(f"execution.compilation_cache_dir: cannot use it: {e.strerror or e}") from None
-  dataset = load_dataset(cfg, log, arrays)
+  with timing.phase("data"):
+    dataset = load_dataset(cfg, log, arrays)
   validation.check_data(cfg, len(dataset.train))
+  with timing.phase("setup"):
+    return _set_up(cfg, dataset, network)
+
+
+def _set_up(cfg, dataset, network) -> tuple[data.Dataset, wiring.Setup]:
   try:
     setup = wiring.build(cfg, dataset, network)
   except parallel.LayoutError as e:

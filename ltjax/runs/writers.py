@@ -47,6 +47,7 @@ from tensorboardX.record_writer import masked_crc32c
 
 from ltjax import files, lineup
 from ltjax.core import tickets
+from ltjax.engine import timing
 from ltjax.runs import checkpoint, progress, results
 
 METRICS = ("train_loss", "val_loss", "val_accuracy")  # the TensorBoard tags of a round
@@ -73,21 +74,30 @@ class FanOut(Sink):
 
   def progress(self, round_index, step, snapshot, curves):
     for s in self.sinks:
-      s.progress(round_index, step, snapshot, curves)
+      with _writing(s):
+        s.progress(round_index, step, snapshot, curves)
 
   def round_done(self, result, lineage):
     for s in self.sinks:
-      s.round_done(result, lineage)
+      with _writing(s):
+        s.round_done(result, lineage)
 
   def close(self):
     for s in self.sinks:
       if hasattr(s, "close"):  # a user's sink need only implement the protocol
-        s.close()
+        with _writing(s):
+          s.close()
+
+
+def _writing(sink):
+  """The run's timing phase of one sink's call ('write: checkpoints', ...)."""
+  return timing.phase(f"write: {getattr(sink, 'label', type(sink).__name__)}")
 
 
 # ---------------------------------------------------------------- one writer per kind of output
 class RecordsWriter(Sink):
   """results.jsonl and results.csv: the round's records replace any earlier copy of them."""
+  label = "records"
 
   def __init__(self, workdir: pathlib.Path, seed: int):
     self.workdir, self.seed = pathlib.Path(workdir), seed
@@ -98,6 +108,7 @@ class RecordsWriter(Sink):
 
 class CurvesWriter(Sink):
   """curves/round_XX.npz (every ticket's curves and ids) and masks/round_XX.npz (the tickets')."""
+  label = "curves"
 
   def __init__(self, workdir: pathlib.Path):
     self.workdir = pathlib.Path(workdir)
@@ -118,6 +129,7 @@ def _savez(path: pathlib.Path, **arrays) -> None:
 class CheckpointWriter(Sink):
   """checkpoints/: a round's states every `execution.checkpoint_every` steps, and the lineage
   after every round. Every process of a multi-process run takes part."""
+  label = "checkpoints"
 
   def __init__(self, ckpt: checkpoint.Checkpoints, cfg):
     self.ckpt, self.cfg = ckpt, cfg
@@ -156,6 +168,7 @@ class ProgressWriter(Sink):
   """The progress line (steps, model-steps/s, time left, best validation loss) and, after each
   round, its summary table. `status` gets every line; else `log` one every `log_every_s` and at
   each round's end."""
+  label = "progress"
 
   def __init__(self, cfg, log: Callable[[str], None], status: Callable[[str], None] | None = None,
                first_round: int = 0, log_every_s: float = 5.0,
@@ -190,6 +203,7 @@ class TensorBoardWriter(Sink):
   """tensorboard/<ticket>/: one TensorBoard run per ticket (kind, trial, draw), tags
   round_XX/{train_loss,val_loss,val_accuracy} at each evaluation step, flushed at every report so
   that `tensorboard --logdir=WORKDIR` is live."""
+  label = "tensorboard"
 
   def __init__(self, workdir: pathlib.Path, cfg):
     self.root, self.cfg = pathlib.Path(workdir) / "tensorboard", cfg
