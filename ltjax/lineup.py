@@ -20,7 +20,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.core import structure, tickets
-from ltjax.engine import parallel, train
+from ltjax.engine import parallel, runtime, train
 from ltjax.methods import modes
 
 PyTree = Any
@@ -214,9 +214,9 @@ def _structure(cfg, stacked_mask: PyTree) -> dict:
 
 def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:
   """A per-run jitted program (one compile per input shape, reused across rounds): one program
-  where eager ops would compile one per op and leaf shape."""
+  where eager ops would compile one per op and leaf shape, compiled as a one-off program."""
   if name not in setup.compiled:
-    setup.compiled[name] = jax.jit(make())
+    setup.compiled[name] = runtime.one_off_jit(make())
   return setup.compiled[name]
 
 
@@ -244,8 +244,7 @@ def fresh_inits(setup, key_data: np.ndarray, points: Sequence[int] = ()
   return chunks, rows
 
 
-@jax.jit
-def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
+def _assemble_one_off(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
   """(params, mask, model_state) per ticket: rows of the weight pools (starts, then the fresh
   chunks) under rows of the mask pools (masks, shuffled, inverted), reset to the mask."""
   cat = lambda *trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)  # noqa: E731
@@ -253,6 +252,9 @@ def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_
   model_state = parallel.take(cat(start_state, *(s for _, s in fresh)), param_rows)
   masks = parallel.take(cat(mask, shuffled, inverted), mask_rows)
   return jax.vmap(tickets.reset)(params, masks), masks, model_state
+
+
+_assemble = runtime.one_off_jit(_assemble_one_off)
 
 
 def _set_count(opt_state, step: int):

@@ -119,7 +119,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
     curves = train.concat_curves([prior, curves])
   # The best step's weights are its network as it was validated (masked then, under that step's
   # mask): a mask that moved later (SET, RigL) must not be laid over them.
-  unmasked = jax.tree.map(jnp.ones_like, states.mask)
+  unmasked = jax.tree.map(lambda m: np.ones(m.shape, bool), states.mask)  # (host arrays: no eager op compiles)
   _, test_acc = trainer.evaluate_many(tracker.params, unmasked, tracker.model_state, dataset,
                                       dataset.test)
   _, final_acc = trainer.evaluate_many(states.params, states.mask, states.model_state, dataset,
@@ -131,7 +131,8 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
       diverged=np.asarray(tracker.diverged), density=density, layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
-      final_params=masks.apply(states.params, states.mask), masks=states.mask,
+      final_params=masks.apply(states.params, states.mask) if trainer.straight_through else states.params,
+      masks=states.mask,
       steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
                               for tid in ids]),
       path_error=stability.twin_paths(trainer, cfg.stability.points, ids, states, dataset),

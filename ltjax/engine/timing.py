@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Iterator
 
+import jax
 from jax import monitoring
 
 COMPILE = "compile"
@@ -93,3 +94,11 @@ def recording(ledger: Ledger) -> Iterator[Ledger]:
 def phase(name: str):
   """Time the enclosed block as `name` in the active ledger (nothing when none is active)."""
   return _active.phase(name) if _active is not None else contextlib.nullcontext()
+
+
+def wait(tree):
+  """Block until `tree` is computed when a ledger is recording, so the device time counts in the
+  phase that launched it rather than in the first one that reads a result; else return at once."""
+  if _active is not None:
+    jax.block_until_ready(tree)
+  return tree

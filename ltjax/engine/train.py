@@ -27,7 +27,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.engine import early_stop, parallel, programs, timing
+from ltjax.engine import early_stop, parallel, programs, runtime, timing
 from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
@@ -92,7 +92,7 @@ class Trainer:
   def init_states(self, params, mask, model_state, rngs, schedule: tuple = ()) -> TrainState:
     """Stacked TrainStates for stacked params/masks/keys (and per-ticket (lr_scale[K],
     last_step[K]) when tickets follow schedules of their own)."""
-    return jax.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
+    return runtime.one_off_jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
 
   def logits(self, params, model_state, images, train: bool, dropout_key=None):
     stats = model_state.get(INPUT_STATS) if model_state else None
@@ -184,7 +184,7 @@ class Trainer:
       k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
       outs = [programs.evaluate_many(self, *g, dataset, split)
               for g in self.place_groups((params, mask, model_state))]
-      return self.gather_groups(outs, k)
+      return timing.wait(self.gather_groups(outs, k))
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
             tracker: EarlyStop | None = None, start_step: int = 0, stop_step: int | None = None,
@@ -225,7 +225,7 @@ class Trainer:
       outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval)
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
-      curves.append(self.gather_groups([c for *_, c in outs], k, axis=1))
+      curves.append(timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1)))
       step += num_intervals * interval
       if callback is not None:
         callback(step, snapshot, concat_curves(curves))
