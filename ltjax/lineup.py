@@ -20,7 +20,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.core import structure, tickets
-from ltjax.engine import parallel, runtime, train
+from ltjax.engine import oneoff, parallel, train
 from ltjax.methods import modes
 
 PyTree = Any
@@ -135,7 +135,7 @@ def initial_lineage(setup) -> Lineage:
                                                       for t in range(cfg.trials)]),
                           [point_of(setup, t) for t in range(cfg.trials)])
   params, model_state = jax.tree.map(lambda *x: jnp.concatenate(x), *chunks) if len(chunks) > 1 else chunks[0]
-  ones = jax.jit(jax.vmap(masks_lib.ones))(params)
+  ones = oneoff.jit(jax.vmap(masks_lib.ones))(params)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
                  start_model_state=model_state, mask=ones, inverted_mask=ones,
                  found_after=jnp.zeros(cfg.trials, jnp.int32), dense_params=params)
@@ -216,7 +216,7 @@ def batched(setup, name: str, make: Callable[[], Callable]) -> Callable:
   """A per-run jitted program (one compile per input shape, reused across rounds): one program
   where eager ops would compile one per op and leaf shape, compiled as a one-off program."""
   if name not in setup.compiled:
-    setup.compiled[name] = runtime.one_off_jit(make())
+    setup.compiled[name] = oneoff.jit(make())
   return setup.compiled[name]
 
 
@@ -254,7 +254,7 @@ def _assemble_one_off(start_params, start_state, fresh, mask, shuffled, inverted
   return jax.vmap(tickets.reset)(params, masks), masks, model_state
 
 
-_assemble = runtime.one_off_jit(_assemble_one_off)
+_assemble = oneoff.jit(_assemble_one_off)
 
 
 def _set_count(opt_state, step: int):

@@ -13,7 +13,7 @@ from ltjax import lineup, models
 from ltjax.core import masks, pruning, scores
 from ltjax.core import roles as roles_lib
 from ltjax.data import Dataset
-from ltjax.engine import optimizers, parallel, runtime, train
+from ltjax.engine import oneoff, optimizers, parallel, train
 from ltjax.methods import modes
 
 PyTree = Any
@@ -138,7 +138,7 @@ def make_init(module, input_shape) -> Callable[[jax.Array], tuple[PyTree, PyTree
     variables = module.init({"params": key, "dropout": key}, example, train=False)
     return variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
-  return runtime.one_off_jit(init_fn)
+  return oneoff.jit(init_fn)
 
 
 def ticket_batch(setting: int, roles: PyTree, layout: parallel.Layout = parallel.Layout()) -> int | None:

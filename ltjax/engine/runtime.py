@@ -7,10 +7,8 @@ backend starts), so experiments call `start` first; the library itself never rea
 
 from __future__ import annotations
 
-import functools
 import os
 import pathlib
-from typing import Callable
 
 import jax
 from jax.experimental import multihost_utils
@@ -31,29 +29,6 @@ def start(cpu_devices: int = -1, compilation_cache: bool = True, cache_dir: str 
   if compilation_cache:
     enable_compilation_cache(cache_dir)
   return use_cpu_devices(cpu_devices)
-
-
-# Programs that run once per run or round (initializers, start states) compile with less LLVM
-# optimization on XLA:CPU: LeNet's initializer compiles in 0.9 s instead of 2.3 s, and its output
-# is bitwise the same (tests/test_runtime.py). Training and evaluation keep the default: at level 0
-# a training step ran 2.8x slower.
-ONE_OFF_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
-def one_off_jit(fn: Callable, **jit_kwargs) -> Callable:
-  """`jax.jit(fn)` for a program that runs once per run or round: compiled quickly on CPU (see
-  ONE_OFF_OPTIONS), as usual elsewhere. The backend is read at the first call, after `start`."""
-  jitted = []
-
-  @functools.wraps(fn)
-  def call(*args, **kwargs):
-    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs))):
-      return fn(*args, **kwargs)  # inside another trace (eval_shape, jit): it compiles as part of that
-    if not jitted:
-      options = ONE_OFF_OPTIONS if jax.default_backend() == "cpu" else None
-      jitted.append(jax.jit(fn, compiler_options=options, **jit_kwargs))
-    return jitted[0](*args, **kwargs)
-  return call
 
 
 def default_cache_dir() -> pathlib.Path:

@@ -27,7 +27,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.engine import early_stop, parallel, programs, runtime, timing
+from ltjax.engine import early_stop, oneoff, parallel, programs, timing
 from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
@@ -92,7 +92,7 @@ class Trainer:
   def init_states(self, params, mask, model_state, rngs, schedule: tuple = ()) -> TrainState:
     """Stacked TrainStates for stacked params/masks/keys (and per-ticket (lr_scale[K],
     last_step[K]) when tickets follow schedules of their own)."""
-    return runtime.one_off_jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
+    return oneoff.jit(jax.vmap(self.init_state))(params, mask, model_state, rngs, schedule)
 
   def logits(self, params, model_state, images, train: bool, dropout_key=None):
     stats = model_state.get(INPUT_STATS) if model_state else None
