@@ -31,13 +31,14 @@ def test_the_gradient_of_the_masked_network_reaches_every_weight(small_mlp, tiny
   update = straight_through.straight_through(jax.eval_shape(init, jax.random.key(0)), roles, 0.3, 0, 40, 20, 60)
   trainer, states = _setup(small_mlp, update, k=1)
   one = jax.tree.map(lambda x: x[0], states)
-  one = one.replace(mask=update.masks_of(one.params, one.mask, 1))  # a sparse mask, weights still dense
+  # A sparse mask, the weights still dense (jitted: eagerly, every op compiles on its own).
+  one = one.replace(mask=jax.jit(update.masks_of, static_argnums=2)(one.params, one.mask, 1))
   images, labels = tiny_data.train.images[:30], tiny_data.train.labels[:30]
-  new, _ = trainer.train_step(one, images, labels, 0)
+  new, _ = jax.jit(trainer.train_step)(one, images, labels, 0)
 
   def loss(net):  # the masked network's loss, differentiated in its own (masked) weights
     return train.cross_entropy(module.apply({"params": net}, images), labels)
-  grads = jax.grad(loss)(masks.apply(one.params, one.mask))
+  grads = jax.jit(jax.grad(loss))(masks.apply(one.params, one.mask))
   for before, after, g, m in zip(*(jax.tree.leaves(t) for t in (one.params, new.params, grads, one.mask))):
     np.testing.assert_allclose(after, before - 1e-2 * g, rtol=1e-5, atol=1e-7)  # pruned ones too
   pruned = [np.asarray(p)[~np.asarray(m)] for p, m in zip(jax.tree.leaves(new.params), jax.tree.leaves(one.mask))]
