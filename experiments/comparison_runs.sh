@@ -33,7 +33,8 @@ for m in $METHODS; do
   case $m in
     imp) flags="--config.prune.rounds=$ROUNDS" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
-    gmp|set|rigl|static|ste) flags="--config.prune.mode=$m $SPARSE" ;;
+    gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
+    ste) flags="--config.prune.mode=ste --config.prune.densities=$DENS" ;;  # its own ΔT: every step
     snip) flags="--config.prune.mode=at_init --config.prune.score=snip --config.prune.densities=$DENS" ;;
     units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS

@@ -33,12 +33,14 @@ class Setup:
 
 def with_method_defaults(cfg):
   """`cfg` with its 'auto' fields resolved to the published method's choices (a copy if changed):
-  prune.scope from the score, prune.distribution from the mode that spreads one, prune.update_end
-  as RigL's T_end for the modes that update masks while training."""
+  prune.scope from the score, prune.distribution from the mode that spreads one, prune.update_every
+  as the mode's own and prune.update_end as RigL's T_end for the modes that update masks while
+  training."""
   prune = cfg.prune
   auto_end = "update_end" in prune and prune.update_end == 0 and _sparse_training(prune.mode)
+  auto_every = prune.get("update_every", None) == 0 and _sparse_training(prune.mode)
   spread = prune.get("distribution", "") == "auto" and _mode_default(prune.mode, "distribution")
-  if prune.scope != "auto" and not spread and not auto_end:
+  if prune.scope != "auto" and not spread and not auto_end and not auto_every:
     return cfg
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
@@ -46,6 +48,8 @@ def with_method_defaults(cfg):
       cfg.prune.scope = scores.get(cfg.prune.score).scope
     if spread:
       cfg.prune.distribution = spread
+    if auto_every:
+      cfg.prune.update_every = _mode_default(prune.mode, "update_every") or 100
     if auto_end:
       every = cfg.prune.update_every if isinstance(cfg.prune.update_every, int) and cfg.prune.update_every > 0 else 1
       cfg.prune.update_end = max(every, (3 * cfg.train.steps // 4) // every * every)  # (validated: >= ΔT)

@@ -70,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
   # training; 'static': their random start, never updated), one pruned round per density:
   c.prune.distribution = "auto"   # over layers: 'uniform', 'er', 'erk', 'per_role'; auto: the paper's
   c.prune.sparsity_type = "unstructured"  # gmp: also 'block:HxW', 'units' (MLPs; density = units kept)
-  c.prune.update_every = 100      # ΔT: steps between mask updates
+  c.prune.update_every = 0        # ΔT: steps between mask updates; 0: the method's own (gmp, set, rigl: 100; ste: 1)
   c.prune.update_begin = 0        # the first update's step (gmp: sparsity 0 until then)
   c.prune.update_end = 0          # the last update's step; 0: 3/4 of train.steps (RigL's T_end)
   c.prune.drop_fraction = 0.3     # set, rigl: the fraction dropped and regrown at the first update

@@ -159,4 +159,4 @@ def find(request: modes.Request) -> modes.Found:
 
 
 for _name, _trains in (("set", round_updates), ("rigl", round_updates), ("static", None)):
-  modes.register(_name, find, trains=_trains, defaults={"distribution": "erk"})
+  modes.register(_name, find, trains=_trains, defaults={"distribution": "erk", "update_every": 100})

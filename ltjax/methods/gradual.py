@@ -141,7 +141,7 @@ def round_pruning(setup, round_index: int) -> GradualPruning:
       settled_at=cfg.prune.update_end)
 
 
-@modes.register("gmp", trains=round_pruning, defaults={"distribution": "uniform"},
+@modes.register("gmp", trains=round_pruning, defaults={"distribution": "uniform", "update_every": 100},
                 structures=("units", "block"))
 def find(request: modes.Request) -> modes.Found:
   """GMP: each round trains theta_0 from dense, pruned gradually to its density (Zhu & Gupta)."""

@@ -68,7 +68,7 @@ SCHEMA: dict[str, Any] = {
     "prune.early_bird_patience": Int(lo=1),
     "prune.distribution": Choice(("auto",) + distributions.DISTRIBUTIONS),
     "prune.sparsity_type": SparsityType(),
-    "prune.update_every": Int(lo=1),
+    "prune.update_every": Int(lo=0),
     "prune.update_begin": Int(lo=0),
     "prune.update_end": Int(lo=0),
     "prune.drop_fraction": Float(0.0, 1.0, lo_open=True, hi_open=True),
@@ -151,6 +151,7 @@ def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[s
   if found_by.trains is None:
     return
   steps, begin, every, end = c["train.steps"], c["prune.update_begin"], c["prune.update_every"], c["prune.update_end"]
+  every = every or found_by.defaults.get("update_every", 1)  # 0: the method's own
   span_end = end or 3 * steps // 4  # 0: RigL's T_end, rounded down to a multiple of ΔT
   said = f"prune.update_end={end}" if end else f"3/4 of train.steps={steps} (prune.update_end=0)"
   if end > steps:
