@@ -10,35 +10,19 @@ overridden as --config.FIELD=VALUE. Rerunning the same command resumes an interr
 """
 
 import os
+import pathlib
+import sys
 import time
 
-_STARTED = time.perf_counter()  # before the imports: the waterfall counts them
+import jax
+from absl import flags
+from ml_collections import config_flags
 
-
-def _process_age() -> float:
-  """Seconds since this process started (Linux; 0 elsewhere): the interpreter's own start-up."""
-  try:
-    with open("/proc/self/stat") as f, open("/proc/uptime") as g:
-      ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
-      return max(float(g.read().split()[0]) - ticks / os.sysconf("SC_CLK_TCK"), 0.0)
-  except (OSError, ValueError, IndexError):
-    return 0.0
-
-
-_PROCESS_AGE = _process_age()
-
-import pathlib  # noqa: E402
-import sys  # noqa: E402
-
-import jax  # noqa: E402
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-import ltjax.configs  # noqa: E402
-from experiments import cli  # noqa: E402
-from ltjax import data  # noqa: E402
-from ltjax.engine import parallel, runtime, timing  # noqa: E402
-from ltjax.runs import experiment, validation  # noqa: E402
+import ltjax.configs
+from experiments import cli
+from ltjax import data
+from ltjax.engine import parallel, runtime, timing
+from ltjax.runs import experiment, validation
 
 _PRESET_DIR = pathlib.Path(ltjax.configs.__file__).parent
 
@@ -107,9 +91,8 @@ def main(argv):
       cfg.data_dir = _DATA_DIR.value
     for key, value in _MODEL_KWARGS.items():
       cfg.model_kwargs[key] = value
-  started = _STARTED - _PROCESS_AGE
-  ledger = timing.Ledger(start=started)
-  ledger.add("start-up, imports, flags", time.perf_counter() - started)
+  ledger = timing.Ledger(start=time.perf_counter() - timing.process_age())  # from the process's start
+  ledger.add("start-up, imports, flags", time.perf_counter() - ledger.start)
   try:
     with timing.recording(ledger):
       runtime.join_cluster(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,

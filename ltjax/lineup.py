@@ -244,7 +244,8 @@ def fresh_inits(setup, key_data: np.ndarray, points: Sequence[int] = ()
   return chunks, rows
 
 
-def _assemble_one_off(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
+@oneoff.jit
+def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_rows, mask_rows):
   """(params, mask, model_state) per ticket: rows of the weight pools (starts, then the fresh
   chunks) under rows of the mask pools (masks, shuffled, inverted), reset to the mask."""
   cat = lambda *trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)  # noqa: E731
@@ -252,9 +253,6 @@ def _assemble_one_off(start_params, start_state, fresh, mask, shuffled, inverted
   model_state = parallel.take(cat(start_state, *(s for _, s in fresh)), param_rows)
   masks = parallel.take(cat(mask, shuffled, inverted), mask_rows)
   return jax.vmap(tickets.reset)(params, masks), masks, model_state
-
-
-_assemble = oneoff.jit(_assemble_one_off)
 
 
 def _set_count(opt_state, step: int):

@@ -131,8 +131,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       test_accuracy=np.asarray(test_acc), final_test_accuracy=np.asarray(final_acc),
       diverged=np.asarray(tracker.diverged), density=density, layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
-      final_params=masks.apply(states.params, states.mask) if trainer.straight_through else states.params,
-      masks=states.mask,
+      final_params=trainer.network(states), masks=states.mask,
       steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
                               for tid in ids]),
       path_error=stability.twin_paths(trainer, cfg.stability.points, ids, states, dataset),

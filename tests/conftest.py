@@ -29,6 +29,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
 
 
+class FakeClock:
+  """A clock the test moves by hand (`clock.now += 3.0`); starts at 0, as `time.monotonic` does at boot."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
 def shared_data_dir() -> pathlib.Path | None:
   """Prepared TFDS data for integration tests: $LTJAX_DATA_DIR, else ../shared/datasets/tfds."""
   env = os.environ.get("LTJAX_DATA_DIR")

@@ -6,6 +6,7 @@ import pytest
 
 from experiments import cli
 from ltjax.runs import progress
+from tests.conftest import FakeClock
 
 
 def test_rates_skip_the_compiling_report_and_eta_follows():
@@ -41,18 +42,8 @@ class _Tty(io.StringIO):
     return True
 
 
-class _Clock:
-  """A clock the test moves by hand; starts at 0, as `time.monotonic` does at boot."""
-
-  def __init__(self):
-    self.now = 0.0
-
-  def __call__(self):
-    return self.now
-
-
 def test_status_line_rewrites_itself_in_a_terminal_and_logs_when_piped():
-  clock = _Clock()
+  clock = FakeClock()
   tty = _Tty()
   line = cli.StatusLine(tty, tty_every_s=0.5, clock=clock, stamp=lambda: "T")
   line("a")
@@ -73,7 +64,7 @@ def test_status_line_rewrites_itself_in_a_terminal_and_logs_when_piped():
 
 @pytest.mark.parametrize("uptime", [0.0, 3.0, 1e6])
 def test_status_line_shows_the_first_line_whatever_the_uptime(uptime):
-  clock = _Clock()
+  clock = FakeClock()
   clock.now = uptime
   piped = io.StringIO()
   cli.StatusLine(piped, piped_every_s=3600, clock=clock, stamp=lambda: "T")("first")

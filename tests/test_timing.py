@@ -6,18 +6,11 @@ import itertools
 from jax import monitoring
 
 from ltjax.engine import timing
-
-
-class Clock:
-  def __init__(self):
-    self.now = 0.0
-
-  def __call__(self):
-    return self.now
+from tests.conftest import FakeClock
 
 
 def test_nested_phases_and_compiles_are_each_counted_once():
-  clock = Clock()
+  clock = FakeClock()
   ledger = timing.Ledger(clock=clock)
   with timing.recording(ledger):
     with timing.phase("training"):

@@ -15,6 +15,7 @@ from ltjax import (
 from ltjax.core import tickets
 from ltjax.engine import early_stop
 from ltjax.runs import results, writers
+from tests.conftest import FakeClock
 from tests.test_tensorboard import run_scalars
 
 
@@ -174,17 +175,9 @@ def test_another_process_only_takes_part_in_checkpoints(tmp_path):
   assert logs == [] and list(tmp_path.iterdir()) == []
 
 
-class _Clock:
-  def __init__(self):
-    self.now = 0.0
-
-  def __call__(self):
-    return self.now
-
-
 def test_progress_line_goes_to_status_every_time_or_to_the_log_now_and_then():
   cfg = _cfg()
-  clock, logs = _Clock(), []
+  clock, logs = FakeClock(), []
   w = writers.ProgressWriter(cfg, logs.append, log_every_s=5.0, clock=clock)
   for now, step in ((0.0, 50), (1.0, 100), (5.5, 150), (6.0, 200)):
     clock.now = now

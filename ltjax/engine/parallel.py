@@ -51,12 +51,10 @@ def take(tree: PyTree, index) -> PyTree:
   return _take_rows(tree, jax.numpy.asarray(index))
 
 
-def _gather_rows(tree: PyTree, rows: jax.Array) -> PyTree:
+@oneoff.jit
+def _take_rows(tree: PyTree, rows: jax.Array) -> PyTree:
   # One program per tree: eagerly, every leaf shape compiled a gather of its own.
   return jax.tree.map(lambda x: x[rows], tree)
-
-
-_take_rows = oneoff.jit(_gather_rows)
 
 
 def num_tickets(tree: PyTree) -> int:
@@ -149,11 +147,9 @@ class Layout:
     return self.place(tree, P())
 
 
-def _padded(tree: PyTree, extra: int) -> PyTree:
+@functools.partial(oneoff.jit, static_argnums=1)
+def _pad(tree: PyTree, extra: int) -> PyTree:
   return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
-
-
-_pad = oneoff.jit(_padded, static_argnums=1)
 
 
 @functools.lru_cache(maxsize=None)

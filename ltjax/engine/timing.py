@@ -11,6 +11,7 @@ results (a write that fetches the trained weights, say) also holds the computati
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from typing import Iterator
@@ -23,6 +24,16 @@ _COMPILE_EVENTS = ("/jax/core/compile/", "/jax/compilation_cache/cache_retrieval
 _active: "Ledger | None" = None
 _lock = threading.Lock()
 _listening = False
+
+
+def process_age() -> float:
+  """Seconds since this process started (Linux; 0 elsewhere): interpreter start-up and imports."""
+  try:
+    with open("/proc/self/stat") as f, open("/proc/uptime") as g:
+      ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+      return max(float(g.read().split()[0]) - ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+  except (OSError, ValueError, IndexError):
+    return 0.0
 
 
 class Ledger:

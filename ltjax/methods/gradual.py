@@ -44,14 +44,18 @@ class GradualPruning:
 
   def prune(self, state, u):
     """`state` with update u's masks, its pruned weights zeroed."""
+    mask = self.masks_of(state.params, state.mask, u)
+    return state.replace(mask=mask, params=masks.apply(state.params, mask))
+
+  def masks_of(self, params, alive, u):
+    """Update u's masks for `params` (one ticket): each pruned leaf's `keep[u][i]` groups of largest
+    magnitude among those `alive`; a pruned unit's outgoing weights go with it."""
     kind = structure.parse(self.sparsity_type)
     keep = jnp.asarray(self.keep, jnp.int32)[u]
-    leaves, treedef = jax.tree.flatten(state.mask)
+    leaves, treedef = jax.tree.flatten(alive)
     new = [kind.select(jnp.abs(p), m, keep[i]) if self.keep[0][i] >= 0 else m
-           for i, (p, m) in enumerate(zip(jax.tree.leaves(state.params), leaves))]
-    new = structure.couple_chain(new, self.chain)  # a pruned unit's outgoing weights go with it
-    mask = jax.tree.unflatten(treedef, new)
-    return state.replace(mask=mask, params=masks.apply(state.params, mask))
+           for i, (p, m) in enumerate(zip(jax.tree.leaves(params), leaves))]
+    return jax.tree.unflatten(treedef, structure.couple_chain(new, self.chain))
 
 
 def gradual_pruning(params: PyTree, roles: PyTree, schedule: schedules.Polynomial, steps: int,

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ltjax import wiring
-from ltjax.core import masks, schedules, structure
+from ltjax.core import schedules, structure
 from ltjax.core.pruning import PruningError
 from ltjax.methods import gradual, modes
 
@@ -39,16 +39,8 @@ class StraightThrough(gradual.GradualPruning):
   straight_through: ClassVar[bool] = True
 
   def prune(self, state, u):
-    return state.replace(mask=self.masks_of(state.params, state.mask, u))
-
-  def masks_of(self, params, mask, u):
-    """Update u's masks for `params` (one ticket), chosen among all weights, live or not."""
-    kind = structure.parse(self.sparsity_type)
-    keep = jnp.asarray(self.keep, jnp.int32)[u]
-    leaves, treedef = jax.tree.flatten(mask)
-    new = [kind.select(jnp.abs(p), jnp.ones_like(m), keep[i]) if self.keep[0][i] >= 0 else m
-           for i, (p, m) in enumerate(zip(jax.tree.leaves(params), leaves))]
-    return jax.tree.unflatten(treedef, structure.couple_chain(new, self.chain))
+    """`state` with update u's masks, chosen among all weights, live or not; no weight is zeroed."""
+    return state.replace(mask=self.masks_of(state.params, jax.tree.map(jnp.ones_like, state.mask), u))
 
 
 def straight_through(params, roles, density: float, begin: int, end: int, every: int, steps: int,
@@ -89,12 +81,10 @@ def check(setup) -> None:
   if kind.kind == "n:m" and any(abs(d - kind.n / kind.m) > 1e-6 for d in cfg.prune.densities):
     raise PruningError(f"{kind} sparsity keeps {kind.n / kind.m:g} of the weights; prune.densities "
                        f"{tuple(cfg.prune.densities)} asks for other densities (set ({kind.n / kind.m:g},))")
-  round_updates(setup, 1)
 
 
 @modes.register("ste", trains=round_updates, defaults={"distribution": "uniform", "update_every": 1},
                 structures=("units", "block", "n:m"), check=check)
 def find(request: modes.Request) -> modes.Found:
   """Straight-through: dense weights trained through a magnitude mask chosen again every ΔT."""
-  dense = jax.vmap(masks.ones)(request.lineage.init_params)
-  return modes.Found(dense, jnp.zeros(request.setup.cfg.trials, jnp.int32))
+  return gradual.find(request)  # each round starts theta_0 dense, as GMP's

@@ -151,7 +151,7 @@ def _sparse_training(c: dict[str, Any], mode: str, found_by) -> Iterable[tuple[s
   if found_by.trains is None:
     return
   steps, begin, every, end = c["train.steps"], c["prune.update_begin"], c["prune.update_every"], c["prune.update_end"]
-  every = every or found_by.defaults.get("update_every", 1)  # 0: the method's own
+  every = every or found_by.defaults.get("update_every", 100)  # 0: the method's own (as wiring resolves it)
   span_end = end or 3 * steps // 4  # 0: RigL's T_end, rounded down to a multiple of ΔT
   said = f"prune.update_end={end}" if end else f"3/4 of train.steps={steps} (prune.update_end=0)"
   if end > steps:
