@@ -13,7 +13,9 @@
 # (straight-through: dense weights through a magnitude mask on GMP's schedule), units (GMP by
 # hidden units: the density is the fraction of units kept, so its weight density differs; see
 # RESULTS.md), units_imp (IMP by hidden units, 20% of each hidden layer's units per round, the
-# classes kept). Round 0 of every run is the same dense network.
+# classes kept), rigl5x and set5x (RigL and SET at ~1.9% with 5x the iterations, Evci et al.'s
+# longer schedule, so their training FLOPs approach GMP's and IMP's; their round 0 is the dense
+# network trained 5x as long). Round 0 of every other run is the same dense network.
 set -u
 DATASET=${1:?dataset: mnist or fashion_mnist}; shift
 METHODS=${*:-imp oneshot gmp set rigl static snip ste units units_imp}
@@ -21,12 +23,13 @@ export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python}
 W=${WORKROOT:-workdirs/comparison}
 if [ "${TINY:-0}" = 1 ]; then
-  S=300; T=2; EVAL=100; ROUNDS=2; DENS="(0.5,0.2)"; UNITS="(0.7,0.45)"; EVERY=50
+  S=300; T=2; EVAL=100; ROUNDS=2; DENS="(0.5,0.2)"; UNITS="(0.7,0.45)"; EVERY=50; LOW="(0.2,)"
 else
   S=20000; T=5; EVAL=100; ROUNDS=18; DENS="(0.1083,0.0557,0.0185)"; UNITS="(0.12,0.062,0.0207)"; EVERY=100
+  LOW="(0.0185,)"
 fi
 COMMON="--config=lenet_mnist --config.dataset=$DATASET --config.normalization=none --config.controls=()
-  --config.train.steps=$S --config.trials=$T --config.train.eval_every=$EVAL"
+  --config.trials=$T --config.train.eval_every=$EVAL"
 SPARSE="--config.prune.densities=$DENS --config.prune.update_every=$EVERY"
 
 for m in $METHODS; do
@@ -34,16 +37,18 @@ for m in $METHODS; do
     imp) flags="--config.prune.rounds=$ROUNDS" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
     gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
+    rigl5x|set5x) flags="--config.prune.mode=${m%5x} --config.prune.densities=$LOW --config.prune.update_every=$EVERY" ;;
     ste) flags="--config.prune.mode=ste --config.prune.densities=$DENS" ;;  # its own ΔT: every step
     snip) flags="--config.prune.mode=at_init --config.prune.score=snip --config.prune.densities=$DENS" ;;
     units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
       --config.prune.update_every=$EVERY" ;;
-    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp)"; exit 2 ;;
+    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x)"; exit 2 ;;
   esac
+  case $m in *5x) steps=$((5 * S)) ;; *) steps=$S ;; esac
   wd="$W/${DATASET}_$m"; mkdir -p "$W"
   t0=$(date +%s)
   # shellcheck disable=SC2086
-  "$PY" -m experiments.lottery $COMMON $flags --workdir="$wd" > "$wd.log" 2>&1 || { tail -n 5 "$wd.log"; exit 1; }
+  "$PY" -m experiments.lottery $COMMON --config.train.steps=$steps $flags --workdir="$wd" > "$wd.log" 2>&1 || { tail -n 5 "$wd.log"; exit 1; }
   echo "$DATASET $m wall seconds: $(( $(date +%s) - t0 ))"
 done

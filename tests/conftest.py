@@ -9,14 +9,22 @@ import shutil
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+# The suite's time is mostly XLA:CPU compiling hundreds of tiny programs. At LLVM level 1 they
+# compile faster than at the default 3 and compute the same bits (tests/test_oneoff.py checks a
+# training step both ways); level 0 compiles faster still but contracts no multiply-adds (other
+# bits) and trains several times slower (BUILD_NOTES, "The test suite"). Set before JAX starts its
+# backend; the binaries' subprocesses inherit it.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
 
-from ltjax import configs, data, models
-from ltjax.core import masks
-from ltjax.core.roles import PRUNABLE
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from ltjax import configs, data, models  # noqa: E402
+from ltjax.core import masks  # noqa: E402
+from ltjax.core.roles import PRUNABLE  # noqa: E402
 
 # Tests never touch the network: a dataset that is not on disk fails at once instead of probing
 # its download host (subprocesses inherit this).

@@ -28,12 +28,15 @@ def root(tmp_path):
   _write(tmp_path, "oneshot", "oneshot", [1.0, 0.25], [[0.97, 0.98], [0.96, 0.97]])
   _write(tmp_path, "rigl", "rigl", [1.0, 0.25], [[0.97, 0.98], [0.95, 0.965]])
   _write(tmp_path, "gmp", "gmp", [1.0, 0.25], [[0.97, 0.98], [0.97, 0.975]])
+  _write(tmp_path, "rigl5x", "rigl", [1.0, 0.25], [[0.97, 0.98], [0.97, 0.98]], steps=5000,
+         prune={"update_end": 3000})
   return tmp_path
 
 
-def _flops(root, name, rnd):
+def _flops(root, name, rnd, unit_steps=None):
   recs = Records(root)
-  return comparison.training_flops(recs.json(f"{name}/config.json")["config"], recs.get(name), rnd)
+  return comparison.training_flops(recs.json(f"{name}/config.json")["config"], recs.get(name), rnd,
+                                   unit_steps)
 
 
 def test_training_flops_are_counted_as_the_methods_spend_them(root):
@@ -44,6 +47,9 @@ def test_training_flops_are_counted_as_the_methods_spend_them(root):
   dens = [1.0, 1 - 0.75 * (1 - (400 / 600) ** 3), 1 - 0.75 * (1 - (200 / 600) ** 3), 0.25]
   by_hand = (dens[0] * 200 + dens[1] * 200 + dens[2] * 200 + dens[3] * 400) / 1000
   assert _flops(root, "gmp", 1) == pytest.approx(by_hand)
+  # RigL 5x: 5,000 steps at 0.25 and dense gradients at 200..3,000, counted in runs of 1,000 steps.
+  assert _flops(root, "rigl5x", 1, unit_steps=1000) == pytest.approx(5 * 0.25 + 15 / 1000)
+  assert _flops(root, "rigl5x", 1) == pytest.approx(0.25 + 15 / 5000)  # its own unit by default
 
 
 def test_the_methods_table_and_paired_differences_render_from_the_records(root):
@@ -52,5 +58,8 @@ def test_the_methods_table_and_paired_differences_render_from_the_records(root):
   assert "| IMP | 98.50 \u00b1 6.35 (1.75) | 98.00 \u00b1 6.35 (1.50) |" in text
   assert "| RigL | 95.75 \u00b1 9.53 (0.25) | \u2014 |" in text
   assert "+2.75 [" in text  # (0.98 - 0.95 + 0.99 - 0.965) / 2 in points
+  text = claims.render('<!--table:methods([("RigL", "rigl"), ("RigL 5x", "rigl5x")], (25,), unit_steps=1000)-->\n'
+                       '<!--/table-->', root)
+  assert "| RigL 5x | 97.50 ± 6.35 (1.26) |" in text
   with pytest.raises(ClaimError, match="no round near 50"):
     claims.render('<!--c:between("imp", "rigl", 50)-->x<!--/c-->', root)

@@ -4,10 +4,11 @@ bitwise the same results, and usable inside other traces."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ltjax import models
-from ltjax.engine import oneoff
+from ltjax.engine import oneoff, train
 
 
 @pytest.mark.parametrize("name, shape", [("lenet_300_100", (1, 28, 28, 1)), ("conv2", (1, 32, 32, 3))])
@@ -16,7 +17,9 @@ def test_an_initializer_compiled_as_a_one_off_gives_the_same_bits(name, shape):
 
   def init(key):
     return module.init({"params": key, "dropout": key}, jnp.zeros(shape), train=False)
-  plain, quick = jax.jit(init)(jax.random.key(3)), oneoff.jit(init)(jax.random.key(3))
+  # Against XLA's default level (3), which conftest's level 0 for the suite would otherwise replace.
+  plain = jax.jit(init, compiler_options={"xla_backend_optimization_level": 3})(jax.random.key(3))
+  quick = oneoff.jit(init)(jax.random.key(3))
   for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(quick)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -26,3 +29,26 @@ def test_inside_another_trace_it_is_part_of_that_program():
   assert jax.eval_shape(double, jax.ShapeDtypeStruct((3,), jnp.float32)).shape == (3,)
   np.testing.assert_array_equal(jax.jit(lambda x: double(x) + 1)(jnp.ones(3)), np.full(3, 3.0))
   np.testing.assert_array_equal(jax.vmap(double)(jnp.ones((2, 3))), np.full((2, 3), 2.0))
+
+
+def test_the_suites_optimization_level_computes_the_default_levels_bits(small_mlp, tiny_data):
+  # conftest compiles the suite's programs at LLVM level 1 (a faster compile): what the tests check
+  # must be what a user's run (level 3) computes. Five masked Adam steps, both ways; level 0 differs.
+  _, module, init, _ = small_mlp
+  trainer = train.Trainer(module, optax.adam(1e-2), batch_size=30)
+  params = init(jax.random.key(1))
+  mask = jax.tree.map(lambda p: jax.random.bernoulli(jax.random.key(2), 0.5, p.shape), params)
+  keys = jax.random.split(jax.random.key(3), 1)
+  one = lambda t: jax.tree.map(lambda x: x[None], t)  # noqa: E731
+  state = jax.tree.map(lambda x: x[0], trainer.init_states(one(params), one(mask), jax.vmap(lambda _: {})(keys),
+                                                           keys))
+  x, y = tiny_data.normalize(tiny_data.train.images[:30]), tiny_data.train.labels[:30]
+
+  def steps(state):
+    for s in range(5):
+      state, _ = trainer.train_step(state, x, y, s)
+    return state
+  runs = [jax.jit(steps, compiler_options={"xla_backend_optimization_level": lvl})(state) for lvl in (1, 3, 0)]
+  same = [all(np.array_equal(np.asarray(a), np.asarray(b))
+              for a, b in zip(jax.tree.leaves(r), jax.tree.leaves(runs[1]))) for r in runs]
+  assert same == [True, True, False]  # level 0 (no multiply-add contraction) shows the check can fail

@@ -269,9 +269,10 @@ class Claims:
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-  def methods(self, rows: Sequence[Sequence[Any]], densities: Sequence[float]) -> str:
+  def methods(self, rows: Sequence[Sequence[Any]], densities: Sequence[float],
+              unit_steps: int | None = None) -> str:
     """Methods side by side: accuracy ± half-width and training FLOPs (`comparison.methods_table`)."""
-    return comparison.methods_table(self.records, rows, densities)
+    return comparison.methods_table(self.records, rows, densities, unit_steps)
 
   def between(self, a: str, b: str, density: float) -> str:
     """Run `a`'s tickets minus run `b`'s at `density`, paired by trial: 'mean [lo, hi]' in points."""

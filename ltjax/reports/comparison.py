@@ -2,7 +2,8 @@
 FLOPs each method spent to produce its network, from the records and each run's config.json.
 
 Training FLOPs are counted as the RigL paper counts them, in units of one dense training run of
-`train.steps` steps (so the numbers mean the same on every device): a step costs in proportion to
+`unit_steps` steps (by default the run's own `train.steps`; a longer run, such as RigL 5x, is
+counted against the shorter runs' unit), so the numbers mean the same on every device. A step costs in proportion to
 the fraction of weights it trains (a sparse kernel's cost; LeNet's every weight is one
 multiply-add per example, so the weight density is the FLOP density), and
 - IMP: every round up to the ticket's, each at its density (the rounds that found the mask);
@@ -44,8 +45,10 @@ def _gmp_mean_density(cfg: dict[str, Any], final_density: float) -> float:
   return float((edges[0] + np.sum(dens * np.diff(edges))) / steps)
 
 
-def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int) -> float:
-  """The mean over trials of the training FLOPs behind round `rnd`'s tickets, in dense runs."""
+def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int,
+                   unit_steps: int | None = None) -> float:
+  """The mean over trials of the training FLOPs behind round `rnd`'s tickets, in dense runs of
+  `unit_steps` steps (default: the run's own `train.steps`)."""
   mode, steps = cfg["prune"]["mode"], cfg["train"]["steps"]
   tickets = [r for r in recs if r["kind"] == "ticket"]
   dens = {(r["trial"], r["round"]): r["density"] for r in tickets}
@@ -71,13 +74,15 @@ def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int
     else:
       raise ClaimError(f"no FLOP count for prune.mode={mode!r}")
     out.append(cost)
-  return float(np.mean(out))
+  return float(np.mean(out)) * steps / (unit_steps or steps)
 
 
-def methods_table(records, rows: Sequence[Sequence[Any]], densities: Sequence[float]) -> str:
+def methods_table(records, rows: Sequence[Sequence[Any]], densities: Sequence[float],
+                  unit_steps: int | None = None) -> str:
   """One row per (label, record set): test accuracy, mean ± the 95% half-width over trials, and
   training FLOPs (dense runs) of the round nearest each density ('—' where none is within
-  TOLERANCE points; its own density shown where it is not the column's)."""
+  TOLERANCE points; its own density shown where it is not the column's). Give `unit_steps` when
+  the rows train for different numbers of steps."""
   lines = ["| method | " + " | ".join(f"~{d:g}%: acc (FLOPs)" for d in densities) + " |",
            "|---|" + "---|" * len(densities)]
   for label, name in rows:
@@ -86,7 +91,7 @@ def methods_table(records, rows: Sequence[Sequence[Any]], densities: Sequence[fl
     for d in densities:
       rnd = sel.nearest_round(recs, d, TOLERANCE)
       cells.append("\u2014" if rnd is None else
-                   f"{sel.mean_cell(recs, 'ticket', rnd, d)} ({training_flops(cfg, recs, rnd):.2f})")
+                   f"{sel.mean_cell(recs, 'ticket', rnd, d)} ({training_flops(cfg, recs, rnd, unit_steps):.2f})")
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
