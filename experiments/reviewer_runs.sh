@@ -12,7 +12,7 @@
 # criteria      every criterion at global scope (the methods' own), 3 reinit draws, the schedule
 #               that passes the early-stop rule (50K), with random and magnitude pruning at init
 # liu           Liu et al.'s setting: SGD with momentum at lr 0.1 and 0.01, Scratch-E and Scratch-B
-#               (the lr points train side by side as one program)
+#               (the four points, two rates x two budgets, train side by side as one program)
 # stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)

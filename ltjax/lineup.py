@@ -42,6 +42,8 @@ class Points:
   lr_scale: tuple[float, ...]          # per point: its train.lr over the run's
   scratch_lr_scale: tuple[float, ...]  # per point: its scratch.lr_scale
   init_fns: tuple[Callable, ...] = ()  # per point, where their initializers differ
+  scratch_steps: tuple[int, ...] = ()  # per point, where their scratch budgets differ: train.steps x
+                                       # scratch.steps_scale (the round runs the longest)
 
 
 def trial_in_point(setup, lineage_index: int) -> int:
@@ -187,10 +189,21 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   return states
 
 
+def last_steps(setup, ids: Sequence[TicketId], r: int) -> np.ndarray:
+  """Each ticket's last training step in round `r`: train.steps, or a scratch control's budget
+  (its own point's, for points side by side)."""
+  cfg, points = setup.cfg, setup.points
+  scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids], bool)
+  budget = np.full(len(ids), round_steps(cfg, r))
+  if points is not None and points.scratch_steps and r:
+    budget = np.array([points.scratch_steps[point_of(setup, tid.trial)] for tid in ids])
+  return np.where(scratch, budget, cfg.train.steps)
+
+
 def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
   """Per-ticket (lr_scale, last_step) where tickets follow schedules of their own: the scratch
   control (Scratch-B: its own rate and budget) and points trained side by side at their own
-  rates; () where every ticket follows the run's."""
+  rates and budgets; () where every ticket follows the run's."""
   cfg, points = setup.cfg, setup.points
   scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
   if points is None:
@@ -202,7 +215,7 @@ def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
   if not scratch.any() and (rate == 1.0).all():
     return ()
   return (jnp.asarray(np.where(scratch, rate * scratch_rate, rate), jnp.float32),
-          jnp.asarray(np.where(scratch, round_steps(cfg, r), cfg.train.steps), jnp.int32))
+          jnp.asarray(last_steps(setup, ids, r), jnp.int32))
 
 
 def _structure(cfg, stacked_mask: PyTree) -> dict:

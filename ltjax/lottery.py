@@ -132,8 +132,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       diverged=np.asarray(tracker.diverged), density=density, layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
       final_params=trainer.network(states), masks=states.mask,
-      steps_trained=np.array([(length if tid.kind == tickets.SCRATCH else cfg.train.steps) - first_step
-                              for tid in ids]),
+      steps_trained=lineup.last_steps(setup, ids, r) - first_step,
       path_error=stability.twin_paths(trainer, cfg.stability.points, ids, states, dataset),
       seconds=time.perf_counter() - t0)
   trained = parallel.take(states.params, ticket_rows)

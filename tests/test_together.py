@@ -34,6 +34,19 @@ def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
 
 
 @needs_mnist
+def test_scratch_budgets_side_by_side_each_stop_where_their_own_run_does(tmp_path):
+  # Scratch-B (2x) and Scratch-E (1x): the pruned round runs 200 steps; the 1x point's scratch
+  # tickets stop at 100, and its workdir is its own run's, records, curves and masks bit for bit.
+  points = [(f"x{s:g}", _cfg(**{"scratch.steps_scale": s, "trials": 1})) for s in (2.0, 1.0)]
+  assert together.why_not([c for _, c in points]) is None
+  got = together.train_together(points, tmp_path / "together", log=QUIET)
+  scratch = {n: [r for r in got[n] if r["kind"] == "scratch"] for n in got}
+  assert [r["steps_trained"] for r in scratch["x2"]] == [200] and [r["steps_trained"] for r in scratch["x1"]] == [100]
+  experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
+  assert_same_run(tmp_path / "together" / "x1", tmp_path / "alone")
+
+
+@needs_mnist
 def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binaries, tmp_path):
   import os
   fields = {"trials": 1, "train.steps": 100, "train.eval_every": 50, "prune.rounds": 1, "validation_size": 1000}
@@ -59,6 +72,7 @@ def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binarie
 def test_only_what_the_ticket_axis_carries_goes_side_by_side():
   a, b = _cfg(), _cfg(**{"train.lr": 2e-3})
   c = _cfg(**{"train.lr": 2e-3, "prune.rewind_step": 50})
+  assert together.why_not([a, _cfg(**{"scratch.steps_scale": 1.0})]) is None  # Scratch-E beside Scratch-B
   assert together.why_not([a, b]) is None
   assert "prune.rewind_step" in together.why_not([a, c]) and together.why_not([a]) == "a single point"
   groups = together.groups([("a", a), ("b", b), ("c", c)])

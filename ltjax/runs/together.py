@@ -1,12 +1,13 @@
 """Sweep points trained side by side as one compiled program, each still in its own workdir.
 
 Points that share the network's shapes and the data, and differ only in what the ticket axis
-carries per ticket (COMBINABLE: the learning rate, the scratch control's rate, the initializer's
-distribution, the input normalization), become the lineages of one run: point p's trial t is lineage p*T + t, keyed as
-trial t of the point's own run (the same theta_0, data orders, reinit draws and shuffles). Each
-round is one program for every point; each point's slice of it goes through that point's own
-writers to its own workdir, so the workdirs, records, checkpoints and report are those of
-separate runs, and a point finished either way is resumed or reported the same way.
+carries per ticket (COMBINABLE: the learning rate, the scratch control's rate and budget, the
+initializer's distribution, the input normalization), become the lineages of one run: point p's
+trial t is lineage p*T + t, keyed as trial t of the point's own run (the same theta_0, data
+orders, reinit draws and shuffles). Each round is one program for every point; each point's
+slice of it goes through that point's own writers to its own workdir, so the workdirs, records,
+checkpoints and report are those of separate runs, and a point finished either way is resumed or
+reported the same way.
 
 Not combined, and why: rewind steps (each point's tickets would start at a step of its own),
 reset modes (what a lineage restarts from differs in kind), widths (the shapes differ), pruning
@@ -19,7 +20,10 @@ and every point matches its own run up to float rounding (lr*u against (lr*s)*u;
 scaled update differently even where s = 1). Where they differ in normalization, the program
 reads batches scaled only by 1 and each ticket standardizes them with its point's statistics
 (`train.INPUT_STATS` in its model state, kept out of the point's workdir), so each point again
-matches its own run up to rounding. A run killed mid-round restarts that round.
+matches its own run up to rounding. Where their scratch budgets differ (Scratch-E and Scratch-B),
+a pruned round runs the longest; each scratch ticket stops at its own point's budget (a per-ticket
+last step, as every ticket but scratch already stops at train.steps), and a point's curves end
+where its own round does. A run killed mid-round restarts that round.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from ltjax.runs import checkpoint, experiment, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
 from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
-COMBINABLE = ("train.lr", "scratch.lr_scale", "model_kwargs.init", "normalization")
+COMBINABLE = ("train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init", "normalization")
 
 
 def _fields(cfg) -> dict[str, Any]:
@@ -85,11 +89,13 @@ def groups(points: Sequence[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
 
 
 def combined_config(configs: Sequence[Any]):
-  """The run that holds every point: the first point's config with trials for all of them."""
+  """The run that holds every point: the first point's config with trials for all of them, and
+  rounds as long as the longest scratch budget."""
   cfg = configs[0].copy_and_resolve_references()
   with cfg.unlocked():
     cfg.name = f"{cfg.name}_together"
     cfg.trials = len(configs) * configs[0].trials
+    cfg.scratch.steps_scale = max(c.scratch.steps_scale for c in configs)
   return cfg
 
 
@@ -112,9 +118,12 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   if "normalization" in differences(configs):  # each ticket standardizes its own (INPUT_STATS)
     channels = len(dataset.mean)
     dataset = dataset.replace(mean=(0.0,) * channels, std=(1.0,) * channels)
+  budgets = ()
+  if "scratch.steps_scale" in differences(configs):
+    budgets = tuple(lineup.round_steps(c, 1) for c in configs)
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
-      tuple(c.scratch.lr_scale for c in configs), init_fns))
+      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets))
   root = pathlib.Path(root)
   workdirs = [root / name for name, _ in points]
   with contextlib.ExitStack() as stack:
@@ -127,7 +136,7 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
     lineage = _restore(setup, ckpts, log)
     quiet = lambda _: None  # noqa: E731 -- one progress line for the whole run, below
     sinks = [PointSlice(WorkdirSink(w, dataclasses.replace(setup, cfg=c, points=None), ck, quiet,
-                                    first_round=lineage.round), p, setup)
+                                    first_round=lineage.round), p, setup, c)
              for p, (w, c, ck) in enumerate(zip(workdirs, configs, ckpts))]
     sink = FanOut(*sinks, ProgressWriter(base, log, status, lineage.round))
     log(f"{len(points)} points side by side: {lineup.num_rounds(base)} rounds from round "
@@ -219,17 +228,27 @@ def slice_lineage(lineage: lineup.Lineage, point: int, trials: int) -> lineup.Li
 
 
 class PointSlice(Sink):
-  """One point's share of every call, renumbered as its own run's, passed to its writers."""
+  """One point's share of every call, renumbered as its own run's and cut to its own round's
+  length (`cfg`, the point's config), passed to its writers."""
 
-  def __init__(self, inner: Sink, point: int, setup):
-    self.inner, self.point, self.setup = inner, point, setup
+  def __init__(self, inner: Sink, point: int, setup, cfg=None):
+    self.inner, self.point, self.setup, self.cfg = inner, point, setup, cfg
     self.trials = setup.points.trials
+
+  def _own_evals(self, round_index: int, curves) -> np.ndarray:
+    """The evaluations of the point's own round (a round side by side may run longer)."""
+    steps = np.asarray(curves.step)
+    if self.cfg is None or not steps.size:
+      return np.ones(steps.shape[0], bool)
+    return steps[:, 0] <= lineup.round_steps(self.cfg, round_index)
 
   def _rows(self, round_index: int) -> np.ndarray:
     ids = lineup.lineup(self.setup.cfg, round_index)
     return np.array([i for i, tid in enumerate(ids) if tid.trial // self.trials == self.point])
 
   def progress(self, round_index, step, snapshot, curves):
+    if self.cfg is not None and step > lineup.round_steps(self.cfg, round_index):
+      return  # past the point's own round: its tickets are frozen here
     rows = self._rows(round_index)
 
     def own_snapshot():
@@ -240,8 +259,10 @@ class PointSlice(Sink):
     self.inner.progress(round_index, step, own_snapshot, jax.tree.map(lambda x: np.asarray(x)[:, rows], curves))
 
   def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
-    self.inner.round_done(slice_result(result, self._rows(result.round), self.point * self.trials),
-                          _own_lineage(slice_lineage(lineage, self.point, self.trials)))
+    mine = slice_result(result, self._rows(result.round), self.point * self.trials)
+    keep = self._own_evals(result.round, mine.curves)
+    mine = dataclasses.replace(mine, curves=jax.tree.map(lambda x: x[keep], mine.curves))
+    self.inner.round_done(mine, _own_lineage(slice_lineage(lineage, self.point, self.trials)))
 
   def close(self):
     self.inner.close()
