@@ -3,6 +3,7 @@
 # alternated, each process from an empty compilation cache, whole processes; one JSON line per run.
 #
 #   bash benchmarks/study_together.sh [reps=2] [steps=500] [rounds=3] [studies="initialization scratch"]
+#   EXTRA="--sweep.scratch.steps_scale=1,2" bash benchmarks/study_together.sh 2 500 3 scratch  # + Scratch-E
 #
 # Needs LTJAX_DATA_DIR (prepared MNIST). Then compares the records of the two ways (they are equal
 # where the points share the learning rate and normalization; otherwise the largest gaps print).
@@ -16,7 +17,7 @@ for rep in $(seq "$REPS"); do
       rm -rf "$TMP/${study}_$mode" "$TMP/cache"
       s=$(date +%s.%N)
       LTJAX_CACHE_DIR="$TMP/cache" "$PY" -m experiments.sweep --study="$study" --workdir="$TMP/${study}_$mode" \
-        --set.train.steps="$STEPS" --set.prune.rounds="$ROUNDS" --"$mode" --noreport > "$TMP/${study}_$mode.log" 2>&1
+        --set.train.steps="$STEPS" --set.prune.rounds="$ROUNDS" --"$mode" --noreport ${EXTRA:-} > "$TMP/${study}_$mode.log" 2>&1
       rc=$?
       e=$(date +%s.%N)
       echo "{\"bench\": \"study_together\", \"study\": \"$study\", \"mode\": \"$mode\", \"rep\": $rep, \"rc\": $rc, \"steps\": $STEPS, \"rounds\": $ROUNDS, \"seconds\": $(echo "$e - $s" | bc)}"

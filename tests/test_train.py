@@ -239,16 +239,21 @@ def test_unrolled_host_loop_matches_device_loops(small_mlp, tiny_data):
   assert b_curves.val_loss.shape == (3, K)
 
 
-def test_a_ticket_with_its_own_schedule_scales_its_rate_and_stops_at_its_budget(small_mlp, tiny_data):
+@pytest.mark.parametrize("ticket_batch", [None, 1])  # vmapped: a step discarded; one at a time: a branch
+def test_a_ticket_with_its_own_schedule_scales_its_rate_and_stops_at_its_budget(small_mlp, tiny_data,
+                                                                                ticket_batch):
   module, _, params, mask, model_state, keys = _tickets(small_mlp, k=1)
   one = lambda t: jax.tree.map(lambda x: x[0], t)  # noqa: E731
-  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32)
+  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32, ticket_batch=ticket_batch)
   x, y = tiny_data.normalize(tiny_data.train.images[:32]), tiny_data.train.labels[:32]
   moved = {}
   for scale in (1.0, 3.0):
     state = trainer.init_state(one(params), one(mask), {}, keys[0], (jnp.float32(scale), jnp.int32(2)))
     after, _ = jax.jit(trainer.train_step)(state, x, y, 0)
     moved[scale] = jax.tree.map(lambda a, b: a - b, after.params, state.params)
-    stopped, _ = jax.jit(trainer.train_step)(after, x, y, 2)  # step 2 is past its last step
-    chex.assert_trees_all_equal(stopped.params, after.params)
+    stopped, loss = jax.jit(trainer.train_step)(after, x, y, 2)  # step 2 is past its last step
+    chex.assert_trees_all_equal(stopped, after)
+    # Standing still, it still reports its training loss on the batch (the curves' train_loss).
+    forward = optax.softmax_cross_entropy_with_integer_labels(trainer.module.apply({"params": after.params}, x), y)
+    np.testing.assert_allclose(loss, forward.mean(), rtol=1e-6)
   chex.assert_trees_all_close(jax.tree.map(lambda d: 3.0 * d, moved[1.0]), moved[3.0], rtol=1e-5, atol=1e-7)

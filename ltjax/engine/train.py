@@ -110,11 +110,23 @@ class Trainer:
     return logits, (model_state if stats is None else {**model_state, INPUT_STATS: stats})
 
   def train_step(self, state: TrainState, images, labels, step) -> tuple[TrainState, jax.Array]:
-    split = self.layout.batch_shards > 1  # this device holds a slice of the batch
-    dropout_key = jax.random.fold_in(jax.random.fold_in(typed_key(state.rng), 1), step)
-    if split:
-      dropout_key = jax.random.fold_in(dropout_key, parallel.batch_index())
+    if not state.schedule:
+      return self._step(state, images, labels, step)
+    last_step = state.schedule[1]
+    if self.ticket_batch == 1 and self.layout.batch_shards == 1:
+      # One ticket at a time, so a real branch: past its budget a ticket (Scratch-B's others, a
+      # shorter point beside a longer one) stands still for the price of a forward pass.
+      return jax.lax.cond(step < last_step, lambda: self._step(state, images, labels, step),
+                          lambda: (state, self._loss_fn(state, images, labels, step)(state.params)[0]))
+    # Vmapped tickets would run both branches of a cond: keep one step and discard it.
+    new, loss = self._step(state, images, labels, step)
+    return jax.tree.map(lambda n, o: jnp.where(step < last_step, n, o), new, state), loss
 
+  def _loss_fn(self, state: TrainState, images, labels, step):
+    """params -> (training loss, model state) of one ticket's step."""
+    dropout_key = jax.random.fold_in(jax.random.fold_in(typed_key(state.rng), 1), step)
+    if self.layout.batch_shards > 1:  # this device holds a slice of the batch
+      dropout_key = jax.random.fold_in(dropout_key, parallel.batch_index())
     dense = self.straight_through
 
     def loss_fn(params):
@@ -125,7 +137,12 @@ class Trainer:
                               params, state.mask)
       logits, model_state = self.logits(params, state.model_state, images, True, dropout_key)
       return cross_entropy(logits, labels), model_state
+    return loss_fn
 
+  def _step(self, state: TrainState, images, labels, step) -> tuple[TrainState, jax.Array]:
+    split = self.layout.batch_shards > 1
+    dense = self.straight_through
+    loss_fn = self._loss_fn(state, images, labels, step)
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     if split:
       grads, loss = jax.lax.pmean((grads, loss), parallel.BATCH)
@@ -133,15 +150,12 @@ class Trainer:
       grads = masks_lib.apply(grads, state.mask)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     if state.schedule:  # optax scales by the rate last, so scaling the update scales the rate
-      lr_scale, last_step = state.schedule
+      lr_scale = state.schedule[0]
       updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
     if not dense:
       params = masks_lib.apply(params, state.mask)
-    new = state.replace(params=params, opt_state=opt_state, model_state=model_state)
-    if state.schedule:  # past its budget a ticket stands still (and its validation loss with it)
-      new = jax.tree.map(lambda n, o: jnp.where(step < last_step, n, o), new, state)
-    return new, loss
+    return state.replace(params=params, opt_state=opt_state, model_state=model_state), loss
 
   def eval_batch(self, params, model_state, images, labels):
     """(per-example losses, per-example correct) of one ticket on one batch."""
