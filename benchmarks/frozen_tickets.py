@@ -25,12 +25,12 @@ from ltjax.engine import parallel, train
 TICKETS, STEPS, BATCH = 4, 500, 60
 
 
-def _timed(trainer, ticket_batch, params, mask, keys, last_steps, x, y) -> float:
+def _timed(trainer, params, mask, keys, last_steps, x, y) -> float:
   schedule = (jnp.ones(TICKETS, jnp.float32), jnp.asarray(last_steps, jnp.int32))
   states = trainer.init_states(params, mask, jax.vmap(lambda _: {})(keys), keys, schedule)
   one = lambda i: lambda t: trainer.train_step(t, x, y, i)[0]  # noqa: E731
   run = jax.jit(lambda st: jax.lax.scan(
-      lambda s, i: (parallel.ticket_map(one(i), (0,), ticket_batch)(s), None), st, jnp.arange(STEPS))[0])
+      lambda s, i: (parallel.ticket_map(one(i), (0,), trainer.ticket_batch)(s), None), st, jnp.arange(STEPS))[0])
   return common.median_seconds(lambda: run(states), 3)
 
 
@@ -45,8 +45,8 @@ def main(argv):
   mask = jax.tree.map(lambda p: jnp.ones(p.shape, bool), params)
   for ticket_batch in (1, None):
     trainer = train.Trainer(module, optax.adam(1e-3), batch_size=BATCH, ticket_batch=ticket_batch)
-    every = _timed(trainer, ticket_batch, params, mask, keys, [STEPS] * TICKETS, x, y)
-    frozen = _timed(trainer, ticket_batch, params, mask, keys, [STEPS] + [0] * (TICKETS - 1), x, y)
+    every = _timed(trainer, params, mask, keys, [STEPS] * TICKETS, x, y)
+    frozen = _timed(trainer, params, mask, keys, [STEPS] + [0] * (TICKETS - 1), x, y)
     common.emit({"bench": "frozen_tickets", "ticket_batch": ticket_batch, "tickets": TICKETS, "steps": STEPS,
                  "all_training_seconds": every, "three_frozen_seconds": frozen, "ratio": frozen / every,
                  **common.device_info()})

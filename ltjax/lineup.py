@@ -195,7 +195,7 @@ def last_steps(setup, ids: Sequence[TicketId], r: int) -> np.ndarray:
   cfg, points = setup.cfg, setup.points
   scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids], bool)
   budget = np.full(len(ids), round_steps(cfg, r))
-  if points is not None and points.scratch_steps and r:
+  if points is not None and points.scratch_steps:
     budget = np.array([points.scratch_steps[point_of(setup, tid.trial)] for tid in ids])
   return np.where(scratch, budget, cfg.train.steps)
 

@@ -17,7 +17,7 @@ def test_an_initializer_compiled_as_a_one_off_gives_the_same_bits(name, shape):
 
   def init(key):
     return module.init({"params": key, "dropout": key}, jnp.zeros(shape), train=False)
-  # Against XLA's default level (3), which conftest's level 0 for the suite would otherwise replace.
+  # Against XLA's default level (3), which conftest's level 1 for the suite would otherwise replace.
   plain = jax.jit(init, compiler_options={"xla_backend_optimization_level": 3})(jax.random.key(3))
   quick = oneoff.jit(init)(jax.random.key(3))
   for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(quick)):

@@ -3,8 +3,8 @@ FLOPs each method spent to produce its network, from the records and each run's 
 
 Training FLOPs are counted as the RigL paper counts them, in units of one dense training run of
 `unit_steps` steps (by default the run's own `train.steps`; a longer run, such as RigL 5x, is
-counted against the shorter runs' unit), so the numbers mean the same on every device. A step costs in proportion to
-the fraction of weights it trains (a sparse kernel's cost; LeNet's every weight is one
+counted in the shorter runs' unit), so the numbers mean the same on every device. A step costs in
+proportion to the fraction of weights it trains (a sparse kernel's cost; LeNet's every weight is one
 multiply-add per example, so the weight density is the FLOP density), and
 - IMP: every round up to the ticket's, each at its density (the rounds that found the mask);
 - one-shot: the dense training whose weights it pruned, then the sparse network's;

@@ -231,23 +231,16 @@ class PointSlice(Sink):
   """One point's share of every call, renumbered as its own run's and cut to its own round's
   length (`cfg`, the point's config), passed to its writers."""
 
-  def __init__(self, inner: Sink, point: int, setup, cfg=None):
+  def __init__(self, inner: Sink, point: int, setup, cfg):
     self.inner, self.point, self.setup, self.cfg = inner, point, setup, cfg
     self.trials = setup.points.trials
-
-  def _own_evals(self, round_index: int, curves) -> np.ndarray:
-    """The evaluations of the point's own round (a round side by side may run longer)."""
-    steps = np.asarray(curves.step)
-    if self.cfg is None or not steps.size:
-      return np.ones(steps.shape[0], bool)
-    return steps[:, 0] <= lineup.round_steps(self.cfg, round_index)
 
   def _rows(self, round_index: int) -> np.ndarray:
     ids = lineup.lineup(self.setup.cfg, round_index)
     return np.array([i for i, tid in enumerate(ids) if tid.trial // self.trials == self.point])
 
   def progress(self, round_index, step, snapshot, curves):
-    if self.cfg is not None and step > lineup.round_steps(self.cfg, round_index):
+    if step > lineup.round_steps(self.cfg, round_index):
       return  # past the point's own round: its tickets are frozen here
     rows = self._rows(round_index)
 
@@ -260,8 +253,9 @@ class PointSlice(Sink):
 
   def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
     mine = slice_result(result, self._rows(result.round), self.point * self.trials)
-    keep = self._own_evals(result.round, mine.curves)
-    mine = dataclasses.replace(mine, curves=jax.tree.map(lambda x: x[keep], mine.curves))
+    # A round side by side may run longer than the point's own: its curves end where its own round does.
+    own = np.asarray(mine.curves.step)[:, 0] <= lineup.round_steps(self.cfg, result.round)
+    mine = dataclasses.replace(mine, curves=jax.tree.map(lambda x: x[own], mine.curves))
     self.inner.round_done(mine, _own_lineage(slice_lineage(lineage, self.point, self.trials)))
 
   def close(self):
