@@ -61,5 +61,8 @@ def test_the_methods_table_and_paired_differences_render_from_the_records(root):
   text = claims.render('<!--table:methods([("RigL", "rigl"), ("RigL 5x", "rigl5x")], (25,), unit_steps=1000)-->\n'
                        '<!--/table-->', root)
   assert "| RigL 5x | 97.50 ± 6.35 (1.26) |" in text
+  for bad in (0, -5, 2.5):
+    with pytest.raises(ClaimError, match="unit_steps"):
+      claims.render(f'<!--table:methods([("RigL", "rigl")], (25,), unit_steps={bad})-->\n<!--/table-->', root)
   with pytest.raises(ClaimError, match="no round near 50"):
     claims.render('<!--c:between("imp", "rigl", 50)-->x<!--/c-->', root)

@@ -49,6 +49,8 @@ def training_flops(cfg: dict[str, Any], recs: Sequence[dict[str, Any]], rnd: int
                    unit_steps: int | None = None) -> float:
   """The mean over trials of the training FLOPs behind round `rnd`'s tickets, in dense runs of
   `unit_steps` steps (default: the run's own `train.steps`)."""
+  if unit_steps is not None and (not isinstance(unit_steps, int) or unit_steps < 1):
+    raise ClaimError(f"unit_steps must be a whole number of steps >= 1, got {unit_steps!r}")
   mode, steps = cfg["prune"]["mode"], cfg["train"]["steps"]
   tickets = [r for r in recs if r["kind"] == "ticket"]
   dens = {(r["trial"], r["round"]): r["density"] for r in tickets}
