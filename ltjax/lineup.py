@@ -44,6 +44,8 @@ class Points:
   init_fns: tuple[Callable, ...] = ()  # per point, where their initializers differ
   scratch_steps: tuple[int, ...] = ()  # per point, where their scratch budgets differ: train.steps x
                                        # scratch.steps_scale (the round runs the longest)
+  rewind_steps: tuple[int, ...] = ()   # per point, where their rewind steps differ (a pruned round
+                                       # runs from the earliest; each ticket starts at its own)
 
 
 def trial_in_point(setup, lineage_index: int) -> int:
@@ -87,6 +89,23 @@ def rows(ids: Sequence[TicketId], kind: str) -> list[int]:
 
 def rewinding(cfg) -> bool:
   return cfg.prune.rewind_step > 0
+
+
+def rewind_steps(setup) -> np.ndarray:
+  """Each lineage's rewind step k ([trials]; 0 where it resets to theta_0): its point's, for
+  points side by side."""
+  points = setup.points
+  if points is not None and points.rewind_steps:
+    return np.array([points.rewind_steps[point_of(setup, t)] for t in range(setup.cfg.trials)])
+  return np.full(setup.cfg.trials, setup.cfg.prune.rewind_step)
+
+
+def first_steps(setup, ids: Sequence[TicketId], r: int) -> np.ndarray:
+  """Each ticket's first training step in round `r`: 0 in the dense round, its lineage's rewind
+  step in a pruned one (rewound tickets continue from step k)."""
+  if r == 0:
+    return np.zeros(len(ids), np.int64)
+  return rewind_steps(setup)[[tid.trial for tid in ids]]
 
 
 def round_steps(cfg, round_index: int) -> int:
@@ -183,9 +202,10 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
       lineage.start_params, lineage.start_model_state, fresh, lineage.mask,
       shuffled if shuffles else lineage.mask, lineage.inverted_mask, param_rows, mask_rows)
   states = setup.trainer.init_states(params, mask, model_state, data_keys, _schedule(setup, ids, r))
-  if rewinding(cfg) and r > 0:
+  first = first_steps(setup, ids, r)
+  if first.any():
     # Rewound tickets continue the schedule from step k (warmup and decay steps stay aligned).
-    states = states.replace(opt_state=_set_count(states.opt_state, cfg.prune.rewind_step))
+    states = states.replace(opt_state=_set_count(states.opt_state, first))
   return states
 
 
@@ -203,7 +223,8 @@ def last_steps(setup, ids: Sequence[TicketId], r: int) -> np.ndarray:
 def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
   """Per-ticket (lr_scale, last_step) where tickets follow schedules of their own: the scratch
   control (Scratch-B: its own rate and budget) and points trained side by side at their own
-  rates and budgets; () where every ticket follows the run's."""
+  rates and budgets; (lr_scale, last_step, first_step) where points side by side rewind to steps
+  of their own; () where every ticket follows the run's."""
   cfg, points = setup.cfg, setup.points
   scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids])
   if points is None:
@@ -212,10 +233,13 @@ def _schedule(setup, ids: Sequence[TicketId], r: int) -> tuple:
     at = [point_of(setup, tid.trial) for tid in ids]
     rate = np.array([points.lr_scale[p] for p in at])
     scratch_rate = np.array([points.scratch_lr_scale[p] for p in at])
-  if not scratch.any() and (rate == 1.0).all():
+  first = first_steps(setup, ids, r)
+  own_starts = r > 0 and len(set(first.tolist())) > 1
+  if not scratch.any() and (rate == 1.0).all() and not own_starts:
     return ()
-  return (jnp.asarray(np.where(scratch, rate * scratch_rate, rate), jnp.float32),
-          jnp.asarray(last_steps(setup, ids, r), jnp.int32))
+  schedule = (jnp.asarray(np.where(scratch, rate * scratch_rate, rate), jnp.float32),
+              jnp.asarray(last_steps(setup, ids, r), jnp.int32))
+  return schedule + (jnp.asarray(first, jnp.int32),) if own_starts else schedule
 
 
 def _structure(cfg, stacked_mask: PyTree) -> dict:
@@ -268,9 +292,10 @@ def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_
   return jax.vmap(tickets.reset)(params, masks), masks, model_state
 
 
-def _set_count(opt_state, step: int):
+def _set_count(opt_state, steps: np.ndarray):
+  """Stacked optimizer states with each ticket's step count at `steps` ([K])."""
   try:
-    return optax.tree_utils.tree_set(opt_state, count=jnp.full_like(
-        optax.tree_utils.tree_get(opt_state, "count"), step))
+    count = optax.tree_utils.tree_get(opt_state, "count")
+    return optax.tree_utils.tree_set(opt_state, count=jnp.asarray(steps, count.dtype).reshape(count.shape))
   except (KeyError, ValueError):
     return opt_state  # a stateless optimizer has no step count to move

@@ -26,7 +26,7 @@ import numpy as np
 from ltjax import lineup, stability
 from ltjax.core import masks, tickets
 from ltjax.data import Dataset
-from ltjax.engine import parallel, train
+from ltjax.engine import oneoff, parallel, train
 # Importing the methods registers their modes.
 from ltjax.methods import at_init, dynamic, early_bird, gradual, imp, modes, oneshot, straight_through  # noqa: F401
 from ltjax.wiring import Setup
@@ -92,8 +92,8 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
     trainer = dataclasses.replace(trainer, mask_updates=trains(setup, r))
   ids = lineup.lineup(cfg, r)
   t0 = time.perf_counter()
-  rewind = cfg.prune.rewind_step if lineup.rewinding(cfg) else 0
-  first_step = start = rewind if r > 0 else 0
+  first_steps = lineup.first_steps(setup, ids, r)  # a pruned round starts at the rewind step
+  start = int(first_steps.min())
   if resume is not None:
     start, states, tracker, prior = resume
   else:
@@ -107,13 +107,18 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       st, dataset, length, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
       intervals_per_call=cfg.execution.intervals_per_call, callback=callback)
   ticket_rows = jnp.asarray(lineup.rows(ids, tickets.TICKET))
-  if r == 0 and start < rewind:  # train to step k, save theta_k, fork the twins there
-    states, tracker, c = run(states, tracker, start, rewind)
+  rewinds = lineup.rewind_steps(setup)
+  for k in sorted(set(rewinds.tolist()) - {0}) if r == 0 else ():
+    if start >= k:
+      continue
+    # Train to step k, save theta_k as the start of the lineages that rewind to k, and fork
+    # their twins there (points side by side may rewind to several steps, in turn).
+    states, tracker, c = run(states, tracker, start, k)
     prior = c if prior is None else train.concat_curves([prior, c])
-    states = stability.fork_twins(states, ids)
-    lineage = lineage.replace(start_params=parallel.take(states.params, ticket_rows),
-                              start_model_state=parallel.take(states.model_state, ticket_rows))
-    start = rewind
+    mine = rewinds == k
+    states = stability.fork_twins(states, ids, lineages=mine)
+    lineage = lineage.replace(**rewound_starts(lineage, states, ticket_rows, mine))
+    start = k
   states, tracker, curves = run(states, tracker, start, length)
   if prior is not None:
     curves = train.concat_curves([prior, curves])
@@ -132,7 +137,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       diverged=np.asarray(tracker.diverged), density=density, layer_density=layer_density,
       finding_steps=np.asarray(lineage.found_after)[[tid.trial for tid in ids]],
       final_params=trainer.network(states), masks=states.mask,
-      steps_trained=lineup.last_steps(setup, ids, r) - first_step,
+      steps_trained=lineup.last_steps(setup, ids, r) - first_steps,
       path_error=stability.twin_paths(trainer, cfg.stability.points, ids, states, dataset),
       seconds=time.perf_counter() - t0)
   trained = parallel.take(states.params, ticket_rows)
@@ -144,6 +149,23 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
   if cfg.prune.reset == "none":  # fine-tuning: the next round continues from the trained weights
     lineage = lineage.replace(start_params=trained, start_model_state=trained_state)
   return result, lineage.replace(round=r + 1)
+
+
+def rewound_starts(lineage: lineup.Lineage, states: train.TrainState, ticket_rows, mine: np.ndarray) -> dict:
+  """The lineage's start (params, model state) with the tickets' current ones for lineages
+  `mine` ([trials] bool): theta_k saved at their rewind step."""
+  params = parallel.take(states.params, ticket_rows)
+  model_state = parallel.take(states.model_state, ticket_rows)
+  if not mine.all():
+    params, model_state = _where_lineages(jnp.asarray(mine), (params, model_state),
+                                          (lineage.start_params, lineage.start_model_state))
+  return {"start_params": params, "start_model_state": model_state}
+
+
+@oneoff.jit
+def _where_lineages(mine, new, old):
+  pick = lambda n, o: jnp.where(mine.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
+  return jax.tree.map(pick, new, old)
 
 
 def next_masks(setup: Setup, lineage: lineup.Lineage, round_index: int, trained: PyTree,

@@ -56,9 +56,10 @@ def _path_points(params_a, params_b, mask, model_state_a, model_state_b, weights
 
 
 # ---------------------------------------------------------------- twins in a lottery round
-def fork_twins(states, ids: Sequence[lineup.TicketId]):
-  """Each twin takes its trial's ticket's weights and optimizer state; it keeps its data order."""
-  twins = lineup.rows(ids, tickets.TWIN)
+def fork_twins(states, ids: Sequence[lineup.TicketId], lineages: np.ndarray | None = None):
+  """Each twin (of the lineages where `lineages` [trials] is True, default all) takes its
+  trial's ticket's weights and optimizer state; it keeps its data order."""
+  twins = [i for i in lineup.rows(ids, tickets.TWIN) if lineages is None or lineages[ids[i].trial]]
   if not twins:
     return states
   source = np.arange(len(ids))

@@ -47,6 +47,22 @@ def test_scratch_budgets_side_by_side_each_stop_where_their_own_run_does(tmp_pat
 
 
 @needs_mnist
+def test_rewind_steps_side_by_side_each_start_where_their_own_run_does(tmp_path):
+  # The stability study's axis: round 0 saves theta_k at 20 and at 50 (forking each point's twins
+  # there); the pruned round runs from step 0, each ticket standing still until its own k. Each
+  # point's workdir is its own run's, records, curves and masks bit for bit.
+  points = [(f"k{k}", _cfg(**{"prune.rewind_step": k, "trials": 1, "train.eval_every": 10,
+                              "controls": ("reinit", "twin")})) for k in (0, 50, 20)]
+  assert together.why_not([c for _, c in points]) is None
+  got = together.train_together(points, tmp_path / "together", log=QUIET)
+  trained = {n: {r["round"]: r["steps_trained"] for r in got[n] if r["kind"] == "ticket"} for n in got}
+  assert trained == {"k0": {0: 100, 1: 100}, "k50": {0: 100, 1: 50}, "k20": {0: 100, 1: 80}}
+  for name, cfg in points[1:]:
+    experiment.train_and_evaluate(cfg, tmp_path / f"alone_{name}", log=QUIET)
+    assert_same_run(tmp_path / "together" / name, tmp_path / f"alone_{name}")
+
+
+@needs_mnist
 def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binaries, tmp_path):
   import os
   fields = {"trials": 1, "train.steps": 100, "train.eval_every": 50, "prune.rounds": 1, "validation_size": 1000}
@@ -71,13 +87,13 @@ def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binarie
 
 def test_only_what_the_ticket_axis_carries_goes_side_by_side():
   a, b = _cfg(), _cfg(**{"train.lr": 2e-3})
-  c = _cfg(**{"train.lr": 2e-3, "prune.rewind_step": 50})
+  c = _cfg(**{"train.lr": 2e-3, "prune.reset": "none"})
   assert together.why_not([a, _cfg(**{"scratch.steps_scale": 1.0})]) is None  # Scratch-E beside Scratch-B
-  assert together.why_not([a, b]) is None
-  assert "prune.rewind_step" in together.why_not([a, c]) and together.why_not([a]) == "a single point"
+  assert together.why_not([a, b]) is None and together.why_not([a, _cfg(**{"prune.rewind_step": 50})]) is None
+  assert "prune.reset" in together.why_not([a, c]) and together.why_not([a]) == "a single point"
   groups = together.groups([("a", a), ("b", b), ("c", c)])
   assert [[n for n, _ in g] for g in groups] == [["a", "b"], ["c"]]
-  with pytest.raises(validation.UsageError, match="differ in prune.rewind_step"):
+  with pytest.raises(validation.UsageError, match="differ in prune.reset"):
     together.train_together([("a", a), ("c", c)], "/nonexistent/never-written", log=QUIET)
 
 

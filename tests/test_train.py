@@ -257,3 +257,26 @@ def test_a_ticket_with_its_own_schedule_scales_its_rate_and_stops_at_its_budget(
     forward = optax.softmax_cross_entropy_with_integer_labels(trainer.module.apply({"params": after.params}, x), y)
     np.testing.assert_allclose(loss, forward.mean(), rtol=1e-6)
   chex.assert_trees_all_close(jax.tree.map(lambda d: 3.0 * d, moved[1.0]), moved[3.0], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("ticket_batch", [None, 1])
+def test_a_ticket_with_its_own_first_step_stands_still_until_it_and_validates_only_after(
+    small_mlp, tiny_data, ticket_batch):
+  # Two copies of one ticket in one program: the second starts at step 20 (a later rewind point
+  # beside an earlier one) at a rate that makes it worse. It must train, validate and early-stop
+  # as the ticket run alone from step 20: its stand-still evaluations at 10 and 20 (its best
+  # loss, were they counted: 2.3 against 46-56 after) belong to no run of its own.
+  module, _, params, mask, model_state, keys = _tickets(small_mlp, k=1)
+  two = lambda t: jax.tree.map(lambda x: jnp.concatenate([x, x]), t)  # noqa: E731
+  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32, ticket_batch=ticket_batch)
+  schedule = (jnp.array([1.0, 1000.0], jnp.float32), jnp.array([40, 40], jnp.int32), jnp.array([0, 20], jnp.int32))
+  states = trainer.init_states(two(params), two(mask), two(model_state), two(keys), schedule)
+  halfway, _, _ = trainer.train(jax.tree.map(jnp.copy, states), tiny_data, steps=40, eval_every=10, stop_step=20)
+  chex.assert_trees_all_equal(parallel.take(halfway.params, 1), parallel.take(states.params, 1))
+  together, tracker, curves = trainer.train(states, tiny_data, steps=40, eval_every=10)
+  alone_states = trainer.init_states(params, mask, model_state, keys, tuple(x[1:] for x in schedule[:2]))
+  alone, tr, cv = trainer.train(alone_states, tiny_data, steps=40, eval_every=10, start_step=20)
+  tol = 1e-6 if ticket_batch == 1 else 1e-2  # (vmapped over 2 tickets, not 1: rounding, grown by the rate)
+  chex.assert_trees_all_close(parallel.take(together.params, 1), parallel.take(alone.params, 0), rtol=tol, atol=tol)
+  np.testing.assert_allclose(curves.val_loss[2:, 1], cv.val_loss[:, 0], rtol=tol)
+  assert int(tracker.step[1]) == int(tr.step[0]) and int(tracker.step[1]) not in (10, 20)

@@ -125,10 +125,16 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
       val_loss, val_acc = evaluate(trainer, network, state.model_state, dataset, dataset.val)
       new_best = early_stop.update(best, network, state.model_state, train_loss, val_loss,
                                    val_acc, end)
-      # Until a gradual schedule reaches its density, the network is not the one being studied.
+      # Until a gradual schedule reaches its density, the network is not the one being studied;
+      # before a ticket's own first step (a later rewind point beside an earlier one) it has
+      # not started.
       settled = getattr(trainer.mask_updates, "settled_at", 0)
-      best = new_best if not settled else jax.tree.map(
-          lambda n, o: jnp.where(end >= settled, n, o), new_best, best)
+      counts = end >= settled if settled else None
+      if len(state.schedule) > 2:
+        started = end > state.schedule[2]
+        counts = started if counts is None else counts & started
+      best = new_best if counts is None else jax.tree.map(
+          lambda n, o: jnp.where(counts, n, o), new_best, best)
       return (state, perm, best), early_stop.Curves(step=end, train_loss=train_loss,
                                                     val_loss=val_loss, val_accuracy=val_acc)
 

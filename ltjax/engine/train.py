@@ -47,7 +47,9 @@ class TrainState:
   model_state: PyTree  # non-trained collections, e.g. {'batch_stats': ...}; {} for none
   rng: jax.Array       # the ticket's raw key data (uint32): data order and dropout derive from it
   # () for the run's schedule; (lr_scale, last_step) where tickets of one program train on
-  # schedules of their own (Liu et al.'s Scratch-B control: a larger rate, a longer budget).
+  # schedules of their own (Liu et al.'s Scratch-B control: a larger rate, a longer budget), and
+  # (lr_scale, last_step, first_step) where they also start at steps of their own (points side
+  # by side that rewind to different steps): a ticket trains and validates in [first, last).
   schedule: tuple = ()
 
 
@@ -112,15 +114,16 @@ class Trainer:
   def train_step(self, state: TrainState, images, labels, step) -> tuple[TrainState, jax.Array]:
     if not state.schedule:
       return self._step(state, images, labels, step)
-    last_step = state.schedule[1]
+    active = training(state.schedule, step)
     if self.ticket_batch == 1 and self.layout.batch_shards == 1:
-      # One ticket at a time, so a real branch: past its budget a ticket (Scratch-B's others, a
-      # shorter point beside a longer one) stands still for the price of a forward pass.
-      return jax.lax.cond(step < last_step, lambda: self._step(state, images, labels, step),
+      # One ticket at a time, so a real branch: outside its steps a ticket (Scratch-B's others, a
+      # shorter point beside a longer one, a later rewind point) stands still for the price of
+      # a forward pass.
+      return jax.lax.cond(active, lambda: self._step(state, images, labels, step),
                           lambda: (state, self._loss_fn(state, images, labels, step)(state.params)[0]))
     # Vmapped tickets would run both branches of a cond: keep one step and discard it.
     new, loss = self._step(state, images, labels, step)
-    return jax.tree.map(lambda n, o: jnp.where(step < last_step, n, o), new, state), loss
+    return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), loss
 
   def _loss_fn(self, state: TrainState, images, labels, step):
     """params -> (training loss, model state) of one ticket's step."""
@@ -245,6 +248,12 @@ class Trainer:
         callback(step, snapshot, concat_curves(curves))
     states, tracker = snapshot()
     return states, tracker, concat_curves(curves)
+
+
+def training(schedule: tuple, step) -> jax.Array:
+  """Whether a ticket with per-ticket `schedule` (a TrainState's) trains at `step`."""
+  active = step < schedule[1]
+  return active & (step >= schedule[2]) if len(schedule) > 2 else active
 
 
 @functools.partial(jax.jit, static_argnums=1)

@@ -5,7 +5,9 @@ its units, N:M groups or blocks (`prune.sparsity_type`, `ltjax.methods.structure
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
+from ltjax import lineup
 from ltjax.methods import modes, scoring, structured
 
 
@@ -20,5 +22,5 @@ def find(request: modes.Request) -> modes.Found:
     mask = scoring.prune_trials(request, request.trained, request.trained_model_state, lineage.mask,
                                 setup.rates)
   # Each round costs its training, from the rewind point once the run rewinds.
-  spent = cfg.train.steps - (cfg.prune.rewind_step if request.round_index else 0)
-  return modes.Found(mask, lineage.found_after + jnp.ones(cfg.trials, jnp.int32) * spent)
+  spent = cfg.train.steps - (lineup.rewind_steps(setup) if request.round_index else 0)
+  return modes.Found(mask, lineage.found_after + jnp.asarray(np.broadcast_to(spent, cfg.trials), jnp.int32))

@@ -9,10 +9,9 @@ slice of it goes through that point's own writers to its own workdir, so the wor
 checkpoints and report are those of separate runs, and a point finished either way is resumed or
 reported the same way.
 
-Not combined, and why: rewind steps (each point's tickets would start at a step of its own),
-reset modes (what a lineage restarts from differs in kind), widths (the shapes differ), pruning
-rates and rounds (lineages would prune at different rates and stop at different rounds). Such
-points run one after another.
+Not combined, and why: reset modes (what a lineage restarts from differs in kind), widths (the
+shapes differ), pruning rates and rounds (lineages would prune at different rates and stop at
+different rounds). Such points run one after another.
 
 Where the points share the learning rate, each matches its own run bit for bit on the same
 devices (tests/test_together.py). Where they do not, the rates ride on a per-ticket update scale,
@@ -23,7 +22,11 @@ reads batches scaled only by 1 and each ticket standardizes them with its point'
 matches its own run up to rounding. Where their scratch budgets differ (Scratch-E and Scratch-B),
 a pruned round runs the longest; each scratch ticket stops at its own point's budget (a per-ticket
 last step, as every ticket but scratch already stops at train.steps), and a point's curves end
-where its own round does. A run killed mid-round restarts that round.
+where its own round does. Where they rewind to different steps k (the stability study), round 0
+trains to each k in turn and saves theta_k for the lineages that rewind there; a pruned round
+runs from the earliest k, each ticket standing still until its own k (a per-ticket first step)
+and validating only after it, so each point again matches its own run bit for bit. A run killed
+mid-round restarts that round.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from ltjax.runs import checkpoint, experiment, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
 from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
-COMBINABLE = ("train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init", "normalization")
+COMBINABLE = ("train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init", "normalization",
+              "prune.rewind_step")
 
 
 def _fields(cfg) -> dict[str, Any]:
@@ -96,6 +100,7 @@ def combined_config(configs: Sequence[Any]):
     cfg.name = f"{cfg.name}_together"
     cfg.trials = len(configs) * configs[0].trials
     cfg.scratch.steps_scale = max(c.scratch.steps_scale for c in configs)
+    cfg.prune.rewind_step = min(c.prune.rewind_step for c in configs)
   return cfg
 
 
@@ -121,9 +126,12 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   budgets = ()
   if "scratch.steps_scale" in differences(configs):
     budgets = tuple(lineup.round_steps(c, 1) for c in configs)
+  rewinds = ()
+  if "prune.rewind_step" in differences(configs):
+    rewinds = tuple(c.prune.rewind_step for c in configs)
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
-      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets))
+      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets, rewinds))
   root = pathlib.Path(root)
   workdirs = [root / name for name, _ in points]
   with contextlib.ExitStack() as stack:
@@ -239,22 +247,32 @@ class PointSlice(Sink):
     ids = lineup.lineup(self.setup.cfg, round_index)
     return np.array([i for i, tid in enumerate(ids) if tid.trial // self.trials == self.point])
 
+  def _own_steps(self, round_index: int) -> tuple[int, int]:
+    """(first, last) step of the point's own round: it starts at its rewind step once pruned."""
+    first = self.cfg.prune.rewind_step if round_index else 0
+    return first, lineup.round_steps(self.cfg, round_index)
+
   def progress(self, round_index, step, snapshot, curves):
-    if step > lineup.round_steps(self.cfg, round_index):
-      return  # past the point's own round: its tickets are frozen here
+    first, last = self._own_steps(round_index)
+    if not first < step <= last:
+      return  # outside the point's own round: its tickets stand still here
     rows = self._rows(round_index)
+    own = (np.asarray(curves.step)[:, 0] > first) if len(curves.step) else slice(None)
 
     def own_snapshot():
       states, tracker = (parallel.take(x, rows) for x in snapshot())
       return (states.replace(model_state=_own(states.model_state)),
               tracker.replace(model_state=_own(tracker.model_state)))
     # The curves grow at every call: sliced on the host, not by a program per length.
-    self.inner.progress(round_index, step, own_snapshot, jax.tree.map(lambda x: np.asarray(x)[:, rows], curves))
+    self.inner.progress(round_index, step, own_snapshot, jax.tree.map(lambda x: np.asarray(x)[own][:, rows], curves))
 
   def round_done(self, result: lottery.RoundResult, lineage: lineup.Lineage):
     mine = slice_result(result, self._rows(result.round), self.point * self.trials)
-    # A round side by side may run longer than the point's own: its curves end where its own round does.
-    own = np.asarray(mine.curves.step)[:, 0] <= lineup.round_steps(self.cfg, result.round)
+    # A round side by side may start earlier (an earlier rewind step beside) or run longer (a
+    # longer scratch budget) than the point's own: its curves are those of its own round.
+    first, last = self._own_steps(result.round)
+    steps = np.asarray(mine.curves.step)[:, 0]
+    own = (steps > first) & (steps <= last)
     mine = dataclasses.replace(mine, curves=jax.tree.map(lambda x: x[own], mine.curves))
     self.inner.round_done(mine, _own_lineage(slice_lineage(lineage, self.point, self.trials)))
 
