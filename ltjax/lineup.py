@@ -46,6 +46,7 @@ class Points:
                                        # scratch.steps_scale (the round runs the longest)
   rewind_steps: tuple[int, ...] = ()   # per point, where their rewind steps differ (a pruned round
                                        # runs from the earliest; each ticket starts at its own)
+  seeds: tuple[int, ...] = ()          # per point, where their seeds differ
 
 
 def trial_in_point(setup, lineage_index: int) -> int:
@@ -55,6 +56,12 @@ def trial_in_point(setup, lineage_index: int) -> int:
 
 def point_of(setup, lineage_index: int) -> int:
   return 0 if setup.points is None else lineage_index // setup.points.trials
+
+
+def seed_of(setup, lineage_index: int) -> int:
+  """The seed a lineage draws its keys from: its point's, for points side by side."""
+  points = setup.points
+  return points.seeds[point_of(setup, lineage_index)] if points is not None and points.seeds else setup.cfg.seed
 
 
 def num_rounds(cfg) -> int:
@@ -124,11 +131,31 @@ def key_for(seed: int, *path: int) -> jax.Array:
   return key
 
 
-def _key_data(seed: int, paths: Sequence[Sequence[int]]) -> np.ndarray:
-  """Raw `key_for(seed, *path)` per path, stacked on the host. Folded one by one outside any
-  program: traced into one, each fold is a threefry hash to compile (a second for a round's keys);
-  eagerly, one small program serves every fold of the process."""
-  return np.stack([np.asarray(jax.random.key_data(key_for(seed, *p))) for p in paths])
+def _key_data(seeds: Sequence[int], paths: Sequence[Sequence[int]]) -> np.ndarray:
+  """Raw `key_for(seed, *path)` per (seed, path), stacked on the host. Folded one by one outside
+  any program: traced into one, each fold is a threefry hash to compile (a second for a round's
+  keys); eagerly, one small program serves every fold of the process."""
+  return np.stack([np.asarray(jax.random.key_data(key_for(s, *p))) for s, p in zip(seeds, paths, strict=True)])
+
+
+def trial_key(request, lineage_index: int) -> jax.Array:
+  """A mode's scoring key for one trial (a `modes.Request`'s lineage), as its own run folds it."""
+  setup = request.setup
+  point_key = key_for(seed_of(setup, lineage_index), PURPOSE["score"], request.round_index)
+  return jax.random.fold_in(point_key, trial_in_point(setup, lineage_index))
+
+
+def trial_keys(request) -> jax.Array:
+  """A mode's scoring keys for every trial at once: the request's key, which the batched
+  scorers split over the trials; for points side by side, each lineage's own run's share of that
+  split ([trials] keys)."""
+  setup = request.setup
+  if setup.points is None:
+    return request.key
+  n = setup.points.trials
+  own = [jax.random.key_data(jax.random.split(key_for(seed_of(setup, t), PURPOSE["score"], request.round_index),
+                                              n))[trial_in_point(setup, t)] for t in range(setup.cfg.trials)]
+  return jax.random.wrap_key_data(np.stack([np.asarray(k) for k in own]))
 
 
 PURPOSE = {"init": 0, "data": 1, "reinit": 2, "shuffle": 3, "score": 4, "scratch": 5}
@@ -152,9 +179,10 @@ class Lineage:
 
 def initial_lineage(setup) -> Lineage:
   cfg = setup.cfg
-  chunks, _ = fresh_inits(setup, _key_data(cfg.seed, [(PURPOSE["init"], trial_in_point(setup, t))
-                                                      for t in range(cfg.trials)]),
-                          [point_of(setup, t) for t in range(cfg.trials)])
+  lineages = range(cfg.trials)
+  chunks, _ = fresh_inits(setup, _key_data([seed_of(setup, t) for t in lineages],
+                                           [(PURPOSE["init"], trial_in_point(setup, t)) for t in lineages]),
+                          [point_of(setup, t) for t in lineages])
   params, model_state = jax.tree.map(lambda *x: jnp.concatenate(x), *chunks) if len(chunks) > 1 else chunks[0]
   ones = oneoff.jit(jax.vmap(masks_lib.ones))(params)
   return Lineage(round=0, init_params=params, init_model_state=model_state, start_params=params,
@@ -178,9 +206,11 @@ def start_states(setup, lineage: Lineage, ids: Sequence[TicketId]) -> train.Trai
   paths = [(PURPOSE["data"], r, trial(tid), _KIND_INDEX[tid.kind], tid.draw) for tid in ids]
   paths += [(PURPOSE["reinit"], r, trial(tid), tid.draw) if tid.kind == tickets.REINIT
             else (PURPOSE["scratch"], r, trial(tid)) for tid in fresh_ids]
+  seeds = [seed_of(setup, tid.trial) for tid in [*ids, *fresh_ids]]
   if shuffles:
     paths += [(PURPOSE["shuffle"], r, trial_in_point(setup, t)) for t in range(cfg.trials)]
-  keys = _key_data(cfg.seed, paths)  # split on the host: slicing a key array compiles
+    seeds += [seed_of(setup, t) for t in range(cfg.trials)]
+  keys = _key_data(seeds, paths)  # split on the host: slicing a key array compiles
   k, f = len(ids), len(fresh_ids)
   data_keys, shuffle_keys = (jax.random.wrap_key_data(x) for x in (keys[:k], keys[k + f:]))
   fresh, fresh_rows = fresh_inits(setup, keys[k:k + f], [point_of(setup, tid.trial) for tid in fresh_ids])

@@ -63,6 +63,18 @@ def test_rewind_steps_side_by_side_each_start_where_their_own_run_does(tmp_path)
 
 
 @needs_mnist
+def test_seeds_side_by_side_draw_every_key_their_own_run_draws(tmp_path):
+  # Another seed is another theta_0, data order, reinit draw, shuffle and scoring key: random
+  # pruning (scored by the mode's keys, split over the trials) with both random controls.
+  points = [(f"seed{s}", _cfg(**{"seed": s, "prune.score": "random", "controls": ("reinit", "random_mask")}))
+            for s in (0, 7)]
+  assert together.why_not([c for _, c in points]) is None
+  together.train_together(points, tmp_path / "together", log=QUIET)
+  experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
+  assert_same_run(tmp_path / "together" / "seed7", tmp_path / "alone")
+
+
+@needs_mnist
 def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binaries, tmp_path):
   import os
   fields = {"trials": 1, "train.steps": 100, "train.eval_every": 50, "prune.rounds": 1, "validation_size": 1000}

@@ -66,7 +66,7 @@ def at_init_masks(request: modes.Request, density: float, invert: bool = False) 
   for t in range(cfg.trials):
     params, model_state = (jax.tree.map(lambda x, t=t: x[t], tree)
                            for tree in (lineage.init_params, lineage.init_model_state))
-    k = jax.random.fold_in(request.key, lineup.trial_in_point(setup, t))
+    k = lineup.trial_key(request, t)
     net = scoring.score_network(setup, params, model_state, request.dataset, k)
     out.append(prune_at_init(cfg.prune.score, params, masks.ones(params), setup.roles, density,
                              cfg.prune.scope, net, k, invert))

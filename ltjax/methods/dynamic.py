@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ltjax import lineup
 from ltjax.core import distributions, masks, schedules
 from ltjax.core.pruning import PruningError, drop_lowest
 from ltjax.core.roles import PRUNABLE
@@ -123,7 +124,8 @@ def dynamic_sparse(params: PyTree, roles: PyTree, density: float, method: str,
 def random_masks(key: jax.Array, params: PyTree, roles: PyTree, density: float,
                  distribution: str = "erk", tickets: int = 1) -> PyTree:
   """[tickets, ...] random masks keeping each layer's exact count of `distribution` at `density`
-  (SET's and RigL's start, and the static random baseline)."""
+  (SET's and RigL's start, and the static random baseline), from `key` split over the tickets or
+  from [tickets] keys."""
   counts = _layer_counts(params, roles, density, distribution)
   shapes = [tuple(p.shape) for p in jax.tree.leaves(params)]
   treedef = jax.tree.structure(params)
@@ -134,7 +136,7 @@ def random_masks(key: jax.Array, params: PyTree, roles: PyTree, density: float,
     return jax.tree.unflatten(treedef, [
         drop_lowest(jax.random.uniform(kk, s).ravel(), jnp.ones(int(np.prod(s)), bool),
                     int(np.prod(s)) - c).reshape(s) for kk, s, c in zip(keys, shapes, counts)])
-  return jax.vmap(one)(jax.random.split(key, tickets))
+  return jax.vmap(one)(key if key.ndim == 1 else jax.random.split(key, tickets))
 
 
 # ---------------------------------------------------------------- as lottery modes
@@ -153,7 +155,7 @@ def find(request: modes.Request) -> modes.Found:
   `prune.distribution` (ERK in Evci et al. 2020)."""
   setup, cfg = request.setup, request.setup.cfg
   shapes = jax.eval_shape(setup.init_fn, jax.random.key(0))[0]
-  mask = random_masks(request.key, shapes, setup.roles, cfg.prune.densities[request.round_index],
+  mask = random_masks(lineup.trial_keys(request), shapes, setup.roles, cfg.prune.densities[request.round_index],
                       cfg.prune.distribution, tickets=cfg.trials)
   return modes.Found(mask, jnp.zeros(cfg.trials, jnp.int32))
 

@@ -34,11 +34,11 @@ def prune_trials(request, params: PyTree, model_state: PyTree, mask: PyTree, rat
   init = request.lineage.init_params
   if not scores.get(cfg.prune.score).needs_network:
     return pruning.prune_round(params, init, mask, setup.roles, rates, cfg.prune.scope,
-                               cfg.prune.score, request.key, ticket_axes=1, invert=invert)
+                               cfg.prune.score, lineup.trial_keys(request), ticket_axes=1, invert=invert)
   out = []
   for t in range(cfg.trials):
     pick = lambda tree, t=t: jax.tree.map(lambda x: x[t], tree)  # noqa: E731
-    key = jax.random.fold_in(request.key, lineup.trial_in_point(setup, t))
+    key = lineup.trial_key(request, t)
     net = score_network(setup, pick(params), pick(model_state), request.dataset, key)
     out.append(pruning.prune_round(pick(params), pick(init), pick(mask), setup.roles, rates,
                                    cfg.prune.scope, cfg.prune.score, key, invert=invert, net=net))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ltjax import lineup
 from ltjax.core import masks, pruning, scores, structure
 from ltjax.core.pruning import PruningError
 from ltjax.core.roles import PRUNABLE
@@ -85,7 +86,7 @@ def prune_trials(request) -> PyTree:
   one = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape[1:], m.dtype), lineage.mask)
   kind, chain = plan(cfg, one)
   score = pruning.score_trees(request.trained, lineage.init_params, lineage.mask,
-                              scores.get(cfg.prune.score), request.key, ticket_axes=1)
+                              scores.get(cfg.prune.score), lineup.trial_keys(request), ticket_axes=1)
   leaves, treedef = jax.tree.flatten(lineage.mask)
   out = []
   for m, s, rate, on in zip(leaves, jax.tree.leaves(score), jax.tree.leaves(setup.rates),

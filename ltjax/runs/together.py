@@ -1,13 +1,13 @@
 """Sweep points trained side by side as one compiled program, each still in its own workdir.
 
 Points that share the network's shapes and the data, and differ only in what the ticket axis
-carries per ticket (COMBINABLE: the learning rate, the scratch control's rate and budget, the
-initializer's distribution, the input normalization), become the lineages of one run: point p's
-trial t is lineage p*T + t, keyed as trial t of the point's own run (the same theta_0, data
-orders, reinit draws and shuffles). Each round is one program for every point; each point's
-slice of it goes through that point's own writers to its own workdir, so the workdirs, records,
-checkpoints and report are those of separate runs, and a point finished either way is resumed or
-reported the same way.
+carries per ticket (COMBINABLE: the seed, the learning rate, the scratch control's rate and
+budget, the initializer's distribution, the input normalization, the rewind step), become the
+lineages of one run: point p's trial t is lineage p*T + t, keyed as trial t of the point's own run
+with its own seed (the same theta_0, data orders, reinit draws, shuffles and scoring keys). Each
+round is one program for every point; each point's slice of it goes through that point's own
+writers to its own workdir, so the workdirs, records, checkpoints and report are those of
+separate runs, and a point finished either way is resumed or reported the same way.
 
 Not combined, and why: reset modes (what a lineage restarts from differs in kind), widths (the
 shapes differ), pruning rates and rounds (lineages would prune at different rates and stop at
@@ -47,8 +47,8 @@ from ltjax.runs import checkpoint, experiment, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
 from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
-COMBINABLE = ("train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init", "normalization",
-              "prune.rewind_step")
+COMBINABLE = ("seed", "train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init",
+              "normalization", "prune.rewind_step")
 
 
 def _fields(cfg) -> dict[str, Any]:
@@ -126,12 +126,12 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   budgets = ()
   if "scratch.steps_scale" in differences(configs):
     budgets = tuple(lineup.round_steps(c, 1) for c in configs)
-  rewinds = ()
-  if "prune.rewind_step" in differences(configs):
-    rewinds = tuple(c.prune.rewind_step for c in configs)
+  differ = differences(configs)
+  per_point = lambda field, get: tuple(get(c) for c in configs) if field in differ else ()  # noqa: E731
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
-      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets, rewinds))
+      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets,
+      per_point("prune.rewind_step", lambda c: c.prune.rewind_step), per_point("seed", lambda c: c.seed)))
   root = pathlib.Path(root)
   workdirs = [root / name for name, _ in points]
   with contextlib.ExitStack() as stack:
