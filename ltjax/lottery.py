@@ -108,11 +108,9 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       intervals_per_call=cfg.execution.intervals_per_call, callback=callback)
   ticket_rows = jnp.asarray(lineup.rows(ids, tickets.TICKET))
   rewinds = lineup.rewind_steps(setup)
-  for k in sorted(set(rewinds.tolist()) - {0}) if r == 0 else ():
-    if start >= k:
-      continue
-    # Train to step k, save theta_k as the start of the lineages that rewind to k, and fork
-    # their twins there (points side by side may rewind to several steps, in turn).
+  # Round 0 trains to each rewind step k (one, or several for points side by side), saves theta_k
+  # as the start of the lineages that rewind to k and forks their twins there.
+  for k in sorted({k for k in rewinds.tolist() if r == 0 and k > start}):
     states, tracker, c = run(states, tracker, start, k)
     prior = c if prior is None else train.concat_curves([prior, c])
     mine = rewinds == k
