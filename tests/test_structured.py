@@ -136,7 +136,8 @@ def test_units_imp_prunes_a_conv_nets_channels_and_what_they_feed():
   cfg = ml_collections.ConfigDict({"prune": {"sparsity_type": "units", "score": "magnitude"}})
   ones = jax.tree.map(lambda p: jnp.ones(p.shape, bool), stack(params))
   request = types.SimpleNamespace(
-      setup=types.SimpleNamespace(cfg=cfg, rates=rates, roles=roles), round_index=0, key=jax.random.key(1),
+      setup=types.SimpleNamespace(cfg=cfg, rates=rates, roles=roles, points=None), round_index=0,
+      key=jax.random.key(1),
       trained=stack(params), lineage=types.SimpleNamespace(mask=ones, init_params=stack(params)))
   m = structured.prune_trials(request)
   c1, c2, fc1, out = (np.asarray(m[n]["kernel"]) for n in ("conv1", "conv2", "fc1", "out"))
