@@ -20,11 +20,14 @@ def _cfg(**overrides):
 
 @needs_mnist
 def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
-  points = [("a", _cfg(**{"model_kwargs.init": "glorot_normal", "scratch.lr_scale": 1.0})),
-            ("b", _cfg(**{"model_kwargs.init": "he_normal", "scratch.lr_scale": 2.0}))]
+  # Point b differs in initializer, scratch rate and seed: another theta_0, data order, reinit
+  # draw, shuffle and scoring key (random pruning, scored by the mode's keys split over the trials).
+  common = {"prune.score": "random", "controls": ("reinit", "random_mask", "scratch")}
+  points = [("a", _cfg(**{"model_kwargs.init": "glorot_normal", "scratch.lr_scale": 1.0, **common})),
+            ("b", _cfg(**{"model_kwargs.init": "he_normal", "scratch.lr_scale": 2.0, "seed": 7, **common}))]
   got = together.train_together(points, tmp_path / "together", log=QUIET)
   assert sorted(got) == ["a", "b"] and got["a"] != got["b"]
-  # Point b (the second lineages, another initializer and scratch rate) is its own run, bit for bit.
+  # Point b (the second lineages) is its own run, bit for bit.
   experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
   assert_same_run(tmp_path / "together" / "b", tmp_path / "alone")
   again = together.train_together(points, tmp_path / "together", log=QUIET)  # finished: read back
@@ -49,29 +52,17 @@ def test_scratch_budgets_side_by_side_each_stop_where_their_own_run_does(tmp_pat
 @needs_mnist
 def test_rewind_steps_side_by_side_each_start_where_their_own_run_does(tmp_path):
   # The stability study's axis: round 0 saves theta_k at 20 and at 50 (forking each point's twins
-  # there); the pruned round runs from step 0, each ticket standing still until its own k. Each
+  # there); the pruned round runs from step 20, the k = 50 tickets standing still until 50. Each
   # point's workdir is its own run's, records, curves and masks bit for bit.
   points = [(f"k{k}", _cfg(**{"prune.rewind_step": k, "trials": 1, "train.eval_every": 10,
-                              "controls": ("reinit", "twin")})) for k in (0, 50, 20)]
+                              "controls": ("reinit", "twin")})) for k in (50, 20)]
   assert together.why_not([c for _, c in points]) is None
   got = together.train_together(points, tmp_path / "together", log=QUIET)
   trained = {n: {r["round"]: r["steps_trained"] for r in got[n] if r["kind"] == "ticket"} for n in got}
-  assert trained == {"k0": {0: 100, 1: 100}, "k50": {0: 100, 1: 50}, "k20": {0: 100, 1: 80}}
-  for name, cfg in points[1:]:
+  assert trained == {"k50": {0: 100, 1: 50}, "k20": {0: 100, 1: 80}}
+  for name, cfg in points:
     experiment.train_and_evaluate(cfg, tmp_path / f"alone_{name}", log=QUIET)
     assert_same_run(tmp_path / "together" / name, tmp_path / f"alone_{name}")
-
-
-@needs_mnist
-def test_seeds_side_by_side_draw_every_key_their_own_run_draws(tmp_path):
-  # Another seed is another theta_0, data order, reinit draw, shuffle and scoring key: random
-  # pruning (scored by the mode's keys, split over the trials) with both random controls.
-  points = [(f"seed{s}", _cfg(**{"seed": s, "prune.score": "random", "controls": ("reinit", "random_mask")}))
-            for s in (0, 7)]
-  assert together.why_not([c for _, c in points]) is None
-  together.train_together(points, tmp_path / "together", log=QUIET)
-  experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
-  assert_same_run(tmp_path / "together" / "seed7", tmp_path / "alone")
 
 
 @needs_mnist
