@@ -123,14 +123,12 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   if "normalization" in differences(configs):  # each ticket standardizes its own (INPUT_STATS)
     channels = len(dataset.mean)
     dataset = dataset.replace(mean=(0.0,) * channels, std=(1.0,) * channels)
-  budgets = ()
-  if "scratch.steps_scale" in differences(configs):
-    budgets = tuple(lineup.round_steps(c, 1) for c in configs)
   differ = differences(configs)
   per_point = lambda field, get: tuple(get(c) for c in configs) if field in differ else ()  # noqa: E731
   setup = dataclasses.replace(setup, points=lineup.Points(
       configs[0].trials, tuple(c.train.lr / base.train.lr for c in configs),
-      tuple(c.scratch.lr_scale for c in configs), init_fns, budgets,
+      tuple(c.scratch.lr_scale for c in configs), init_fns,
+      per_point("scratch.steps_scale", lambda c: lineup.round_steps(c, 1)),
       per_point("prune.rewind_step", lambda c: c.prune.rewind_step), per_point("seed", lambda c: c.seed)))
   root = pathlib.Path(root)
   workdirs = [root / name for name, _ in points]
