@@ -10,6 +10,10 @@ import pytest
 from ltjax import models
 from ltjax.engine import oneoff, train
 
+# What a user's run compiles with on CPU (conftest's XLA_FLAGS would otherwise apply).
+DEFAULTS = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}
+SUITE = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+
 
 @pytest.mark.parametrize("name, shape", [("lenet_300_100", (1, 28, 28, 1)), ("conv2", (1, 32, 32, 3))])
 def test_an_initializer_compiled_as_a_one_off_gives_the_same_bits(name, shape):
@@ -17,8 +21,8 @@ def test_an_initializer_compiled_as_a_one_off_gives_the_same_bits(name, shape):
 
   def init(key):
     return module.init({"params": key, "dropout": key}, jnp.zeros(shape), train=False)
-  # Against XLA's default level (3), which conftest's level 1 for the suite would otherwise replace.
-  plain = jax.jit(init, compiler_options={"xla_backend_optimization_level": 3})(jax.random.key(3))
+  # Against XLA's defaults (level 3, fusion emitters), which conftest replaces for the suite.
+  plain = jax.jit(init, compiler_options=DEFAULTS)(jax.random.key(3))
   quick = oneoff.jit(init)(jax.random.key(3))
   for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(quick)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -31,9 +35,10 @@ def test_inside_another_trace_it_is_part_of_that_program():
   np.testing.assert_array_equal(jax.vmap(double)(jnp.ones((2, 3))), np.full((2, 3), 2.0))
 
 
-def test_the_suites_optimization_level_computes_the_default_levels_bits(small_mlp, tiny_data):
-  # conftest compiles the suite's programs at LLVM level 1 (a faster compile): what the tests check
-  # must be what a user's run (level 3) computes. Five masked Adam steps, both ways; level 0 differs.
+def test_the_suites_compile_options_compute_the_defaults_bits(small_mlp, tiny_data):
+  # conftest compiles the suite's programs at LLVM level 1 with the elemental emitters (a faster
+  # compile): what the tests check must be what a user's run (level 3, fusion emitters) computes.
+  # Five masked Adam steps, each way; level 0 differs.
   _, module, init, _ = small_mlp
   trainer = train.Trainer(module, optax.adam(1e-2), batch_size=30)
   params = init(jax.random.key(1))
@@ -48,7 +53,9 @@ def test_the_suites_optimization_level_computes_the_default_levels_bits(small_ml
     for s in range(5):
       state, _ = trainer.train_step(state, x, y, s)
     return state
-  runs = [jax.jit(steps, compiler_options={"xla_backend_optimization_level": lvl})(state) for lvl in (1, 3, 0)]
+  options = [SUITE, DEFAULTS, {**DEFAULTS, "xla_cpu_use_fusion_emitters": False},
+             {**DEFAULTS, "xla_backend_optimization_level": 1}, {**DEFAULTS, "xla_backend_optimization_level": 0}]
+  runs = [jax.jit(steps, compiler_options=o)(state) for o in options]
   same = [all(np.array_equal(np.asarray(a), np.asarray(b))
               for a, b in zip(jax.tree.leaves(r), jax.tree.leaves(runs[1]))) for r in runs]
-  assert same == [True, True, False]  # level 0 (no multiply-add contraction) shows the check can fail
+  assert same == [True, True, True, True, False]  # level 0 (no multiply-add contraction): the check can fail
