@@ -19,7 +19,7 @@ from absl import flags
 from experiments import cli
 from ltjax import files
 from ltjax.reports import analysis
-from ltjax.runs import sweeps
+from ltjax.runs import results, sweeps
 
 _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "Workdir(s) written by experiments.lottery; "
                                       "several are overlaid in the density figures.")
@@ -55,7 +55,10 @@ def main(argv):
   if _RESULTS.value:
     from ltjax.reports import tables  # noqa: PLC0415
     out = pathlib.Path(_RESULTS.value) / tables.OUT
-    text = tables.generate(_RESULTS.value)
+    try:
+      text = tables.generate(_RESULTS.value)
+    except results.RecordsError as e:
+      cli.fail(f"results: {e}")
     if "## " not in text:
       cli.fail(f"results: no records under {_RESULTS.value}")
     rendered = _render_documents(pathlib.Path(_RESULTS.value))  # all computed before anything is written

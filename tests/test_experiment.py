@@ -152,6 +152,13 @@ def test_different_config_is_refused_unless_restarting(finished, tmp_path):
   assert not (scratch / "results.jsonl").exists()
 
 
+def test_a_workdir_holding_other_records_is_refused_before_anything_is_written(tmp_path):
+  (tmp_path / "results.jsonl").write_text('{"round": 0, "trial": 0}\n')  # JSON, but not a run's records
+  with pytest.raises(experiment.UsageError, match="^workdir: .*line 1 is not an ltjax record.*--restart"):
+    experiment.train_and_evaluate(tiny_config(), tmp_path, log=lambda _: None)
+  assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "results.jsonl"]  # the run's lock only
+
+
 def test_one_shot_rounds_reach_their_target_densities(tmp_path):
   cfg = tiny_config(**{"prune.mode": "oneshot", "prune.densities": (0.5, 0.2), "trials": 1,
                        "controls": ()})

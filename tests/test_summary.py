@@ -141,7 +141,19 @@ def test_report_refuses_bad_input_before_drawing(tmp_path):
     summary.report([tmp_path], tmp_path / "out", labels=["a", "b"])
   with pytest.raises(analysis.ReportError, match="no results.jsonl"):
     summary.report([tmp_path], tmp_path / "out")
+  (tmp_path / "results.jsonl").write_text('{"round": 0, "trial": 0}\n')  # JSON, but not records
+  with pytest.raises(analysis.ReportError, match="line 1 is not an ltjax record"):
+    summary.report([tmp_path], tmp_path / "out")
   assert not (tmp_path / "out").exists()
+
+
+def test_the_report_binary_refuses_a_records_file_of_something_else(binaries, tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "a" / "results.jsonl").write_text('{"round": 0, "trial": 0}\n')
+  ran = binaries("experiments.report", [f"--results={tmp_path}"], timeout=120)
+  assert ran.rc != 0 and "Traceback" not in ran.stderr
+  assert ran.stderr.strip().splitlines()[-1].startswith("error: results: ") and "not an ltjax record" in ran.stderr
+  assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "results.jsonl"]  # nothing written
 
 
 # ---------------------------------------------------------------- what the report imports

@@ -205,3 +205,19 @@ def test_live_tensorboard_curves_come_from_the_reports(tmp_path):
   scalars = run_scalars(tmp_path / "tensorboard" / "ticket_trial1")
   assert [(s, v) for s, t, v in scalars if t == "round_00/val_loss"] == [
       (100, pytest.approx(0.01)), (200, pytest.approx(0.005))]
+
+
+def test_a_records_file_of_something_else_is_one_error_and_a_torn_last_line_is_skipped(tmp_path):
+  good = {"round": 0, "trial": 1, "kind": "ticket", "draw": 0, "density": 1.0, "early_stop_step": 90,
+          "steps_trained": 100, "test_accuracy": 0.9}
+  path = tmp_path / results.RESULTS
+  path.write_text(json.dumps(good) + "\n" + json.dumps(good)[:-9])  # a torn last line
+  assert results.read_file(path) == [good]
+  for line, named in ((json.dumps({**good, "round": "0"}), "round"), (json.dumps({**good, "trial": True}), "trial"),
+                      ('{"round": 0, "trial": 0}', "kind, draw, density"), ("[1, 2]", "round, trial")):
+    path.write_text(json.dumps(good) + "\n" + line + "\n")
+    with pytest.raises(results.RecordsError, match=rf"line 2 is not an ltjax record \(no valid {named}"):
+      results.read_file(path)
+  path.write_bytes(b"\xff\xfe\x00binary")
+  with pytest.raises(results.RecordsError, match="cannot read it as records"):
+    results.read_file(path)

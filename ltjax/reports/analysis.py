@@ -266,7 +266,10 @@ def load_run(workdir: pathlib.Path | str, label: str | None = None) -> Run:
   if not (workdir / results.RESULTS).exists():
     raise ReportError(f"workdir {workdir} has no {results.RESULTS} (not a lottery workdir, or no "
                       "round has finished yet)")
-  recs = results.read(workdir)
+  try:
+    recs = results.read(workdir)
+  except results.RecordsError as e:
+    raise ReportError(str(e)) from None
   if not recs:
     raise ReportError(f"{workdir / results.RESULTS} holds no records")
   config = {}

@@ -22,6 +22,13 @@ from ltjax.core import interpolation
 from ltjax.core import masks as masks_lib
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
+# What every record holds and every reader relies on: a line without them is not an ltjax record.
+REQUIRED = {"round": int, "trial": int, "kind": str, "draw": int, "density": (int, float),
+            "early_stop_step": int, "steps_trained": int}
+
+
+class RecordsError(ValueError):
+  """A records file that holds something other than ltjax records (one line for the user)."""
 CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
               "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
               "finding_steps", "instability", "wall_seconds")
@@ -65,16 +72,25 @@ def read(workdir: pathlib.Path | str) -> list[dict[str, Any]]:
 
 def read_file(path: pathlib.Path | str) -> list[dict[str, Any]]:
   """All complete records of a records file (a torn last line, impossible with atomic writes, is
-  skipped anyway); [] if there is none."""
+  skipped anyway); [] if there is none; RecordsError if it holds something else."""
   path = pathlib.Path(path)
   if not path.exists():
     return []
+  try:
+    lines = path.read_text().splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise RecordsError(f"{path}: cannot read it as records ({getattr(e, 'strerror', None) or e})") from None
   out = []
-  for line in path.read_text().splitlines():
+  for n, line in enumerate(lines, 1):
     try:
-      out.append(json.loads(line))
+      rec = json.loads(line)
     except json.JSONDecodeError:
       continue
+    bad = ([k for k, t in REQUIRED.items() if not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool)]
+           if isinstance(rec, dict) else list(REQUIRED))
+    if bad:
+      raise RecordsError(f"{path}: line {n} is not an ltjax record (no valid {', '.join(bad)})")
+    out.append(rec)
   return out
 
 
