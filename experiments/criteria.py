@@ -42,8 +42,8 @@ _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", -1, "CPU cores as JAX devices
 cli.check_flag("workdir", lambda v: bool(v.strip()), "workdir must not be empty")
 cli.check_flag("preset", lambda v: v in configs.available(),
                f"preset must be one of {', '.join(configs.available())}")
-cli.check_flag("criteria", lambda v: v and all(c in _CHOICES for c in v),
-               f"criteria must be among {', '.join(_CHOICES)}")
+cli.check_flag("criteria", lambda v: v and all(c in _CHOICES for c in v) and len(set(v)) == len(v),
+               f"criteria must be among {', '.join(_CHOICES)}, each once")
 cli.check_flag("densities", lambda v: v and all(0 < float(d) <= 1 for d in v)
                and all(float(a) > float(b) for a, b in zip(v, v[1:])),
                "densities must be decreasing numbers in (0, 1]")

@@ -77,6 +77,8 @@ def _take_sweep_args(argv: list[str]) -> list[str]:
         field, value = arg[len(prefix):].split("=", 1)
         if not field:
           cli.fail(f"{arg}: name a config field, e.g. {prefix}prune.fc_rate=...")
+        if field in _GRID or field in _FIXED:  # the later one would silently win
+          cli.fail(f"{prefix}{field}: {field} is given twice (--sweep.{field} takes every value: V1,V2)")
         if prefix == "--sweep.":
           values = split_values(value)
           if not values:

@@ -264,3 +264,17 @@ def test_every_flag_of_every_binary_refuses_bad_values(module, flag, data, binar
 def shared_report_workdir():
   """A finished workdir checked into the repository, for the report's flags."""
   return os.path.join(os.path.dirname(__file__), os.pardir, "results", "lenet")
+
+
+_SWEEP = ["--config=lenet_quick", "--workdir=w"]
+
+
+@pytest.mark.parametrize("module, args, name", [
+    ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1", "--sweep.train.lr=0.2"], "train.lr"),  # the later won
+    ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1,0.2", "--set.train.lr=0.2"], "train.lr"),
+    ("experiments.criteria", ["--workdir=w", "--criteria=imp,oneshot,imp"], "criteria")])  # a workdir run twice
+def test_a_value_given_twice_is_refused(module, args, name, binaries, tmp_path_factory):
+  cwd = tmp_path_factory.mktemp("cwd")
+  ran = binaries(module, args, cwd=cwd, env={"LTJAX_DATA_DIR": str(shared_data_dir())})
+  assert_refused(ran, name)
+  assert not os.listdir(cwd)
