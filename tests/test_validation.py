@@ -106,3 +106,12 @@ def test_milestone_sentinel_and_schedule_rules():
   with pytest.raises(validation.ConfigError, match="^train.milestones"):
     validation.check(_with("train.milestones", (-5,)))
   assert math.isfinite(configs.get("lenet_quick").train.lr)
+
+
+def test_a_density_given_twice_is_refused_where_each_density_is_a_round():
+  cfg = _with("prune.mode", "oneshot")
+  cfg.prune.densities = (0.5, 0.2, 0.5)
+  with pytest.raises(validation.ConfigError, match=r"^prune.densities: 0.5 is given twice"):
+    validation.check(cfg)
+  cfg.prune.densities = (0.5, 0.2)
+  validation.check(cfg)
