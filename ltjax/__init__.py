@@ -46,6 +46,8 @@ def config(preset: str = "lenet_quick", overrides: dict[str, Any] | None = None)
     cfg = configs.get(preset)
   except KeyError as e:
     raise UsageError(str(e).strip("'\"")) from None
+  if overrides is not None and not hasattr(overrides, "items"):
+    raise UsageError(f"overrides: expected a mapping of dotted field -> value, got {type(overrides).__name__}")
   for field, value in (overrides or {}).items():
     _set_field(cfg, field, value)
   return cfg

@@ -103,7 +103,8 @@ def test_load_run_refuses_bad_workdirs(tmp_path):
 
 def test_run_reads_records_and_config(tmp_path):
   recs = [{"round": r, "trial": t, "kind": k, "density": d, "layer_density": {"out/kernel": d,
-           "fc1/kernel": d}, "early_stop_step": 100, "test_accuracy": 0.9, "diverged": False}
+           "fc1/kernel": d}, "early_stop_step": 100, "test_accuracy": 0.9, "diverged": False, "draw": 0,
+           "steps_trained": 100}
           for r, d in ((0, 1.0), (1, 0.8)) for t in range(2)
           for k in (("ticket",) if r == 0 else ("ticket", "random_mask"))]
   (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
@@ -123,8 +124,9 @@ def test_mask_cache_keeps_the_last_rounds_read_and_rereads_the_rest(tmp_path):
   rounds = {r: {"fc1": {"kernel": rng.random((2, 5, 16)) < 0.5}} for r in range(analysis._CACHED_ROUNDS + 2)}
   for r, m in rounds.items():
     np.savez(tmp_path / "masks" / f"round_{r:02d}.npz", **results.pack_masks(m, [0, 1]))
-  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket",
-                                                      "density": 1.0, "layer_density": {}}) + "\n")
+  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket", "draw": 0,
+                                                      "density": 1.0, "layer_density": {}, "early_stop_step": 90,
+                                                      "steps_trained": 100}) + "\n")
   run = analysis.load_run(tmp_path)
   for r in rounds:
     np.testing.assert_array_equal(run.masks(r)["fc1/kernel"], rounds[r]["fc1"]["kernel"])

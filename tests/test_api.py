@@ -84,6 +84,11 @@ def test_the_report_reads_the_workdir(own_run, tmp_path):
   summary = pathlib.Path(ltjax.report([workdir], tmp_path / "report"))
   assert summary.exists() and "accuracy" in summary.read_text()
   assert list((tmp_path / "report").glob("*.png"))
+  # One path is one workdir, not a list of its characters; no workdir at all is one line.
+  assert pathlib.Path(ltjax.report(str(workdir), tmp_path / "one")).read_text() == summary.read_text()
+  with pytest.raises(ValueError, match="^no workdirs"):
+    ltjax.report([], tmp_path / "none")
+  assert not (tmp_path / "none").exists()
 
 
 def test_a_mode_of_your_own_drops_in(tmp_path):
@@ -135,3 +140,5 @@ def test_config_refuses_unknown_presets_and_fields():
     ltjax.config("nope")
   with pytest.raises(ltjax.UsageError, match="train.stepz: no such config field"):
     ltjax.config("lenet_quick", {"train.stepz": 3})
+  with pytest.raises(ltjax.UsageError, match="^overrides: expected a mapping .*got list"):
+    ltjax.config("lenet_quick", [("train.steps", 3)])

@@ -108,8 +108,9 @@ def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
 
 
 def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
-  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket",
-                                                      "density": 1.0, "layer_density": {}}) + "\n")
+  (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket", "draw": 0,
+                                                      "density": 1.0, "layer_density": {}, "early_stop_step": 90,
+                                                      "steps_trained": 100}) + "\n")
   prune = {"mode": "early_bird", "densities": [0.5, 0.2], "scope": "layerwise",
            "early_bird_threshold": 0.1, "early_bird_patience": 5}
   (tmp_path / "config.json").write_text(json.dumps({"config": {"prune": prune, "train": {"steps": 100}}}))

@@ -10,6 +10,7 @@ comparison's cost figure. Nothing here trains.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 from typing import Any, Sequence
@@ -58,7 +59,10 @@ def report(workdirs: Sequence[pathlib.Path | str], out: pathlib.Path | str,
            labels: Sequence[str] | None = None, log=lambda _: None) -> pathlib.Path:
   """Read `workdirs` (labelled by `labels`, default each workdir's name) and write their report
   into `out` (`write_report`); returns summary.md's path. ReportError for bad input."""
-  workdirs = list(workdirs)
+  # One path is one workdir (iterating a string would read each of its characters as one).
+  workdirs = [workdirs] if isinstance(workdirs, (str, os.PathLike)) else list(workdirs)
+  if not workdirs:
+    raise analysis.ReportError("no workdirs: give the finished runs to report on")
   if labels is not None and len(labels) != len(workdirs):
     raise analysis.ReportError(f"got {len(labels)} labels for {len(workdirs)} workdirs; give one "
                                "per workdir")
