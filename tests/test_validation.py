@@ -115,3 +115,8 @@ def test_a_density_given_twice_is_refused_where_each_density_is_a_round():
     validation.check(cfg)
   cfg.prune.densities = (0.5, 0.2)
   validation.check(cfg)
+
+
+def test_a_model_factory_that_builds_no_network_is_named_once():
+  with pytest.raises(validation.ConfigError, match=r"^model: expected a flax.linen.Module .*got FakeClock$"):
+    validation.check(_with("model", "tests.conftest:FakeClock"))

@@ -239,7 +239,8 @@ def _check_model_kwargs(model: str, kwargs) -> None:
     try:
       models.network.build(models.load_factory(model), 10, kwargs)
     except models.ModelError as e:
-      raise ConfigError("model_kwargs" if len(kwargs) else "model", str(e)) from None
+      field = "model_kwargs" if len(kwargs) else "model"
+      raise ConfigError(field, str(e).removeprefix("model: ")) from None
     return
   try:
     models.get(model).build(10, **dict(kwargs))
