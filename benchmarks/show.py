@@ -7,16 +7,23 @@ KEYS = ("model", "tickets", "mesh", "layout", "ticket_batch", "model_steps_per_s
         "pipeline_overhead", "peak_rss_mb")
 
 
-def main():
-  for line in sys.stdin:
+def main(argv) -> int:
+  if len(argv) > 1:
+    print(f"error: unexpected arguments: {' '.join(argv[1:])} (the JSON lines come on stdin)", file=sys.stderr)
+    return 1
+  for n, line in enumerate(sys.stdin, 1):
     if not line.startswith("{"):
       continue
-    r = json.loads(line)
-    if r["bench"] != "throughput" and r["bench"] != "matmul_ceiling":
+    try:
+      r = json.loads(line)
+    except json.JSONDecodeError as e:
+      print(f"error: stdin line {n} starts like JSON but is not ({e.msg})", file=sys.stderr)
+      return 1
+    if r.get("bench") not in ("throughput", "matmul_ceiling"):
       print(line.strip())
       continue
-    if r["bench"] == "matmul_ceiling":
-      print(f"ceiling: {r['ceiling_flops'] / 1e9:.0f} GFLOP/s ({r['device']}, n={r['matmul_n']})")
+    if r["bench"] == "matmul_ceiling" and "ceiling_flops" in r:
+      print(f"ceiling: {r['ceiling_flops'] / 1e9:.0f} GFLOP/s ({r.get('device')}, n={r.get('matmul_n')})")
       continue
     cells = []
     for k in KEYS:
@@ -24,7 +31,8 @@ def main():
       cells.append(f"{v:.3f}" if isinstance(v, float) and abs(v) < 10 else
                    f"{v:.0f}" if isinstance(v, float) else str(v))
     print(" | ".join(f"{k}={c}" for k, c in zip(KEYS, cells)))
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main(sys.argv))
