@@ -117,10 +117,11 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   workdir = pathlib.Path(workdir)
   with (locked(_writable_dir(workdir)) if writer else contextlib.nullcontext()):
     if writer:
-      try:  # records a resumed run would add to must be records, before it writes or trains
-        results.read(workdir) if not restart else None
-      except results.RecordsError as e:
-        raise UsageError(f"workdir: {e} (move it away, or start over with --restart)") from None
+      if not restart:  # records a resumed run would add to must be records, before it writes or trains
+        try:
+          results.read(workdir)
+        except results.RecordsError as e:
+          raise UsageError(f"workdir: {e} (move it away, or start over with --restart)") from None
       prepare_workdir(workdir, cfg, restart)
     runtime.barrier("workdir_ready")  # others read checkpoints only after a restart cleared them
     ckpt = checkpoint.Checkpoints(workdir)

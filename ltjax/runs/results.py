@@ -22,6 +22,9 @@ from ltjax.core import interpolation
 from ltjax.core import masks as masks_lib
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
+CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
+              "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
+              "finding_steps", "instability", "wall_seconds")
 # What every record holds and every reader relies on: a line without them is not an ltjax record.
 REQUIRED = {"round": int, "trial": int, "kind": str, "draw": int, "density": (int, float),
             "early_stop_step": int, "steps_trained": int}
@@ -29,9 +32,6 @@ REQUIRED = {"round": int, "trial": int, "kind": str, "draw": int, "density": (in
 
 class RecordsError(ValueError):
   """A records file that holds something other than ltjax records (one line for the user)."""
-CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
-              "val_accuracy", "test_accuracy", "final_test_accuracy", "diverged", "steps_trained",
-              "finding_steps", "instability", "wall_seconds")
 
 
 def records(result, seed: int) -> list[dict[str, Any]]:
@@ -86,12 +86,18 @@ def read_file(path: pathlib.Path | str) -> list[dict[str, Any]]:
       rec = json.loads(line)
     except json.JSONDecodeError:
       continue
-    bad = ([k for k, t in REQUIRED.items() if not isinstance(rec.get(k), t) or isinstance(rec.get(k), bool)]
-           if isinstance(rec, dict) else list(REQUIRED))
+    bad = _invalid_fields(rec)
     if bad:
       raise RecordsError(f"{path}: line {n} is not an ltjax record (no valid {', '.join(bad)})")
     out.append(rec)
   return out
+
+
+def _invalid_fields(rec: Any) -> list[str]:
+  """The REQUIRED fields `rec` lacks or holds with another type (a bool is not an int here)."""
+  if not isinstance(rec, dict):
+    return list(REQUIRED)
+  return [k for k, t in REQUIRED.items() if isinstance(rec.get(k), bool) or not isinstance(rec.get(k), t)]
 
 
 def write_round(workdir: pathlib.Path | str, round_records: Sequence[dict[str, Any]]) -> None:

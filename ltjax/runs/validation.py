@@ -111,11 +111,13 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   elif k % c["train.eval_every"]:
     yield "prune.rewind_step", f"({k}) must be a multiple of train.eval_every ({c['train.eval_every']})"
   mode, found_by = c["prune.mode"], modes.get(c["prune.mode"])
-  if found_by.pruned_rounds is modes.by_densities and not c["prune.densities"]:
-    yield "prune.densities", f"prune.mode={mode!r} needs at least one density"
-  twice = sorted({d for d in c["prune.densities"] if list(c["prune.densities"]).count(d) > 1})
-  if twice and found_by.pruned_rounds is modes.by_densities:  # each is a round: a repeat is the same round again
-    yield "prune.densities", f"{twice[0]:g} is given twice (each density is one round)"
+  if found_by.pruned_rounds is modes.by_densities:
+    densities = list(c["prune.densities"])
+    twice = sorted(d for d in set(densities) if densities.count(d) > 1)
+    if not densities:
+      yield "prune.densities", f"prune.mode={mode!r} needs at least one density"
+    elif twice:  # each density is a round: a repeat is the same round again
+      yield "prune.densities", f"{twice[0]:g} is given twice (each density is one round)"
   if tickets.INVERTED in c["controls"] and not found_by.inverts:
     inverting = ", ".join(repr(n) for n in modes.names() if modes.get(n).inverts)
     yield "controls", (f"the {tickets.INVERTED!r} control inverts a one-shot criterion's scores; "
