@@ -16,7 +16,7 @@ import numpy as np
 
 from ltjax import data, wiring
 from ltjax.core import masks, pruning
-from ltjax.engine import programs
+from ltjax.engine import parallel, programs
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -105,9 +105,10 @@ def training_call(trainer, states, dataset, steps: int) -> Callable[[], Any]:
   placed on the trainer's layout between calls as a round does; returns the losses."""
   holder = {"groups": trainer.place_groups(states)}
   dataset = trainer.layout.replicate(dataset)
+  live = trainer.live(parallel.num_tickets(states.params))
 
   def call():
-    outs = [programs.train_steps(trainer, g, dataset, jnp.int32(0), steps) for g in holder["groups"]]
+    outs = [programs.train_steps(trainer, g, dataset, jnp.int32(0), steps, live) for g in holder["groups"]]
     holder["groups"] = [o[0] for o in outs]
     return [o[1] for o in outs]
   return call

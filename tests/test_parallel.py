@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,3 +71,36 @@ def test_padding_repeats_the_last_ticket_and_place_without_mesh_is_identity():
   assert layout.pad(tree) is tree and layout.place(tree) is tree
   assert parallel.parse_mesh("4x2") == (4, 2) and parallel.parse_mesh("8") == (8, 1)
   assert parallel.parse_mesh("single") == (1, 1) and parallel.parse_mesh("auto") is None
+
+
+_SKIP_PADDING = """
+import jax, jax.numpy as jnp, numpy as np
+from ltjax.engine import parallel
+layout = parallel.make_layout("auto", 3, 60, True)
+assert layout.ticket_shards == 2, layout.describe()
+calls = []
+def fn(x, shared):
+  jax.debug.callback(lambda v: calls.append(float(v)), x)
+  return {"y": x * 2.0 + shared, "flag": x > 0}
+xs = layout.place(layout.pad(jnp.arange(1.0, 4.0)))   # 3 live tickets, one padding copy
+full = jax.jit(layout.map(fn, (0, None), 1))(xs, 10.0)
+jax.effects_barrier()
+assert sorted(calls) == [1.0, 2.0, 3.0, 3.0], calls    # without `live`, the padding runs too
+calls.clear()
+got = jax.jit(layout.map(fn, (0, None), 1, live=3))(xs, 10.0)
+jax.effects_barrier()
+assert sorted(calls) == [1.0, 2.0, 3.0], calls          # with it, only the live tickets run
+np.testing.assert_array_equal(got["y"][:3], full["y"][:3])
+np.testing.assert_array_equal(got["y"][3], 0.0)
+assert got["flag"].tolist() == [True, True, True, False]
+print("ok")
+"""
+
+
+def test_padding_tickets_are_skipped_where_devices_run_tickets_one_at_a_time():
+  """15 tickets on 2 cores cost 15 tickets' work: the padding copy does not run (its outputs are
+  zeros, dropped by the caller), and the live tickets' outputs are unchanged."""
+  env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") +
+                                     " --xla_force_host_platform_device_count=2").strip()}
+  proc = subprocess.run([sys.executable, "-c", _SKIP_PADDING], env=env, capture_output=True, text=True)
+  assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

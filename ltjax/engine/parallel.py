@@ -8,7 +8,10 @@ Two levels, each one setting:
   * on each device, `ticket_batch`: None -> `vmap` over the device's tickets; 1 -> sequential
     `lax.map`; b > 1 -> `lax.map` over chunks of b vmapped tickets.
 Padding tickets are copies of the last real one; `unpad` drops them, so they never reach
-results, curves, masks or checkpoints.
+results, curves, masks or checkpoints. Where a device runs its tickets one at a time, a program
+told how many tickets are live skips the padding ones: their outputs are zeros and their core
+is free for the other devices' matmuls (XLA:CPU's intra-op pool is shared), so 15 tickets on 2
+cores cost 15 tickets' work, not 16 (BUILD_NOTES.md).
 """
 
 from __future__ import annotations
@@ -106,9 +109,23 @@ class Layout:
     return (f"{self.ticket_shards}x{self.batch_shards} mesh (tickets x batch) over "
             f"{self.mesh.devices.size} {self.mesh.devices.flat[0].platform} devices")
 
-  def map(self, fn: Callable, in_axes: Sequence[int | None], ticket_batch: int | None) -> Callable:
-    """A single-ticket `fn` over stacked inputs: `ticket_map` on each device's share."""
-    return self.shard(ticket_map(fn, in_axes, ticket_batch), in_axes)
+  def map(self, fn: Callable, in_axes: Sequence[int | None], ticket_batch: int | None,
+          live: int | None = None) -> Callable:
+    """A single-ticket `fn` over stacked inputs: `ticket_map` on each device's share.
+
+    `live`: how many of the (padded) stacked tickets are real; tickets from there on are padding
+    and, where each device runs its tickets one at a time, are skipped (see module doc)."""
+    if live is None or ticket_batch != 1 or self.mesh is None:
+      return self.shard(ticket_map(fn, in_axes, ticket_batch), in_axes)
+
+    def per_device(*args):
+      n = num_tickets([a for a, ax in zip(args, in_axes) if ax == 0])
+      first = jax.lax.axis_index(TICKETS) * n
+
+      def one(i, *xs):
+        return jax.lax.cond(first + i < live, fn, _zeros_like_output(fn), *xs)
+      return ticket_map(one, (0, *in_axes), 1)(jnp.arange(n), *args)
+    return self.shard(per_device, in_axes)
 
   def shard(self, fn: Callable, in_axes: Sequence[int | None]) -> Callable:
     """Run `fn` on each device's block of the tickets; shared inputs (axis None) are replicated."""
@@ -150,6 +167,13 @@ class Layout:
 @functools.partial(oneoff.jit, static_argnums=1)
 def _pad(tree: PyTree, extra: int) -> PyTree:
   return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
+
+
+def _zeros_like_output(fn: Callable) -> Callable:
+  """A function with `fn`'s signature whose outputs are zeros of `fn`'s output shapes."""
+  def zeros(*args):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
+  return zeros
 
 
 @functools.lru_cache(maxsize=None)

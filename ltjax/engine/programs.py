@@ -40,10 +40,11 @@ def scan(trainer, body, carry, xs):
   return carry, jax.tree.map(lambda *ys: jnp.stack(ys), *outs)
 
 
-def ticket_map(trainer, fn, in_axes):
-  """Lift a single-ticket fn over the tickets of one program (see module doc)."""
+def ticket_map(trainer, fn, in_axes, live: int | None = None):
+  """Lift a single-ticket fn over the tickets of one program (see module doc); `live` real
+  tickets, the rest padding (`Layout.map`)."""
   if not trainer.unroll:
-    return trainer.layout.map(fn, in_axes, trainer.ticket_batch)
+    return trainer.layout.map(fn, in_axes, trainer.ticket_batch, live)
 
   # One ticket per device. No vmap: a vmapped conv has batched kernels, which XLA:CPU also runs
   # on its slow path.
@@ -89,8 +90,8 @@ def scan_steps(trainer, state, perm, dataset: Dataset, start, num_steps: int, dr
   return scan(trainer, body, (state, perm), start + jnp.arange(num_steps))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=1)
-def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5), donate_argnums=1)
+def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int, live: int | None = None):
   """Training only: `num_steps` steps from `step0`; (states, losses[K, steps])."""
 
   def one(state, dataset, step0):
@@ -100,12 +101,12 @@ def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int):
 
   # The data and step go in as (replicated) arguments: a mapped function must not close over
   # arrays placed on the mesh.
-  return ticket_map(trainer, one, (0, None, None))(states, dataset, step0)
+  return ticket_map(trainer, one, (0, None, None), live)(states, dataset, step0)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=(1, 2))
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7), donate_argnums=(1, 2))
 def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0,
-                  num_intervals: int, interval: int):
+                  num_intervals: int, interval: int, live: int | None = None):
   """K tickets x `num_intervals` x (`interval` steps, then validation) in one program.
 
   Each ticket's data order for the epoch of `step0` is drawn at the call's first step (one
@@ -142,7 +143,7 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
                                        jnp.arange(num_intervals))
     return state, best, curves
 
-  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None))(
+  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None), live)(
       states, tracker, dataset, step0)
   return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
 
@@ -176,8 +177,9 @@ def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):
   return loss_sum / n, correct_sum / n
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def evaluate_many(trainer, params, mask, model_state, dataset: Dataset, split: Split):
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def evaluate_many(trainer, params, mask, model_state, dataset: Dataset, split: Split,
+                  live: int | None = None):
   """(loss[K], accuracy[K]) for stacked tickets under their masks."""
   fn = lambda p, m, ms, data, split: evaluate(trainer, masks.apply(p, m), ms, data, split)  # noqa: E731
-  return ticket_map(trainer, fn, (0, 0, 0, None, None))(params, mask, model_state, dataset, split)
+  return ticket_map(trainer, fn, (0, 0, 0, None, None), live)(params, mask, model_state, dataset, split)

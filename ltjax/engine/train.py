@@ -187,6 +187,12 @@ class Trainer:
       return [self.layout.place(tree)]
     return [self.layout.place(parallel.take(tree, slice(i, i + size))) for i in range(0, k, size)]
 
+  def live(self, k: int) -> int | None:
+    """What the programs are told of `k` tickets padded to the mesh: k where padding was added
+    (the padding is skipped, `parallel.Layout.map`), None where there is none (and unrolled,
+    where groups differ in padding and one program serves them all)."""
+    return k if self.layout.padded(k) != k and not self.unroll else None
+
   def gather_groups(self, groups: list[PyTree], k: int, axis: int = 0) -> PyTree:
     """Groups back to one unpadded tree, complete on the host when it came off a mesh."""
     if self.layout.mesh is not None:  # numpy from here: no eager op compiles per leaf shape
@@ -199,7 +205,7 @@ class Trainer:
     """(loss[K], accuracy[K]) for stacked tickets."""
     with timing.phase("test"):
       k, dataset, split = parallel.num_tickets(params), *self.layout.replicate((dataset, split))
-      outs = [programs.evaluate_many(self, *g, dataset, split)
+      outs = [programs.evaluate_many(self, *g, dataset, split, self.live(k))
               for g in self.place_groups((params, mask, model_state))]
       return timing.wait(self.gather_groups(outs, k))
 
@@ -239,7 +245,8 @@ class Trainer:
       intervals_per_call = 1  # compile time grows with the unrolled steps
     snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
     for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
-      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval)
+      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval,
+                                     self.live(k))
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
       curves.append(timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1)))
