@@ -106,6 +106,8 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
   run = lambda st, tr, a, b: trainer.train(  # noqa: E731
       st, dataset, length, cfg.train.eval_every, tracker=tr, start_step=a, stop_step=b,
       intervals_per_call=cfg.execution.intervals_per_call, callback=callback)
+  # The test evaluation's program compiles beside the training program's (another core).
+  test_program = trainer.evaluate_ahead(states, dataset, dataset.test)
   ticket_rows = jnp.asarray(lineup.rows(ids, tickets.TICKET))
   rewinds = lineup.rewind_steps(setup)
   # Round 0 trains to each rewind step k (one, or several for points side by side), saves theta_k
@@ -123,6 +125,8 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
   # The best step's weights are its network as it was validated (masked then, under that step's
   # mask): a mask that moved later (SET, RigL) must not be laid over them.
   unmasked = jax.tree.map(lambda m: np.ones(m.shape, bool), states.mask)  # (host arrays: no eager op compiles)
+  if test_program is not None:
+    test_program.wait()
   _, test_acc = trainer.evaluate_many(tracker.params, unmasked, tracker.model_state, dataset,
                                       dataset.test)
   _, final_acc = trainer.evaluate_many(states.params, states.mask, states.model_state, dataset,

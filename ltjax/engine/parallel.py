@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
+from jax.extend import core as jax_core
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -123,7 +124,12 @@ class Layout:
       first = jax.lax.axis_index(TICKETS) * n
 
       def one(i, *xs):
-        return jax.lax.cond(first + i < live, fn, _zeros_like_output(fn), *xs)
+        # Traced once (the skipping branch needs only its output shapes), not once per branch.
+        closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*xs)
+        tree = jax.tree.structure(shapes)
+        run = lambda *a: jax.tree.unflatten(tree, jax_core.jaxpr_as_fun(closed)(*jax.tree.leaves(a)))  # noqa: E731
+        zeros = lambda *a: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # noqa: E731
+        return jax.lax.cond(first + i < live, run, zeros, *xs)
       return ticket_map(one, (0, *in_axes), 1)(jnp.arange(n), *args)
     return self.shard(per_device, in_axes)
 
@@ -142,7 +148,17 @@ class Layout:
     extra = self.padded(k) - k
     if not extra:
       return tree
+    if self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu":
+      # Host memory is device memory and `place` starts from host values: no program to compile.
+      def one(x):
+        x = np.asarray(host(x))
+        return np.concatenate([x, np.repeat(x[-1:], extra, 0)])
+      return jax.tree.map(one, tree)
     return _pad(tree, extra)
+
+  def sharding(self, spec: P) -> NamedSharding | None:
+    """Where `place` puts a tree with `spec` (None: one device, uncommitted)."""
+    return None if self.mesh is None else NamedSharding(self.mesh, spec)
 
   def place(self, tree: PyTree, spec: P = P(TICKETS)) -> PyTree:
     """Shard a stacked tree over the ticket axis (or, with spec P(), replicate it)."""
@@ -167,13 +183,6 @@ class Layout:
 @functools.partial(oneoff.jit, static_argnums=1)
 def _pad(tree: PyTree, extra: int) -> PyTree:
   return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), tree)
-
-
-def _zeros_like_output(fn: Callable) -> Callable:
-  """A function with `fn`'s signature whose outputs are zeros of `fn`'s output shapes."""
-  def zeros(*args):
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
-  return zeros
 
 
 @functools.lru_cache(maxsize=None)

@@ -4,7 +4,8 @@ A `Ledger` is made active with `recording()`; code marks its phases with `phase(
 nothing when no ledger is active (the library's functions stay usable on their own). Phases nest
 and each second is counted once, in the innermost phase open at the time; the seconds JAX reports
 compiling (tracing, lowering, XLA compilation, reading the compilation cache) are moved from the
-phase they happened in to 'compile'. Device work is asynchronous, so a phase that waits for
+phase they happened in to 'compile' (on the ledger's own thread: a compile on another thread
+overlaps the phases, `ltjax.engine.ahead`). Device work is asynchronous, so a phase that waits for
 results (a write that fetches the trained weights, say) also holds the computation it waits for.
 """
 
@@ -44,6 +45,7 @@ class Ledger:
     self.start = clock() if start is None else start  # the process's zero
     self.seconds: dict[str, float] = {}
     self._stack: list[list] = []  # [name, opened at, seconds of nested phases and compiles]
+    self.thread = threading.get_ident()  # whose compiles are billed
 
   def add(self, name: str, seconds: float) -> None:
     self.seconds[name] = self.seconds.get(name, 0.0) + seconds
@@ -83,7 +85,7 @@ class Ledger:
 
 def _on_event(event: str, seconds: float, **_) -> None:
   ledger = _active
-  if ledger is not None and event.startswith(_COMPILE_EVENTS):
+  if ledger is not None and event.startswith(_COMPILE_EVENTS) and threading.get_ident() == ledger.thread:
     ledger._compiled(seconds)
 
 

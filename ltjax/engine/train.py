@@ -27,7 +27,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.engine import early_stop, oneoff, parallel, programs, timing
+from ltjax.engine import ahead, early_stop, oneoff, parallel, programs, timing
 from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
@@ -208,6 +208,21 @@ class Trainer:
       outs = [programs.evaluate_many(self, *g, dataset, split, self.live(k))
               for g in self.place_groups((params, mask, model_state))]
       return timing.wait(self.gather_groups(outs, k))
+
+  def evaluate_ahead(self, states: TrainState, dataset: Dataset, split: Split) -> ahead.Ahead | None:
+    """Start compiling `evaluate_many` for these stacked tickets on `split` on another thread, to
+    be waited on before it runs (`ltjax.engine.ahead`); None when unrolled (one program per
+    group size)."""
+    if self.unroll:
+      return None
+    k = parallel.num_tickets(states.params)
+    tickets = self.layout.sharding(parallel.P(parallel.TICKETS))
+    shared = self.layout.sharding(parallel.P())
+    spec = lambda sharding, n=None: lambda x: jax.ShapeDtypeStruct(  # noqa: E731
+        x.shape if n is None else (n, *x.shape[1:]), x.dtype, sharding=sharding)
+    stacked = jax.tree.map(spec(tickets, self.layout.padded(k)), (states.params, states.mask, states.model_state))
+    data = jax.tree.map(spec(shared), (dataset, split))
+    return ahead.Ahead(programs.evaluate_many, self, *stacked, *data, self.live(k))
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
             tracker: EarlyStop | None = None, start_step: int = 0, stop_step: int | None = None,
