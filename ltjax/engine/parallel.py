@@ -150,10 +150,7 @@ class Layout:
       return tree
     if self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu":
       # Host memory is device memory and `place` starts from host values: no program to compile.
-      def one(x):
-        x = np.asarray(host(x))
-        return np.concatenate([x, np.repeat(x[-1:], extra, 0)])
-      return jax.tree.map(one, tree)
+      return jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], extra, 0)]), host(tree))
     return _pad(tree, extra)
 
   def sharding(self, spec: P) -> NamedSharding | None:

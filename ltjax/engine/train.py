@@ -216,12 +216,11 @@ class Trainer:
     if self.unroll:
       return None
     k = parallel.num_tickets(states.params)
-    tickets = self.layout.sharding(parallel.P(parallel.TICKETS))
+    padded, tickets = self.layout.padded(k), self.layout.sharding(parallel.P(parallel.TICKETS))
     shared = self.layout.sharding(parallel.P())
-    spec = lambda sharding, n=None: lambda x: jax.ShapeDtypeStruct(  # noqa: E731
-        x.shape if n is None else (n, *x.shape[1:]), x.dtype, sharding=sharding)
-    stacked = jax.tree.map(spec(tickets, self.layout.padded(k)), (states.params, states.mask, states.model_state))
-    data = jax.tree.map(spec(shared), (dataset, split))
+    stacked = jax.tree.map(lambda x: jax.ShapeDtypeStruct((padded, *x.shape[1:]), x.dtype, sharding=tickets),
+                           (states.params, states.mask, states.model_state))
+    data = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shared), (dataset, split))
     return ahead.Ahead(programs.evaluate_many, self, *stacked, *data, self.live(k))
 
   def train(self, states: TrainState, dataset: Dataset, steps: int, eval_every: int,
@@ -259,9 +258,9 @@ class Trainer:
     if self.unroll:
       intervals_per_call = 1  # compile time grows with the unrolled steps
     snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
+    live = self.live(k)
     for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
-      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval,
-                                     self.live(k))
+      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval, live)
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
       curves.append(timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1)))

@@ -65,14 +65,14 @@ def find(trainer, states, dataset: Dataset, roles: PyTree, rates: PyTree, every:
   # donates its input, so the caller's states are copied first.
   groups = trainer.place_groups(jax.tree.map(jnp.copy, states))
   dataset = trainer.layout.replicate(dataset)
+  live = trainer.live(k)
   drawn_step = np.full(k, -1)
   drawn = None
   previous, distances, calm = None, [], np.zeros(k, int)
   step = 0
   while step < max_steps and (drawn_step < 0).any():
     n = min(every, max_steps - step)
-    groups = [programs.train_steps(trainer, g, dataset, jnp.int32(step), n, trainer.live(k))[0]
-              for g in groups]
+    groups = [programs.train_steps(trainer, g, dataset, jnp.int32(step), n, live)[0] for g in groups]
     step += n
     params = trainer.gather_groups([g.params for g in groups], k)
     mask = pruning.prune_round(params, params, ones, roles, rates, scope, "magnitude", ticket_axes=1)
