@@ -38,6 +38,28 @@ os.environ["LTJAX_OFFLINE"] = "1"
 jax.devices()
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# The files that take longest, longest first (summed test times of a full run, 2-core EPYC,
+# 2026-12-01: test_together about 220 s down to test_report about 40 s). `--dist=loadfile` keeps a
+# file on one worker, and xdist otherwise queues the files with the most tests first, so the
+# long files with few tests (end-to-end runs) came last and one worker ran them alone for the
+# last three minutes. Order only: every test still runs, and passes in any order.
+_LONGEST_FIRST = ("test_together", "test_experiment", "test_train", "test_lottery_binary",
+                  "test_criteria", "test_sweep", "test_examples", "test_dynamic", "test_prepare",
+                  "test_structured", "test_devices", "test_models", "test_data",
+                  "test_sparse_training", "test_straight_through", "test_gradual", "test_bad_input",
+                  "test_report")
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):  # xdist: keep the order below, not by test count
+    config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: files keep their order
+
 SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
 
 
