@@ -38,6 +38,7 @@ os.environ["LTJAX_OFFLINE"] = "1"
 jax.devices()
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
 
 # The files that take longest, longest first (summed test times of a full run, 2-core EPYC,
 # 2026-12-01: test_together about 220 s down to test_report about 40 s). `--dist=loadfile` keeps a
@@ -59,8 +60,6 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: files keep their order
-
-SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tfds"
 
 
 class FakeClock:
