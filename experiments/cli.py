@@ -141,3 +141,37 @@ def literal(text: str):
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
     return text
+
+
+def field_value(text: str):
+  """A config field's value on the command line: `literal`, and a bracketed tuple of bare words
+  (`(reinit,twin)`) as a tuple of strings."""
+  if text[:1] in "([" and text[-1:] in ")]":
+    return tuple(field_value(p.strip()) for p in text[1:-1].split(",") if p.strip())
+  return literal(text)
+
+
+def take_fields(argv: list[str], prefixes: Sequence[str]) -> tuple[list[str], dict[str, dict[str, str]]]:
+  """Takes `PREFIXFIELD=V` (or `PREFIXFIELD V`) out of argv before absl sees it: (the rest,
+  {prefix: {field: raw value}}). A field given twice, under any of the prefixes, fails in one
+  line: the later one would silently win."""
+  out, taken, i = [], {p: {} for p in prefixes}, 0
+  while i < len(argv):
+    arg = argv[i]
+    prefix = next((p for p in prefixes if arg.startswith(p)), None)
+    if prefix is None:
+      out.append(arg)
+      i += 1
+      continue
+    if "=" not in arg:
+      if i + 1 >= len(argv):
+        fail(f"{arg}: needs a value ({arg}=V)")
+      arg, i = f"{arg}={argv[i + 1]}", i + 1
+    field, value = arg[len(prefix):].split("=", 1)
+    if not field:
+      fail(f"{arg}: name a config field, e.g. {prefix}prune.fc_rate=...")
+    if any(field in t for t in taken.values()):
+      fail(f"{prefix}{field}: {field} is given twice")
+    taken[prefix][field] = value
+    i += 1
+  return out, taken

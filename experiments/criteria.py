@@ -4,6 +4,7 @@ pruning at initialization (random_init, magnitude_init).
 
   python -m experiments.criteria --workdir=workdirs/criteria                 # LeNet/MNIST, the paper's schedule
   python -m experiments.criteria --workdir=workdirs/criteria_quick --steps=2000 --trials=2
+  python -m experiments.criteria --workdir=workdirs/criteria_fashion --set.dataset=fashion_mnist
 
 Runs one lottery experiment per criterion (each in WORKDIR/<criterion>, resumable like any
 lottery run) at the same densities, with Frankle et al. 2021's controls: random reinit, the mask
@@ -13,16 +14,20 @@ density) and `cost.png`, test accuracy against the model-steps spent finding eac
 records' `finding_steps`: IMP every earlier round, one-shot the dense training, early-bird the
 dense steps until its mask settled, at init none beyond scoring). To draw scoring too, measure it
 first: `python -m benchmarks.criteria --scope=global > WORKDIR/scoring_cost.jsonl`.
+
+`--set.FIELD=V` holds a field of the preset at V for every criterion (`--set.dataset=fashion_mnist`,
+`--set.model_kwargs.width=0.5`, `--set.train.lr=2e-3`), as the sweep binary's `--set` does.
 """
 
 import pathlib
+import sys
 
 from absl import flags
 
 from experiments import cli
 from ltjax import configs, wiring
 from ltjax.engine import runtime
-from ltjax.runs import comparison, experiment, studies
+from ltjax.runs import comparison, experiment, studies, validation
 
 _CHOICES = comparison.METHODS
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/criteria", "Root of the per-criterion workdirs.")
@@ -54,6 +59,27 @@ cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be 
 cli.check_flag("scope", lambda v: v in ("auto", "layerwise", "global"), "scope must be auto, layerwise or global")
 
 
+_FIXED: dict = {}  # --set.FIELD=V (taken out of argv before absl sees it)
+
+
+def preset_config():
+  """The preset with --steps, --trials, --reinit_draws and every --set field: what each
+  criterion's config starts from."""
+  cfg = configs.get(_PRESET.value)
+  for (field, value), flag in zip((("train.steps", _STEPS.value), ("trials", _TRIALS.value),
+                                   ("reinit_draws", _DRAWS.value)), ("steps", "trials", "reinit_draws")):
+    if value and field in _FIXED:  # the later one would silently win
+      cli.fail(f"--set.{field}: {field} is given twice (also --{flag})")
+    if value:
+      studies.set_field(cfg, field, value)
+  for field, value in _FIXED.items():
+    try:
+      studies.set_field(cfg, field, value)
+    except validation.UsageError as e:
+      cli.fail(f"--set.{field}: {e}")
+  return cfg
+
+
 def _role_sizes(cfg) -> dict:
   """Prunable weights per layer role of the preset's network on its data (sets IMP's rounds)."""
   try:
@@ -65,13 +91,8 @@ def _role_sizes(cfg) -> dict:
 
 def config_for(name: str, densities: tuple[float, ...], sizes: dict):
   """The lottery config that finds tickets by `name` at (about) `densities`."""
-  cfg = configs.get(_PRESET.value)
-  for field, value in (("train.steps", _STEPS.value), ("trials", _TRIALS.value),
-                       ("reinit_draws", _DRAWS.value)):
-    if value:
-      studies.set_field(cfg, field, value)
   try:
-    return comparison.config_for(cfg, name, densities, sizes, _SCOPE.value)
+    return comparison.config_for(preset_config(), name, densities, sizes, _SCOPE.value)
   except ValueError as e:
     cli.fail(e)
 
@@ -89,7 +110,11 @@ def main(argv):
   densities = tuple(float(d) for d in _DENSITIES.value)
   runs = []
   points = []
-  sizes = _role_sizes(configs.get(_PRESET.value)) if "imp" in _CRITERIA.value else {}
+  try:  # the --set fields, checked before anything runs or is written
+    experiment.validate(preset_config())
+  except experiment.UsageError as e:
+    cli.fail(f"--set: {e}")
+  sizes = _role_sizes(preset_config()) if "imp" in _CRITERIA.value else {}
   try:  # what each criterion's scoring costs, if measured into WORKDIR (see the docstring)
     scoring = comparison.scoring_costs(root / comparison.SCORING_COST)
   except ValueError as e:
@@ -111,5 +136,12 @@ def main(argv):
   print(f"cost: {cost}")
 
 
+def run():
+  argv, taken = cli.take_fields(list(sys.argv), ("--set.",))
+  _FIXED.update({field: cli.field_value(value) for field, value in taken["--set."].items()})
+  sys.argv[:] = argv
+  cli.run(main, argv=argv)
+
+
 if __name__ == "__main__":
-  cli.run(main)
+  run()

@@ -55,41 +55,16 @@ def split_values(text: str) -> list:
     else:
       cur += ch
   parts.append(cur)
-  return [_value(p.strip()) for p in parts if p.strip()]
-
-
-def _value(text: str):
-  if text[:1] in "([" and text[-1:] in ")]":  # a tuple of bare words: (reinit,twin)
-    return tuple(_value(p.strip()) for p in text[1:-1].split(",") if p.strip())
-  return cli.literal(text)
+  return [cli.field_value(p.strip()) for p in parts if p.strip()]
 
 
 def _take_sweep_args(argv: list[str]) -> list[str]:
-  out, i = [], 0
-  while i < len(argv):
-    arg = argv[i]
-    for prefix, into in (("--sweep.", _GRID), ("--set.", _FIXED)):
-      if arg.startswith(prefix):
-        if "=" not in arg:
-          if i + 1 >= len(argv):
-            cli.fail(f"{arg}: needs a value ({arg}=V)")
-          arg, i = f"{arg}={argv[i + 1]}", i + 1
-        field, value = arg[len(prefix):].split("=", 1)
-        if not field:
-          cli.fail(f"{arg}: name a config field, e.g. {prefix}prune.fc_rate=...")
-        if field in _GRID or field in _FIXED:  # the later one would silently win
-          cli.fail(f"{prefix}{field}: {field} is given twice (--sweep.{field} takes every value: V1,V2)")
-        if prefix == "--sweep.":
-          values = split_values(value)
-          if not values:
-            cli.fail(f"--sweep.{field}: empty sweep (give values: --sweep.{field}=V1,V2)")
-          into[field] = values
-        else:
-          into[field] = _value(value)
-        break
-    else:
-      out.append(arg)
-    i += 1
+  out, taken = cli.take_fields(argv, ("--sweep.", "--set."))
+  for field, value in taken["--sweep."].items():
+    _GRID[field] = split_values(value)
+    if not _GRID[field]:
+      cli.fail(f"--sweep.{field}: empty sweep (give values: --sweep.{field}=V1,V2)")
+  _FIXED.update({field: cli.field_value(value) for field, value in taken["--set."].items()})
   return out
 
 

@@ -272,7 +272,9 @@ _SWEEP = ["--config=lenet_quick", "--workdir=w"]
 @pytest.mark.parametrize("module, args, name", [
     ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1", "--sweep.train.lr=0.2"], "train.lr"),  # the later won
     ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1,0.2", "--set.train.lr=0.2"], "train.lr"),
-    ("experiments.criteria", ["--workdir=w", "--criteria=imp,oneshot,imp"], "criteria")])  # a workdir run twice
+    ("experiments.criteria", ["--workdir=w", "--criteria=imp,oneshot,imp"], "criteria"),  # a workdir run twice
+    ("experiments.criteria", ["--workdir=w", "--set.trials=2", "--set.trials=3"], "trials"),
+    ("experiments.criteria", ["--workdir=w", "--trials=2", "--set.trials=3"], "trials")])
 def test_a_value_given_twice_is_refused(module, args, name, binaries, tmp_path_factory):
   cwd = tmp_path_factory.mktemp("cwd")
   ran = binaries(module, args, cwd=cwd, env={"LTJAX_DATA_DIR": str(shared_data_dir())})

@@ -130,6 +130,7 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
       '{"bench": "criterion_cost", "criterion": "snip", "cost_in_train_steps": 9.5}\n')
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path}", "--preset=lenet_quick", "--steps=100",
                                           "--trials=1", "--densities=0.8,0.64", "--criteria=imp,oneshot,snip",
+                                          "--set.model_kwargs.width=0.25", "--set.validation_size=1000",
                                           "--noreport"],  # the overlaid report: test_report.py
                  env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=400)
   assert ran.rc == 0, ran.stderr[-2000:]
@@ -147,7 +148,25 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
   recs = [json.loads(line) for line in (tmp_path / "snip" / "results.jsonl").read_text().splitlines()]
   assert {r["kind"] for r in recs if r["round"]} == {"ticket", "reinit", "random_mask", "inverted"}
   assert (tmp_path / "report" / "cost.png").stat().st_size > 10_000
+  for name in ("imp", "oneshot", "snip"):  # every criterion ran the --set fields
+    config = json.loads((tmp_path / name / "config.json").read_text())["config"]
+    assert config["model_kwargs"] == {"width": 0.25} and config["validation_size"] == 1000
   assert not (tmp_path / "report" / "summary.md").exists()  # --noreport
+
+
+@pytest.mark.parametrize("args, name", [
+    (["--set.prune.nope=1"], "prune.nope"),
+    (["--set.train.lr=-1"], "train.lr"),
+    (["--set.model_kwargs.width=0"], "width"),
+    (["--set.dataset=no_such_dataset"], "no_such_dataset"),
+    (["--set.=3"], "--set.=3"),
+    (["--set.trials"], "--set.trials"),
+])
+def test_a_bad_set_field_is_one_line_before_any_criterion_runs(args, name, binaries, tmp_path):
+  from tests.test_bad_input import assert_refused
+  ran = binaries("experiments.criteria", [f"--workdir={tmp_path / 'w'}", "--criteria=imp,snip", *args],
+                 env={"LTJAX_DATA_DIR": "/nonexistent"})
+  assert_refused(ran, name, [tmp_path / "w"])
 
 
 def test_frankle_2021_baselines_prune_at_init_by_random_and_magnitude_scores():

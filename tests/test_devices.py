@@ -41,7 +41,7 @@ POOL = {"PJRT_NPROC": "4"}
 # Fields measured at the early-stop point: at a near-tie the two runs may stop at different steps.
 AT_EARLY_STOP = ("val_loss", "val_accuracy", "test_accuracy")
 
-LENET = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=1",
+LENET = ["--config=lenet_quick", "--config.model_kwargs.width=0.25", "--config.trials=2", "--config.prune.rounds=1",
          "--config.train.steps=200", "--config.train.eval_every=50",
          "--config.validation_size=1000"]
 ONESHOT = LENET + ["--config.prune.mode=oneshot", "--config.prune.densities=(0.3,)"]

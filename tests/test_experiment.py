@@ -19,12 +19,14 @@ pytestmark = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not fou
 
 
 tiny_config = tiny_lottery_config
+# The shared run keeps LeNet-300-100's own widths, so its density ladder is the paper's.
+PAPER_WIDTHS = {"model_kwargs.width": 1.0}
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("lenet")
-  cfg = tiny_config()
+  cfg = tiny_config(**PAPER_WIDTHS)
   recs = experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
   return cfg, workdir, recs
 
@@ -138,11 +140,11 @@ def test_rerun_of_a_finished_workdir_is_a_no_op(finished):
 
 def test_different_config_is_refused_unless_restarting(finished, tmp_path):
   cfg, workdir, _ = finished
-  other = tiny_config(**{"train.steps": 300})
+  other = tiny_config(**{"train.steps": 300, **PAPER_WIDTHS})
   with pytest.raises(experiment.UsageError, match="different config.*train.steps"):
     experiment.prepare_workdir(pathlib.Path(workdir), other, restart=False)
   # Execution settings may change between runs of the same experiment.
-  same = tiny_config(**{"execution.ticket_batch": 1})
+  same = tiny_config(**{"execution.ticket_batch": 1, **PAPER_WIDTHS})
   experiment.prepare_workdir(pathlib.Path(workdir), same, restart=False)
   scratch = tmp_path / "w"
   scratch.mkdir()
@@ -223,7 +225,8 @@ def test_pruning_at_init_reaches_each_density_with_its_controls(score, tmp_path,
   cfg, workdir, recs = (request.getfixturevalue("snip_run") if score == "snip"
                         else _at_init_run(score, tmp_path))
   assert sorted({r["round"] for r in recs}) == [0, 1, 2]
-  sizes = {"fc1/kernel": 784 * 300, "fc2/kernel": 300 * 100, "out/kernel": 100 * 10}
+  h1, h2 = 75, 25  # tiny_lottery_config's quarter-width LeNet
+  sizes = {"fc1/kernel": 784 * h1, "fc2/kernel": h1 * h2, "out/kernel": h2 * 10}
   for r in (1, 2):
     d = cfg.prune.densities[r - 1]
     for rec in (x for x in recs if x["round"] == r):  # the ticket and every control alike

@@ -15,7 +15,7 @@ from tests.conftest import REPO, assert_same_run, shared_data_dir
 DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found")
 
-TINY = ["--config=lenet_quick", "--config.trials=2", "--config.prune.rounds=2",
+TINY = ["--config=lenet_quick", "--config.model_kwargs.width=0.25", "--config.trials=2", "--config.prune.rounds=2",
         "--config.train.steps=200", "--config.train.eval_every=50", "--config.validation_size=1000",
         "--config.execution.intervals_per_call=1", "--config.execution.checkpoint_every=50"]
 

@@ -29,12 +29,13 @@ def test_gmp_reaches_its_density_and_early_stops_only_once_there(tmp_path):
 
 
 def test_gmp_by_units_keeps_a_fraction_of_each_hidden_layers_units_and_every_class(tmp_path):
-  cfg = _cfg("gmp", **{"prune.sparsity_type": "units", "prune.densities": (0.5,), "prune.update_end": 150})
+  cfg = _cfg("gmp", **{"prune.sparsity_type": "units", "prune.densities": (0.5,), "prune.update_end": 150,
+                       "model_kwargs.width": 0.4})  # 120-40 units: half of each is whole
   experiment.train_and_evaluate(cfg, tmp_path, log=QUIET)
   with np.load(tmp_path / "masks" / "round_01.npz") as blob:
     m = results.unpack_masks({k: blob[k] for k in blob.files})
   fc1, fc2, out = (m[f"{n}/kernel"][0] for n in ("fc1", "fc2", "out"))
-  assert fc1.any(0).sum() == 150 and fc2.any(0).sum() == 50 and out.any(0).all()
+  assert fc1.any(0).sum() == 60 and fc2.any(0).sum() == 20 and out.any(0).all()
   assert not fc2[~fc1.any(0)].any() and not out[~fc2.any(0)].any()  # outgoing weights went too
 
 

@@ -107,7 +107,7 @@ def test_ste_reaches_its_density_and_records_the_masked_network(tmp_path):
 @pytest.mark.parametrize("fields, message", [
     ({"prune.sparsity_type": "2:4"}, r"^prune: 2:4 sparsity keeps 0.5 of the weights; prune.densities \(0.2,\)"),
     ({"prune.sparsity_type": "3:7", "prune.densities": (3 / 7,)},
-     r"^prune: 3:7 sparsity groups 7 inputs, but fc2/kernel has 300 inputs"),
+     r"^prune: 3:7 sparsity groups 7 inputs, but fc2/kernel has 75 inputs"),
     ({"prune.update_end": 300}, r"^prune.update_end: \(300\) is beyond the run"),
 ])
 def test_what_cannot_work_is_refused_before_writing(tmp_path, fields, message):

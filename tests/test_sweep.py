@@ -119,7 +119,7 @@ def test_the_sweep_binary_refuses_another_sweep_before_running_anything(binaries
 
 needs_mnist = pytest.mark.skipif(shared_data_dir() is None, reason="prepared MNIST not found")
 _TINY = ["--set.train.steps=200", "--set.train.eval_every=100", "--set.trials=1", "--set.prune.rounds=1",
-         "--set.validation_size=1000"]
+         "--set.validation_size=1000", "--set.model_kwargs.width=0.25"]
 
 
 @needs_mnist
@@ -158,3 +158,14 @@ def test_a_sweep_runs_every_point_resumes_and_overlays_them(binaries, tmp_path):
   assert again.rc == 0 and (tmp_path / "rewind_step=0" / "results.jsonl").read_text() == before
   other = binaries("experiments.sweep", [*args, "--sweep.seed=3,4"], env=env)
   assert_refused(other, "--workdir")
+
+
+def test_fields_are_taken_out_of_argv_whatever_their_spelling():
+  from experiments import cli
+  rest, taken = cli.take_fields(["prog", "--set.trials=2", "--workdir=w", "--sweep.seed", "1,2",
+                                 "--set.controls=(reinit,twin)"], ("--sweep.", "--set."))
+  assert rest == ["prog", "--workdir=w"]
+  assert taken == {"--sweep.": {"seed": "1,2"}, "--set.": {"trials": "2", "controls": "(reinit,twin)"}}
+  assert cli.field_value("(reinit,twin)") == ("reinit", "twin") and cli.field_value("2e-3") == 2e-3
+  from experiments import sweep as sweep_binary
+  assert sweep_binary.split_values("(a,b),(c,)") == [("a", "b"), ("c",)]

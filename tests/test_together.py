@@ -68,7 +68,8 @@ def test_rewind_steps_side_by_side_each_start_where_their_own_run_does(tmp_path)
 @needs_mnist
 def test_the_sweep_binary_puts_learning_rates_side_by_side_on_every_core(binaries, tmp_path):
   import os
-  fields = {"trials": 1, "train.steps": 100, "train.eval_every": 50, "prune.rounds": 1, "validation_size": 1000}
+  fields = {"trials": 1, "train.steps": 100, "train.eval_every": 50, "prune.rounds": 1, "validation_size": 1000,
+            "model_kwargs.width": 0.25}
   args = [f"--workdir={tmp_path}", "--config=lenet_quick", "--sweep.train.lr=1.2e-3,2.4e-3", "--noreport",
           *(f"--set.{k}={v}" for k, v in fields.items())]
   ran = binaries("experiments.sweep", args, env={"LTJAX_DATA_DIR": str(shared_data_dir())}, timeout=300)
