@@ -60,6 +60,9 @@ cli.check_flag("scope", lambda v: v in ("auto", "layerwise", "global"), "scope m
 
 
 _FIXED: dict = {}  # --set.FIELD=V (taken out of argv before absl sees it)
+# What each criterion's config sets itself (comparison.config_for), and the flag that says it.
+_OWNED = {"name": "--criteria", "controls": "--criteria", "prune.mode": "--criteria",
+          "prune.score": "--criteria", "prune.densities": "--densities", "prune.rounds": "--densities"}
 
 
 def preset_config():
@@ -73,10 +76,12 @@ def preset_config():
     if value:
       studies.set_field(cfg, field, value)
   for field, value in _FIXED.items():
+    if field in _OWNED:  # it would be overwritten, criterion by criterion
+      cli.fail(f"--set.{field}: each criterion sets {field} itself (choose with {_OWNED[field]})")
     try:
       studies.set_field(cfg, field, value)
     except validation.UsageError as e:
-      cli.fail(f"--set.{field}: {e}")
+      cli.fail(f"--set.{e}" if str(e).startswith(f"{field}: ") else f"--set.{field}: {e}")
   return cfg
 
 

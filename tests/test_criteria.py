@@ -161,6 +161,8 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
     (["--set.dataset=no_such_dataset"], "no_such_dataset"),
     (["--set.=3"], "--set.=3"),
     (["--set.trials"], "--set.trials"),
+    (["--set.controls=(reinit,)"], "--set.controls"),  # each criterion sets its own
+    (["--set.prune.densities=(0.5,)"], "--densities"),
 ])
 def test_a_bad_set_field_is_one_line_before_any_criterion_runs(args, name, binaries, tmp_path):
   from tests.test_bad_input import assert_refused
