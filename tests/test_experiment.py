@@ -317,3 +317,11 @@ def test_a_mid_round_checkpoint_that_cannot_resume_is_skipped(tmp_path, caplog):
     assert "skipping unreadable checkpoint" in caplog.text
   finally:
     ckpt.close()
+
+
+def test_the_same_config_builds_an_equal_trainer_so_its_programs_are_reused():
+  from ltjax.data import datasets
+  dataset = datasets.synthetic()
+  build = lambda **kw: wiring.build(tiny_config(**{"dataset": "synthetic", **kw}), dataset).trainer  # noqa: E731
+  assert build(seed=0) == build(seed=1)  # the seed is data, not part of the program
+  assert build() != build(**{"train.lr": 2e-3})

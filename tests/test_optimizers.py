@@ -26,3 +26,10 @@ def test_make_known_optimizers(name):
 def test_bad_settings_raise(kwargs):
   with pytest.raises(ValueError):
     optimizers.make(**kwargs)
+
+
+def test_the_same_settings_give_the_same_transformation():
+  # So a Trainer built again for the same config equals the first and reuses its programs.
+  a = optimizers.make("sgd", 0.1, momentum=0.9, milestones=[100, 200])
+  assert optimizers.make("sgd", 0.1, momentum=0.9, milestones=(100, 200)) is a
+  assert optimizers.make("sgd", 0.2, momentum=0.9, milestones=(100, 200)) is not a

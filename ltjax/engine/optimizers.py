@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import optax
@@ -26,7 +27,17 @@ def schedule(lr: float, warmup_steps: int = 0, milestones: Sequence[int] = (),
 def make(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
          warmup_steps: int = 0, milestones: Sequence[int] = (), decay: float = 0.1,
          nesterov: bool = False) -> optax.GradientTransformation:
-  """`adam` / `adamw` / `sgd` (momentum) with an optional warmup + step schedule."""
+  """`adam` / `adamw` / `sgd` (momentum) with an optional warmup + step schedule.
+
+  The same settings give the same object: a Trainer built again for the same config then equals
+  the first, so its compiled programs are reused in the process (a sweep's points one after
+  another, a notebook's rerun) instead of traced and lowered again.
+  """
+  return _make(name, lr, momentum, weight_decay, warmup_steps, tuple(milestones), decay, nesterov)
+
+
+@functools.lru_cache(maxsize=64)
+def _make(name, lr, momentum, weight_decay, warmup_steps, milestones, decay, nesterov):
   lr_fn = schedule(lr, warmup_steps, milestones, decay)
   if name == "adam":
     tx = optax.adam(lr_fn)
