@@ -69,19 +69,18 @@ def preset_config():
   """The preset with --steps, --trials, --reinit_draws and every --set field: what each
   criterion's config starts from."""
   cfg = configs.get(_PRESET.value)
-  for (field, value), flag in zip((("train.steps", _STEPS.value), ("trials", _TRIALS.value),
-                                   ("reinit_draws", _DRAWS.value)), ("steps", "trials", "reinit_draws")):
-    if value and field in _FIXED:  # the later one would silently win
-      cli.fail(f"--set.{field}: {field} is given twice (also --{flag})")
-    if value:
-      studies.set_field(cfg, field, value)
+  for holder, field in ((_STEPS, "train.steps"), (_TRIALS, "trials"), (_DRAWS, "reinit_draws")):
+    if holder.value and field in _FIXED:  # the later one would silently win
+      cli.fail(f"--set.{field}: {field} is given twice (also --{holder.name})")
+    if holder.value:
+      studies.set_field(cfg, field, holder.value)
   for field, value in _FIXED.items():
     if field in _OWNED:  # it would be overwritten, criterion by criterion
       cli.fail(f"--set.{field}: each criterion sets {field} itself (choose with {_OWNED[field]})")
     try:
       studies.set_field(cfg, field, value)
-    except validation.UsageError as e:
-      cli.fail(f"--set.{e}" if str(e).startswith(f"{field}: ") else f"--set.{field}: {e}")
+    except validation.ConfigError as e:  # its message starts with the field
+      cli.fail(f"--set.{e}")
   return cfg
 
 
@@ -94,10 +93,10 @@ def _role_sizes(cfg) -> dict:
     cli.fail(e)
 
 
-def config_for(name: str, densities: tuple[float, ...], sizes: dict):
-  """The lottery config that finds tickets by `name` at (about) `densities`."""
+def config_for(base, name: str, densities: tuple[float, ...], sizes: dict):
+  """The lottery config that finds tickets by `name` at (about) `densities`, from `base`."""
   try:
-    return comparison.config_for(preset_config(), name, densities, sizes, _SCOPE.value)
+    return comparison.config_for(base, name, densities, sizes, _SCOPE.value)
   except ValueError as e:
     cli.fail(e)
 
@@ -115,17 +114,18 @@ def main(argv):
   densities = tuple(float(d) for d in _DENSITIES.value)
   runs = []
   points = []
+  base = preset_config()
   try:  # the --set fields, checked before anything runs or is written
-    experiment.validate(preset_config())
+    experiment.validate(base)
   except experiment.UsageError as e:
     cli.fail(f"--set: {e}")
-  sizes = _role_sizes(preset_config()) if "imp" in _CRITERIA.value else {}
+  sizes = _role_sizes(base) if "imp" in _CRITERIA.value else {}
   try:  # what each criterion's scoring costs, if measured into WORKDIR (see the docstring)
     scoring = comparison.scoring_costs(root / comparison.SCORING_COST)
   except ValueError as e:
     cli.fail(f"workdir: {e}")
   for name in _CRITERIA.value:
-    cfg = config_for(name, densities, sizes)
+    cfg = config_for(base, name, densities, sizes)
     try:
       recs = experiment.train_and_evaluate(cfg, root / name, log=cli.StatusLine().log)
     except experiment.UsageError as e:

@@ -11,6 +11,7 @@ from conftest import layer_counts, layer_sizes
 from ltjax.core import masks, pruning, scores
 from ltjax.methods import at_init
 from ltjax.models import mlp, registry
+from tests.test_bad_input import assert_refused
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,6 @@ def test_the_comparison_binary_runs_every_criterion_and_draws_the_cost(binaries,
     (["--set.prune.densities=(0.5,)"], "--densities"),
 ])
 def test_a_bad_set_field_is_one_line_before_any_criterion_runs(args, name, binaries, tmp_path):
-  from tests.test_bad_input import assert_refused
   ran = binaries("experiments.criteria", [f"--workdir={tmp_path / 'w'}", "--criteria=imp,snip", *args],
                  env={"LTJAX_DATA_DIR": "/nonexistent"})
   assert_refused(ran, name, [tmp_path / "w"])
