@@ -1,18 +1,23 @@
-r"""Does a ticket run faster? Inference of LeNet-300-100 tickets four ways, at each density.
+r"""Does a ticket run faster? Inference of LeNet-300-100 or Conv-2/4/6 tickets, at each density.
 
   python -m benchmarks.inference                                   # IMP-like masks, the paper's ladder
   python -m benchmarks.inference --workdir=workdirs/lenet_01_20k   # the masks a run found (its trial 0)
+  python -m benchmarks.inference --model=conv4 --sparsity_type=units --batches=1,100  # whole channels
 
 For each density and batch size (`--batches`, default 1 and 1,000), one JSON line per way:
 - `dense`: the unpruned network (the baseline every ratio is to);
 - `masked`: the ticket as ltjax trains it, a dense matmul over weights that are 0 where pruned;
 - `exported`: `ltjax.models.export`'s narrower dense network (dead units and unread inputs gone);
-- `bcoo`: every kernel as a `jax.experimental.sparse.BCOO` matrix (only live weights stored).
+- `bcoo`: every kernel as a `jax.experimental.sparse.BCOO` matrix (only live weights stored; MLPs
+  only: BCOO has no convolution).
 Each line has the median latency of a jitted forward pass over `--repeats` calls (the four ways
 alternated within each repeat, their order rotated), throughput in examples/s, `ratio_to_dense`
 (same run), and the bytes of the weights the way keeps (BCOO: values and int32 indices; masked: weights and masks).
-Without `--workdir`, masks come from magnitude pruning θ0 at the paper's rates (fc 20%, output
-10% per round) to the rounds in `--rounds`.
+Without `--workdir`, masks come from magnitude pruning θ0 by `--sparsity_type` (single weights or
+whole units and channels, as `experiments.lottery` prunes) at the paper's rates for the network
+(its preset's: LeNet fc 20%, output 10%; Conv-2/4 conv 10%, Conv-6 15%) to the rounds in
+`--rounds`. Weights do not change the speed of a fixed shape, and the unit counts per round are
+IMP's, so θ0's masks time what a trained ticket's would.
 """
 
 from __future__ import annotations
@@ -29,12 +34,20 @@ from jax.experimental import sparse
 
 from benchmarks import common
 from experiments import cli
-from ltjax import models
-from ltjax.core import masks, pruning
+from ltjax import configs, models, wiring
+from ltjax.core import masks, pruning, structure
+from ltjax.methods import structured
 from ltjax.models import export
 from ltjax.runs import results
 
-_WORKDIR = flags.DEFINE_string("workdir", "", "A LeNet-300-100 workdir whose masks/round_*.npz to use.")
+# The networks `export` takes, with the preset whose rates they prune at and their input shape.
+NETWORKS = {"lenet_300_100": ("lenet_mnist", (28, 28, 1)), "conv2": ("conv2_cifar10", (32, 32, 3)),
+            "conv4": ("conv4_cifar10", (32, 32, 3)), "conv6": ("conv6_cifar10", (32, 32, 3))}
+
+_MODEL = flags.DEFINE_enum("model", "lenet_300_100", list(NETWORKS), "The network.")
+_SPARSITY = flags.DEFINE_enum("sparsity_type", "unstructured", ["unstructured", "units"],
+                              "Without --workdir: prune single weights or whole units and channels.")
+_WORKDIR = flags.DEFINE_string("workdir", "", "A workdir of --model whose masks/round_*.npz to use.")
 _ROUNDS = flags.DEFINE_list("rounds", ["0", "3", "7", "12", "16", "20"], "Rounds (density ladder) to time.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "1000"], "Batch sizes.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per way (median reported).")
@@ -58,19 +71,27 @@ def _masks_from_workdir(workdir: pathlib.Path, rounds: list[int], params):
       for leaf, p in group.items():
         m = leaves.get(f"{layer}/{leaf}")
         if m is not None and m.shape[1:] != p.shape:
-          cli.fail(f"workdir: {path} holds {layer}/{leaf} of shape {m.shape[1:]}, not LeNet-300-100's {p.shape}")
+          cli.fail(f"workdir: {path} holds {layer}/{leaf} of shape {m.shape[1:]}, not {_MODEL.value}'s {p.shape} "
+                   "(--model)")
         mask[layer][leaf] = jnp.ones(p.shape, bool) if m is None else jnp.asarray(m[0])
     out[r] = mask
   return out
 
 
-def _imp_masks(rounds: list[int], params, roles):
-  rates = pruning.rates_tree(roles, {"fc": 0.2, "output": 0.1})
+def _imp_masks(rounds: list[int], params, roles, rates, kind: structure.Structure):
+  """θ0's masks after each round in `rounds` of magnitude IMP by `kind` (scored on θ0 itself)."""
+  rates = pruning.rates_tree(roles, rates)
   mask, out = masks.ones(params), {}
+  chain = structure.unit_chain(params) if kind.kind == "units" else ()
+  stack = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
+  score = stack(jax.tree.map(jnp.abs, params))
   for r in range(max(rounds) + 1):
     if r in rounds:
       out[r] = mask
-    mask = pruning.prune_round(params, params, mask, roles, rates)
+    if kind.kind == "unstructured":
+      mask = pruning.prune_round(params, params, mask, roles, rates)
+    else:
+      mask = jax.tree.map(lambda x: x[0], structured.next_masks(kind, chain, score, stack(mask), rates, roles, r))
   return out
 
 
@@ -82,7 +103,17 @@ def ways(module, params, mask):
   """name -> (jitted forward(x), weights it holds)."""
   dense = jax.jit(lambda p, x: module.apply({"params": p}, x))
   masked_params = masks.apply(params, mask)
-  small = export.export_mlp(module, params, mask)
+  small = export.export(module, params, mask)
+  out = {
+      "dense": (lambda x: dense(params, x), _bytes(params)),
+      "masked": (lambda x: dense(masked_params, x), _bytes(params) + _bytes(mask)),
+  }
+  if small.inputs is None:  # a conv net reads every input
+    exported = jax.jit(lambda p, x: small.module.apply({"params": p}, x))
+    out["exported"] = (lambda x: exported(small.params, x), _bytes(small.params))
+    return out
+  exported = jax.jit(lambda p, x: small.module.apply({"params": p}, x.reshape((x.shape[0], -1))[:, small.inputs]))
+  out["exported"] = (lambda x: exported(small.params, x), _bytes(small.params) + small.inputs.nbytes)
   names = [n for n in params if "kernel" in params[n]]
   order = [f"fc{i + 1}" for i in range(len(module.hidden))] + ["out"]
   assert sorted(order) == sorted(names)
@@ -98,32 +129,30 @@ def ways(module, params, mask):
         h = act(h)
     return h
   bcoo = jax.jit(bcoo_forward)
-  exported = jax.jit(lambda p, x: small.module.apply({"params": p}, x.reshape((x.shape[0], -1))[:, small.inputs]))
-  return {
-      "dense": (lambda x: dense(params, x), _bytes(params)),
-      "masked": (lambda x: dense(masked_params, x), _bytes(params) + _bytes(mask)),
-      "exported": (lambda x: exported(small.params, x), _bytes(small.params) + small.inputs.nbytes),
-      "bcoo": (lambda x: bcoo(sp, x), sum(_bytes((w.data, w.indices, b)) for w, b in sp.values())),
-  }
+  out["bcoo"] = (lambda x: bcoo(sp, x), sum(_bytes((w.data, w.indices, b)) for w, b in sp.values()))
+  return out
 
 
 def main(argv):
   del argv
-  spec = models.get("lenet_300_100")
+  preset, shape = NETWORKS[_MODEL.value]
+  spec = models.get(_MODEL.value)
   module = spec.build(10)
-  params = module.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+  params = module.init(jax.random.key(0), jnp.zeros((1, *shape)))["params"]
   roles = spec.layer_roles(params)
   rounds = sorted(set(map(int, _ROUNDS.value)))
   if _WORKDIR.value:
     found = _masks_from_workdir(pathlib.Path(_WORKDIR.value), rounds, params)
   else:
-    found = _imp_masks(rounds, params, roles)
+    kind = structure.parse(_SPARSITY.value)
+    found = _imp_masks(rounds, params, roles, wiring.role_rates(configs.get(preset)), kind)
+  sparsity = "from " + _WORKDIR.value if _WORKDIR.value else _SPARSITY.value
   rng = np.random.default_rng(0)
   for r, mask in found.items():
     density = float(masks.density(mask, roles))
     fns = ways(module, params, mask)
     for batch in map(int, _BATCHES.value):
-      x = jnp.asarray(rng.standard_normal((batch, 28, 28, 1)), jnp.float32)
+      x = jnp.asarray(rng.standard_normal((batch, *shape)), jnp.float32)
       for fn, _ in fns.values():
         jax.block_until_ready(fn(x))
       times = {name: [] for name in fns}
@@ -135,7 +164,7 @@ def main(argv):
       base = statistics.median(times["dense"])
       for name, (_, nbytes) in fns.items():
         med = statistics.median(times[name])
-        common.emit({"bench": "inference", "round": r, "density": density, "batch": batch, "way": name,
+        common.emit({"bench": "inference", "model": _MODEL.value, "sparsity_type": sparsity, "round": r, "density": density, "batch": batch, "way": name,
                      "seconds": med, "examples_per_s": batch / med, "ratio_to_dense": med / base,
                      "weight_bytes": nbytes, "repeats": _REPEATS.value, **common.device_info()})
 

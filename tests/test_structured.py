@@ -149,3 +149,30 @@ def test_units_imp_prunes_a_conv_nets_channels_and_what_they_feed():
     dead = ~c2[t].any((0, 1, 2))
     assert not fc1[t].reshape(-1, 8, 10)[:, dead].any()  # nor do conv2's, through the flatten
   assert np.array_equal(c1[0], c1[1])  # the same ranking at twice the weights
+
+
+def test_rounds_of_units_imp_on_one_network_export_to_a_narrower_conv_net():
+  # benchmarks.inference's path: next_masks round after round on one network (stacked as one
+  # trial), then export; the exported widths are the live channel and unit counts.
+  from ltjax.core import pruning
+  from ltjax.models import export
+  module = conv.ConvNet(filters=(8, 8), hidden=(10,), num_classes=3)
+  params = module.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))["params"]
+  roles = {n: {"kernel": "conv" if n.startswith("conv") else "output" if n == "out" else "fc", "bias": "fixed"}
+           for n in params}
+  rates = pruning.rates_tree(roles, {"conv": 0.25, "fc": 0.2, "output": 0.1})
+  kind = structure.parse("units")
+  chain = structure.unit_chain(params)
+  one = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
+  mask = one(jax.tree.map(lambda p: jnp.ones(p.shape, bool), params))
+  for r in range(2):
+    mask = structured.next_masks(kind, chain, one(jax.tree.map(jnp.abs, params)), mask, rates, roles, r)
+  mask = jax.tree.map(lambda x: x[0], mask)
+  widths = [int(np.asarray(mask[n]["kernel"]).any(axis=tuple(range(mask[n]["kernel"].ndim - 1))).sum())
+            for n in ("conv1", "conv2", "fc1")]
+  assert widths == [4, 4, 6]  # 8 -> 6 -> 4 channels (25% of each round's live ones), 10 -> 8 -> 6 units
+  small = export.export(module, params, mask)
+  assert (small.module.filters, small.module.hidden) == ((4, 4), (6,))
+  x = jax.random.normal(jax.random.key(2), (5, 4, 4, 3))
+  masked = module.apply({"params": jax.tree.map(lambda p, m: p * m, params, mask)}, x)
+  np.testing.assert_allclose(small.apply(x), masked, atol=1e-5)

@@ -87,14 +87,22 @@ def prune_trials(request) -> PyTree:
   kind, chain = plan(cfg, one)
   score = pruning.score_trees(request.trained, lineage.init_params, lineage.mask,
                               scores.get(cfg.prune.score), lineup.trial_keys(request), ticket_axes=1)
-  leaves, treedef = jax.tree.flatten(lineage.mask)
+  return next_masks(kind, chain, score, lineage.mask, setup.rates, setup.roles, request.round_index)
+
+
+def next_masks(kind: structure.Structure, chain: tuple[int, ...], score: PyTree, mask: PyTree,
+               rates: PyTree, roles: PyTree, round_index: int = 0) -> PyTree:
+  """One round of IMP by `kind` on stacked masks ([trials, ...]) under stacked `score`s: each
+  pruned layer keeps round((1 - rate) * g) of its g live groups (N:M: one weight fewer per group
+  than round `round_index` kept), then every dead unit takes its outgoing weights along."""
+  leaves, treedef = jax.tree.flatten(mask)
   out = []
-  for m, s, rate, on in zip(leaves, jax.tree.leaves(score), jax.tree.leaves(setup.rates),
-                            pruned_leaves(setup.rates, setup.roles, chain)):
+  for m, s, rate, on in zip(leaves, jax.tree.leaves(score), jax.tree.leaves(rates),
+                            pruned_leaves(rates, roles, chain)):
     if not on:
       out.append(m)
     elif kind.kind == "n:m":  # round r+1 keeps M - (r + 1) of every M
-      step = dataclasses.replace(kind, n=kind.m - request.round_index - 1)
+      step = dataclasses.replace(kind, n=kind.m - round_index - 1)
       out.append(jax.vmap(lambda s, m, step=step: step.select(s, m, 0))(s, m))
     else:
       groups = live_groups(kind, np.asarray(m))
