@@ -12,7 +12,9 @@ For each density and batch size (`--batches`, default 1 and 1,000), one JSON lin
   only: BCOO has no convolution).
 Each line has the median latency of a jitted forward pass over `--repeats` calls (the four ways
 alternated within each repeat, their order rotated), throughput in examples/s, `ratio_to_dense`
-(same run), and the bytes of the weights the way keeps (BCOO: values and int32 indices; masked: weights and masks).
+(same run), the bytes of the weights the way keeps (BCOO: values and int32 indices; masked: weights
+and masks), and `flops_per_example`, the forward pass's matmul and convolution FLOPs counted from
+shapes (`benchmarks.flops`; a masked network's zeros count, BCOO's sparse products are not counted).
 Without `--workdir`, masks come from magnitude pruning θ0 by `--sparsity_type` (single weights or
 whole units and channels, as `experiments.lottery` prunes) at the paper's rates for the network
 (its preset's: LeNet fc 20%, output 10%; Conv-2/4 conv 10%, Conv-6 15%) to the rounds in
@@ -33,6 +35,7 @@ from absl import flags
 from jax.experimental import sparse
 
 from benchmarks import common
+from benchmarks.flops import shape_flops
 from experiments import cli
 from ltjax import configs, models, wiring
 from ltjax.core import masks, pruning, structure
@@ -141,6 +144,8 @@ def main(argv):
   params = module.init(jax.random.key(0), jnp.zeros((1, *shape)))["params"]
   roles = spec.layer_roles(params)
   rounds = sorted(set(map(int, _ROUNDS.value)))
+  if _WORKDIR.value and flags.FLAGS["sparsity_type"].present:
+    cli.fail("sparsity_type: the masks come from --workdir, whatever their type; give one or the other")
   if _WORKDIR.value:
     found = _masks_from_workdir(pathlib.Path(_WORKDIR.value), rounds, params)
   else:
@@ -148,9 +153,17 @@ def main(argv):
     found = _imp_masks(rounds, params, roles, wiring.role_rates(configs.get(preset)), kind)
   sparsity = "from " + _WORKDIR.value if _WORKDIR.value else _SPARSITY.value
   rng = np.random.default_rng(0)
+  exported = {}
+  for r, mask in found.items():  # every round exports before any is timed: no half-printed table
+    try:
+      exported[r] = ways(module, params, mask)
+    except export.ExportError as e:
+      cli.fail(f"rounds: round {r} ({float(masks.density(mask, roles)):.3%} of the weights) cannot be exported: {e}")
   for r, mask in found.items():
     density = float(masks.density(mask, roles))
-    fns = ways(module, params, mask)
+    fns = exported[r]
+    one = jnp.zeros((1, *shape), jnp.float32)
+    flops = {name: None if name == "bcoo" else shape_flops(fn, one) for name, (fn, _) in fns.items()}
     for batch in map(int, _BATCHES.value):
       x = jnp.asarray(rng.standard_normal((batch, *shape)), jnp.float32)
       for fn, _ in fns.values():
@@ -164,9 +177,10 @@ def main(argv):
       base = statistics.median(times["dense"])
       for name, (_, nbytes) in fns.items():
         med = statistics.median(times[name])
-        common.emit({"bench": "inference", "model": _MODEL.value, "sparsity_type": sparsity, "round": r, "density": density, "batch": batch, "way": name,
-                     "seconds": med, "examples_per_s": batch / med, "ratio_to_dense": med / base,
-                     "weight_bytes": nbytes, "repeats": _REPEATS.value, **common.device_info()})
+        common.emit({"bench": "inference", "model": _MODEL.value, "sparsity_type": sparsity, "round": r,
+                     "density": density, "batch": batch, "way": name, "seconds": med,
+                     "examples_per_s": batch / med, "ratio_to_dense": med / base, "weight_bytes": nbytes,
+                     "flops_per_example": flops[name], "repeats": _REPEATS.value, **common.device_info()})
 
 
 if __name__ == "__main__":

@@ -236,6 +236,8 @@ FLAGS = {
                                "every": st.sampled_from(["0", "x", "", "100000"]),
                                "repeats": st.integers(max_value=0), "density": st.sampled_from(["0", "1", "nan"])},
     "benchmarks.inference": {"workdir": st.sampled_from(["/nonexistent", "/etc"]),
+                             "model": st.sampled_from(["lenet", "resnet20", ""]),
+                             "sparsity_type": st.sampled_from(["2:4", "block:2x2", ""]),
                              "rounds": st.sampled_from(["-1", "x", ""]), "batches": st.sampled_from(["0", "x", ""]),
                              "repeats": st.integers(max_value=0)},
     "benchmarks.pool_blocking": {"devices": st.sampled_from(["0", "x", "-1", ""]),
@@ -281,3 +283,14 @@ def test_a_value_given_twice_is_refused(module, args, name, binaries, tmp_path_f
   ran = binaries(module, args, cwd=cwd, env={"LTJAX_DATA_DIR": str(shared_data_dir())})
   assert_refused(ran, name)
   assert not os.listdir(cwd)
+
+
+@pytest.mark.parametrize("args, name", [
+    ([f"--workdir={shared_report_workdir()}", "--sparsity_type=units"], "sparsity_type"),  # masks from two places
+    (["--rounds=3,58", "--batches=1", "--repeats=1"], "rounds"),  # round 58 leaves no path to export
+])
+def test_the_inference_benchmark_refuses_before_timing_anything(args, name, binaries, tmp_path_factory):
+  cwd = tmp_path_factory.mktemp("cwd")
+  ran = binaries("benchmarks.inference", args, cwd=cwd)
+  assert_refused(ran, name)
+  assert not ran.stdout.strip(), ran.stdout[-500:]  # round 3 exported fine, yet nothing was printed
