@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The accelerator checks in one call: the paper's full LeNet schedule through the lottery binary,
-# then the throughput, one-ticket and round benchmarks. For a machine with JAX but no registry:
+# then the throughput, one-ticket, round and inference benchmarks. For a machine with JAX but no registry:
 # wheels for what it lacks in .whl/, prepared MNIST in .gpudata/, both listed in .git/info/exclude.
 # Filled on a machine with a registry, for a Python 3.12 x86-64 target:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -43,3 +43,10 @@ timeout 100 python3 -m benchmarks.one_ticket --steps=5000 --repeats=1 2>&1 | tee
 echo "== round"
 timeout 90 python3 -m benchmarks.round --preset=lenet_quick --trials=5 --steps=5000 --layouts=auto 2>&1 \
   | tee "$OUT/round.jsonl"
+
+echo "== inference: do tickets run faster on the accelerator? (issue 21; CPU figures in README)"
+timeout 60 python3 -m benchmarks.inference --rounds=0,7,16,20 2>&1 | tee "$OUT/inference_lenet.jsonl"
+timeout 60 python3 -m benchmarks.inference --sparsity_type=units --rounds=0,7,10,18 2>&1 \
+  | tee "$OUT/inference_lenet_units.jsonl"
+timeout 90 python3 -m benchmarks.inference --model=conv6 --sparsity_type=units --rounds=0,5,8,12 \
+  --batches=1,1000 --repeats=10 2>&1 | tee "$OUT/inference_conv6_units.jsonl"
