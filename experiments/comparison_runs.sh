@@ -15,7 +15,9 @@
 # RESULTS.md), units_imp (IMP by hidden units, 20% of each hidden layer's units per round, the
 # classes kept), rigl5x and set5x (RigL and SET at ~1.9% with 5x the iterations, Evci et al.'s
 # longer schedule, so their training FLOPs approach GMP's and IMP's; their round 0 is the dense
-# network trained 5x as long). Round 0 of every other run is the same dense network.
+# network trained 5x as long), imp_1k and imp_500 (the IMP ticket at 1/20 and 1/40 of the iterations
+# per round, 20 validations a round: at ~1.9% their training FLOPs are about GMP's and RigL 5x's,
+# so IMP is compared with them at equal cost). Round 0 of every other run is the same dense network.
 set -u
 DATASET=${1:?dataset: mnist or fashion_mnist}; shift
 METHODS=${*:-imp oneshot gmp set rigl static snip ste units units_imp}
@@ -29,12 +31,12 @@ else
   LOW="(0.0185,)"
 fi
 COMMON="--config=lenet_mnist --config.dataset=$DATASET --config.normalization=none --config.controls=()
-  --config.trials=$T --config.train.eval_every=$EVAL"
+  --config.trials=$T"
 SPARSE="--config.prune.densities=$DENS --config.prune.update_every=$EVERY"
 
 for m in $METHODS; do
   case $m in
-    imp) flags="--config.prune.rounds=$ROUNDS" ;;
+    imp|imp_1k|imp_500) flags="--config.prune.rounds=$ROUNDS" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
     gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
     rigl5x|set5x) flags="--config.prune.mode=${m%5x} --config.prune.densities=$LOW --config.prune.update_every=$EVERY" ;;
@@ -43,12 +45,14 @@ for m in $METHODS; do
     units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
       --config.prune.update_every=$EVERY" ;;
-    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x)"; exit 2 ;;
+    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x imp_1k imp_500)"
+       exit 2 ;;
   esac
-  case $m in *5x) steps=$((5 * S)) ;; *) steps=$S ;; esac
+  case $m in *5x) steps=$((5 * S)) ;; imp_1k) steps=$((S / 20)) ;; imp_500) steps=$((S / 40)) ;; *) steps=$S ;; esac
+  case $m in imp_1k|imp_500) eval_every=$(( steps / 20 > 0 ? steps / 20 : 1 )) ;; *) eval_every=$EVAL ;; esac
   wd="$W/${DATASET}_$m"; mkdir -p "$W"
   t0=$(date +%s)
   # shellcheck disable=SC2086
-  "$PY" -m experiments.lottery $COMMON --config.train.steps=$steps $flags --workdir="$wd" > "$wd.log" 2>&1 || { tail -n 5 "$wd.log"; exit 1; }
+  "$PY" -m experiments.lottery $COMMON --config.train.steps=$steps --config.train.eval_every=$eval_every $flags --workdir="$wd" > "$wd.log" 2>&1 || { tail -n 5 "$wd.log"; exit 1; }
   echo "$DATASET $m wall seconds: $(( $(date +%s) - t0 ))"
 done
