@@ -17,7 +17,9 @@
 # longer schedule, so their training FLOPs approach GMP's and IMP's; their round 0 is the dense
 # network trained 5x as long), imp_1k and imp_500 (the IMP ticket at 1/20 and 1/40 of the iterations
 # per round, 20 validations a round: at ~1.9% their training FLOPs are about GMP's and RigL 5x's,
-# so IMP is compared with them at equal cost). Round 0 of every other run is the same dense network.
+# so IMP is compared with them at equal cost), imp_1k_masks (imp_1k's masks, found by the short rounds,
+# trained for the full iterations from the same θ0: run imp_1k first). Round 0 of every other run is
+# the same dense network.
 set -u
 DATASET=${1:?dataset: mnist or fashion_mnist}; shift
 METHODS=${*:-imp oneshot gmp set rigl static snip ste units units_imp}
@@ -26,9 +28,10 @@ PY=${PYTHON:-python}
 W=${WORKROOT:-workdirs/comparison}
 if [ "${TINY:-0}" = 1 ]; then
   S=300; T=2; EVAL=100; ROUNDS=2; DENS="(0.5,0.2)"; UNITS="(0.7,0.45)"; EVERY=50; LOW="(0.2,)"
+  IMP_DENS="(0.8004,0.6406)"  # the IMP rounds' own densities
 else
   S=20000; T=5; EVAL=100; ROUNDS=18; DENS="(0.1083,0.0557,0.0185)"; UNITS="(0.12,0.062,0.0207)"; EVERY=100
-  LOW="(0.0185,)"
+  LOW="(0.0185,)"; IMP_DENS=$DENS
 fi
 COMMON="--config=lenet_mnist --config.dataset=$DATASET --config.normalization=none --config.controls=()
   --config.trials=$T"
@@ -37,6 +40,8 @@ SPARSE="--config.prune.densities=$DENS --config.prune.update_every=$EVERY"
 for m in $METHODS; do
   case $m in
     imp|imp_1k|imp_500) flags="--config.prune.rounds=$ROUNDS" ;;
+    imp_1k_masks) flags="--config.prune.mode=given --config.prune.masks_from=$W/${DATASET}_imp_1k
+      --config.prune.densities=$IMP_DENS" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
     gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
     rigl5x|set5x) flags="--config.prune.mode=${m%5x} --config.prune.densities=$LOW --config.prune.update_every=$EVERY" ;;
@@ -45,7 +50,8 @@ for m in $METHODS; do
     units_imp) flags="--config.prune.rounds=$ROUNDS --config.prune.sparsity_type=units" ;;
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
       --config.prune.update_every=$EVERY" ;;
-    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x imp_1k imp_500)"
+    *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x imp_1k imp_500
+       imp_1k_masks)"
        exit 2 ;;
   esac
   case $m in *5x) steps=$((5 * S)) ;; imp_1k) steps=$((S / 20)) ;; imp_500) steps=$((S / 40)) ;; *) steps=$S ;; esac

@@ -28,7 +28,8 @@ from ltjax.core import masks, tickets
 from ltjax.data import Dataset
 from ltjax.engine import oneoff, parallel, train
 # Importing the methods registers their modes.
-from ltjax.methods import at_init, dynamic, early_bird, gradual, imp, modes, oneshot, straight_through  # noqa: F401
+from ltjax.methods import (at_init, dynamic, early_bird, given, gradual, imp, modes, oneshot,  # noqa: F401
+                           straight_through)
 from ltjax.wiring import Setup
 
 PyTree = Any

@@ -70,6 +70,7 @@ SPECIAL = {
     "dataset": st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1,
                        max_size=8).map(lambda t: "nosuchdataset_" + t),
     "execution.compilation_cache_dir": st.sampled_from(["/dev/null/cache", "/proc/ltjax-cache"]),
+    "prune.masks_from": st.sampled_from(["/tmp", "results/lenet"]),  # read by prune.mode='given' only
     "model_kwargs": st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1,
                             max_size=8).map(lambda t: {"nope_" + t: 1}),
     "validation_size": st.one_of(st.integers(max_value=0), st.integers(60_000, 10**7)),
@@ -93,6 +94,8 @@ CROSS = [
     ("prune.distribution", {"prune.mode": "iterative", "prune.distribution": "erk"}),
     ("prune.update_every", {"prune.mode": "rigl", "prune.densities": (0.2,), "prune.update_every": 190}),
     ("prune.sparsity_type", {"prune.mode": "gmp", "prune.densities": (0.2,), "prune.sparsity_type": "2:4"}),
+    ("prune.masks_from", {"prune.mode": "given", "prune.densities": (0.5,)}),  # whose masks?
+    ("prune.masks_from", {"prune.mode": "given", "prune.densities": (0.5,), "prune.masks_from": "/nonexistent"}),
     ("train.batch_size", {"train.batch_size": 55_001}),
     ("validation_size", {"validation_size": 60_000}),
 ]

@@ -48,8 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.prune = ml_collections.ConfigDict()
   # 'iterative' (IMP), 'oneshot' (prune the trained dense net to each of `densities`), 'at_init'
-  # (prune theta_0 to each of `densities` with a criterion of ltjax.methods.at_init: snip, grasp, synflow)
-  # or 'early_bird' (the magnitude mask once it settles during dense training, You et al. 2020)
+  # (prune theta_0 to each of `densities` with a criterion of ltjax.methods.at_init: snip, grasp, synflow),
+  # 'early_bird' (the magnitude mask once it settles during dense training, You et al. 2020)
+  # or 'given' (at each of `densities`, the tickets' masks another run found: `masks_from`)
   c.prune.mode = "iterative"
   c.prune.rounds = 16             # iterative: pruning rounds after the dense round 0
   c.prune.densities = (0.5, 0.2, 0.1)  # oneshot: target fractions of prunable weights remaining
@@ -74,6 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.prune.update_begin = 0        # the first update's step (gmp: sparsity 0 until then)
   c.prune.update_end = 0          # the last update's step; 0: 3/4 of train.steps (RigL's T_end)
   c.prune.drop_fraction = 0.3     # set, rigl: the fraction dropped and regrown at the first update
+  c.prune.masks_from = ""         # given: the workdir whose tickets' masks each of `densities` trains
 
   c.trials = 5                    # independent seeds, each its own lineage of masks
   # also 'inverted' (one-shot modes), 'twin' (stability; 'twin_reinit', 'twin_random_mask': of those

@@ -104,3 +104,27 @@ def sizes_by_role(tree: PyTree, roles: PyTree) -> dict[str, int]:
   for _, leaf, role in _prunable_leaves(tree, roles):
     out[role] = out.get(role, 0) + int(np.prod(leaf.shape))
   return out
+
+
+# ---------------------------------------------------------------- a workdir's masks/round_XX.npz
+def pack_masks(masks, rows) -> dict[str, np.ndarray]:
+  """Stacked masks -> masks/round_XX.npz contents: rows `rows`, bit-packed, plus each leaf's shape."""
+  out = {}
+  for path, m in jax.tree_util.tree_flatten_with_path(masks)[0]:
+    name = path_str(path)
+    out[name] = np.packbits(np.asarray(m)[rows], axis=-1)
+    out[f"shape:{name}"] = np.asarray(m.shape[1:])
+  return out
+
+
+def unpack_masks(arrays) -> dict[str, np.ndarray]:
+  """masks/round_XX.npz contents -> {leaf path: bool [rows, ...]} (the inverse of `pack_masks`)."""
+  out = {}
+  for key, packed in arrays.items():
+    if key.startswith("shape:"):
+      continue
+    shape = np.asarray(arrays[f"shape:{key}"])
+    if shape.size == 0:
+      continue  # a scalar leaf was packed along trials; never prunable
+    out[key] = np.unpackbits(packed, axis=-1, count=int(shape[-1])).astype(bool)
+  return out

@@ -14,12 +14,11 @@ import math
 import pathlib
 from typing import Any, Iterable, Sequence
 
-import jax
 import numpy as np
 
 from ltjax import files
 from ltjax.core import interpolation
-from ltjax.core import masks as masks_lib
+from ltjax.core.masks import pack_masks, unpack_masks  # noqa: F401  (masks/round_XX.npz; part of this API)
 
 RESULTS, RESULTS_CSV = "results.jsonl", "results.csv"
 CSV_FIELDS = ("round", "trial", "kind", "draw", "seed", "density", "early_stop_step", "val_loss",
@@ -154,26 +153,3 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines.append(f"{row['round']:>5} {row['kind']:<12} {100 * row['density']:>8.2f} {row['n']:>3} "
                  f"{es_s:>24} {acc_s:>24} {fin_s:>10}{div}")
   return "\n".join(lines)
-
-
-def pack_masks(masks, rows) -> dict[str, np.ndarray]:
-  """Stacked masks -> masks/round_XX.npz contents: rows `rows`, bit-packed, plus each leaf's shape."""
-  out = {}
-  for path, m in jax.tree_util.tree_flatten_with_path(masks)[0]:
-    name = masks_lib.path_str(path)
-    out[name] = np.packbits(np.asarray(m)[rows], axis=-1)
-    out[f"shape:{name}"] = np.asarray(m.shape[1:])
-  return out
-
-
-def unpack_masks(arrays) -> dict[str, np.ndarray]:
-  """masks/round_XX.npz contents -> {leaf path: bool [rows, ...]} (the inverse of `pack_masks`)."""
-  out = {}
-  for key, packed in arrays.items():
-    if key.startswith("shape:"):
-      continue
-    shape = np.asarray(arrays[f"shape:{key}"])
-    if shape.size == 0:
-      continue  # a scalar leaf was packed along trials; never prunable
-    out[key] = np.unpackbits(packed, axis=-1, count=int(shape[-1])).astype(bool)
-  return out

@@ -72,6 +72,7 @@ SCHEMA: dict[str, Any] = {
     "prune.update_begin": Int(lo=0),
     "prune.update_end": Int(lo=0),
     "prune.drop_fraction": Float(0.0, 1.0, lo_open=True, hi_open=True),
+    "prune.masks_from": Str(),
     "roles": RoleOverrides(),
     "trials": Int(lo=1),
     "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
@@ -133,6 +134,10 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   if tickets.SCRATCH in c["controls"] and budget != round(budget):
     yield "scratch.steps_scale", f"train.steps * scratch.steps_scale ({budget:g}) must be a whole number of steps"
   yield from _sparse_training(c, mode, found_by)
+  if mode == "given" and not str(c["prune.masks_from"]).strip():
+    yield "prune.masks_from", "prune.mode='given' trains the masks of another run: name its workdir"
+  elif mode != "given" and c["prune.masks_from"]:
+    yield "prune.masks_from", f"is read by prune.mode='given' only, not {mode!r}"
   if mode == "early_bird" and c["prune.score"] != "magnitude":
     yield "prune.score", (f"{c['prune.score']!r} does not work with prune.mode='early_bird' (it "
                           "draws magnitude masks); use 'magnitude'")
