@@ -41,10 +41,30 @@ def is_int_list(values, lo: int = 1) -> bool:
   return all(int(v) >= lo and str(int(v)) == str(v).strip() for v in values) and len(values) > 0
 
 
+def bare_tuples(argv: Sequence[str], prefix: str = "--config.") -> list[str]:
+  """argv with `--config.F=(reinit,twin)` written as the Python literal `('reinit', 'twin')`:
+  ml_collections reads a tuple field only as a literal and would take the bare words for one
+  string, '(reinit,twin)'. Literals (numbers, quoted words) pass unchanged."""
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if not arg.startswith(prefix):
+      continue
+    name, eq, value = arg.partition("=")
+    if not eq and i + 1 < len(out) and not out[i + 1].startswith("--"):
+      value = out[i + 1]  # `--config.F VALUE`
+    if value[:1] in "([" and value[-1:] in ")]" and isinstance(literal(value), str):
+      text = repr(field_value(value))
+      if eq:
+        out[i] = f"{name}={text}"
+      else:
+        out[i + 1] = text
+  return out
+
+
 def _parse_flags(argv):
   """absl's flag parsing, but a bad flag is one line (status 2), not absl's usage dump."""
   try:
-    return flags.FLAGS(argv)
+    return flags.FLAGS(bare_tuples(argv))
   except flags.Error as e:
     fail(e)
   except Exception as e:  # e.g. a config flag whose file raises: still one line, not a traceback

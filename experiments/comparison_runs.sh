@@ -18,8 +18,9 @@
 # network trained 5x as long), imp_1k and imp_500 (the IMP ticket at 1/20 and 1/40 of the iterations
 # per round, 20 validations a round: at ~1.9% their training FLOPs are about GMP's and RigL 5x's,
 # so IMP is compared with them at equal cost), imp_1k_masks (imp_1k's masks, found by the short rounds,
-# trained for the full iterations from the same θ0: run imp_1k first). Round 0 of every other run is
-# the same dense network.
+# trained for the full iterations from the same θ0: run imp_1k first), mnist_masks (on Fashion-MNIST:
+# MNIST's imp_1k masks trained the same way, beside the layerwise-shuffled mask; a transferred
+# ticket, Morcos et al. 2019). Round 0 of every other run is the same dense network.
 set -u
 DATASET=${1:?dataset: mnist or fashion_mnist}; shift
 METHODS=${*:-imp oneshot gmp set rigl static snip ste units units_imp}
@@ -42,6 +43,8 @@ for m in $METHODS; do
     imp|imp_1k|imp_500) flags="--config.prune.rounds=$ROUNDS" ;;
     imp_1k_masks) flags="--config.prune.mode=given --config.prune.masks_from=$W/${DATASET}_imp_1k
       --config.prune.densities=$IMP_DENS" ;;
+    mnist_masks) flags="--config.prune.mode=given --config.prune.masks_from=$W/mnist_imp_1k
+      --config.prune.densities=$IMP_DENS --config.controls=(random_mask,)" ;;
     oneshot) flags="--config.prune.mode=oneshot --config.prune.densities=$DENS" ;;
     gmp|set|rigl|static) flags="--config.prune.mode=$m $SPARSE" ;;
     rigl5x|set5x) flags="--config.prune.mode=${m%5x} --config.prune.densities=$LOW --config.prune.update_every=$EVERY" ;;
@@ -51,7 +54,7 @@ for m in $METHODS; do
     units) flags="--config.prune.mode=gmp --config.prune.sparsity_type=units --config.prune.densities=$UNITS
       --config.prune.update_every=$EVERY" ;;
     *) echo "unknown method $m (imp oneshot gmp set rigl static snip ste units units_imp rigl5x set5x imp_1k imp_500
-       imp_1k_masks)"
+       imp_1k_masks mnist_masks)"
        exit 2 ;;
   esac
   case $m in *5x) steps=$((5 * S)) ;; imp_1k) steps=$((S / 20)) ;; imp_500) steps=$((S / 40)) ;; *) steps=$S ;; esac
