@@ -18,3 +18,10 @@ def test_a_rewritten_value_reads_back_as_the_words():
   import ast
   (arg,) = cli.bare_tuples(["--config.controls=[reinit, twin_reinit ,]"])
   assert ast.literal_eval(arg.partition("=")[2]) == ("reinit", "twin_reinit")
+
+
+def test_the_lottery_binary_reads_the_words_one_by_one(binaries, tmp_path):
+  # Refused at the second word: the first was read as a control of its own, not '(reinit,nope)'.
+  ran = binaries("experiments.lottery", [f"--workdir={tmp_path / 'w'}", "--config.controls=(reinit,nope)"])
+  assert ran.rc == 1 and "controls: item 1 must be one of" in ran.stderr and "got 'nope'" in ran.stderr, ran.stderr
+  assert not (tmp_path / "w").exists()
