@@ -52,7 +52,7 @@ def bare_tuples(argv: Sequence[str], prefix: str = "--config.") -> list[str]:
     name, eq, value = arg.partition("=")
     if not eq and i + 1 < len(out) and not out[i + 1].startswith("--"):
       value = out[i + 1]  # `--config.F VALUE`
-    if value[:1] in "([" and value[-1:] in ")]" and isinstance(literal(value), str):
+    if _bracketed(value) and isinstance(literal(value), str):
       text = repr(field_value(value))
       if eq:
         out[i] = f"{name}={text}"
@@ -163,10 +163,14 @@ def literal(text: str):
     return text
 
 
+def _bracketed(text: str) -> bool:
+  return len(text) >= 2 and text[0] in "([" and text[-1] in ")]"
+
+
 def field_value(text: str):
   """A config field's value on the command line: `literal`, and a bracketed tuple of bare words
   (`(reinit,twin)`) as a tuple of strings."""
-  if text[:1] in "([" and text[-1:] in ")]":
+  if _bracketed(text):
     return tuple(field_value(p.strip()) for p in text[1:-1].split(",") if p.strip())
   return literal(text)
 

@@ -7,11 +7,15 @@ from experiments import cli
 def test_bare_words_in_brackets_become_a_tuple_literal():
   argv = ["prog", "--config.controls=(reinit,random_mask)", "--config.controls", "(twin,)",
           "--config.prune.densities=(0.5,0.2)", "--config.controls=('reinit',)", "--config.controls=()",
-          "--workdir=(x,y)", "--config.name=plain"]
+          "--workdir=(x,y)", "--config.name=plain", "--config.name=", "--config.name=(", "--config.name=)"]
   assert cli.bare_tuples(argv) == [
       "prog", "--config.controls=('reinit', 'random_mask')", "--config.controls", "('twin',)",
       "--config.prune.densities=(0.5,0.2)", "--config.controls=('reinit',)", "--config.controls=()",
-      "--workdir=(x,y)", "--config.name=plain"]
+      "--workdir=(x,y)", "--config.name=plain", "--config.name=", "--config.name=(", "--config.name=)"]
+
+
+def test_an_empty_or_one_bracket_value_is_not_a_tuple():
+  assert cli.field_value("") == "" and cli.field_value("(") == "(" and cli.field_value("()") == ()
 
 
 def test_a_rewritten_value_reads_back_as_the_words():
