@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ltjax.runs import experiment
+from ltjax.runs import experiment, validation
 from tests.conftest import assert_same_run, read_workdir, shared_data_dir, tiny_lottery_config
 
 QUIET = lambda _: None  # noqa: E731
@@ -29,10 +29,7 @@ def _given(cfg, source, densities, **fields):
   out = cfg.copy_and_resolve_references()
   out.prune.mode, out.prune.masks_from, out.prune.densities = "given", str(source), tuple(densities)
   for key, value in fields.items():
-    *path, last = key.split(".")
-    node = out
-    for p in path:
-      node = node[p]
+    node, last = validation.field_parent(out, key)
     node[last] = value
   return out
 
