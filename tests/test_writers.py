@@ -162,6 +162,36 @@ def test_mid_round_checkpoints_every_n_steps_but_not_where_they_cannot_resume():
                                          ("midround", 160, 1)]
 
 
+def test_mid_round_checkpoints_after_so_many_minutes_whatever_the_step():
+  # The default: a killed run loses at most `checkpoint_minutes` of training, not a round.
+  cfg = _cfg(**{"execution.checkpoint_minutes": 10.0})
+  ckpt, clock, asked = _Checkpoints(), FakeClock(), []
+  w = writers.CheckpointWriter(ckpt, cfg, clock=clock, agree=lambda due: asked.append(due) or due)
+  snap = lambda: ({"w": np.zeros(2)}, {"best": np.ones(2)})  # noqa: E731
+  for step, minutes in ((20, 4), (40, 7), (60, 4), (80, 6)):
+    clock.now += 60.0 * minutes
+    w.progress(0, step, snap, _curves([step], 2))
+  clock.now += 60.0 * 30
+  w.round_done(_result(cfg, 0), types.SimpleNamespace(round=1))  # restarts the count
+  clock.now += 60.0 * 9
+  w.progress(1, 20, snap, _curves([20], 2))
+  assert [s[:3] for s in ckpt.saves] == [("midround", 40, 0), ("midround", 80, 0), ("round", 1, {"round": 1})]
+  assert asked == [False, True, False, True, False]
+
+
+def test_processes_save_together_when_process_zero_says_so():
+  # Each process asks with its own clock; the answer (process 0's) decides, so no process waits in
+  # a save that another skipped.
+  cfg = _cfg(**{"execution.checkpoint_minutes": 1.0})
+  snap = lambda: ({"w": np.zeros(2)}, {"best": np.ones(2)})  # noqa: E731
+  for answer, saved in ((True, [("midround", 20)]), (False, [])):
+    ckpt, clock = _Checkpoints(), FakeClock()
+    w = writers.CheckpointWriter(ckpt, cfg, clock=clock, agree=lambda due: answer)
+    w.progress(0, 20, snap, _curves([20], 2))  # not due on this process's clock
+    assert [s[:2] for s in ckpt.saves] == saved
+  assert writers.CheckpointWriter(_Checkpoints(), cfg).agree(True) is True  # one process: its own
+
+
 def test_another_process_only_takes_part_in_checkpoints(tmp_path):
   cfg = _cfg(**{"execution.checkpoint_every": 100})
   ckpt, logs = _Checkpoints(tmp_path), []

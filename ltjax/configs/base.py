@@ -109,4 +109,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.execution.compilation_cache_dir = ""  # '' -> $LTJAX_CACHE_DIR, else ~/.cache/ltjax/jax
   c.execution.intervals_per_call = 10
   c.execution.checkpoint_every = 0  # steps between mid-round checkpoints (0 = per round only)
+  # Also a mid-round checkpoint once this much wall time has passed since the last save (0 = off),
+  # so a killed run loses minutes, not a round. When it saves never changes what the run computes.
+  c.execution.checkpoint_minutes = 10.0
   return c

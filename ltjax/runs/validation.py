@@ -90,6 +90,7 @@ SCHEMA: dict[str, Any] = {
     "execution.compilation_cache_dir": Str(),
     "execution.intervals_per_call": Int(lo=1),
     "execution.checkpoint_every": Int(lo=0),
+    "execution.checkpoint_minutes": Float(lo=0.0),
 }
 
 

@@ -23,7 +23,8 @@ order for every report, so that each round's files are on disk before its checkp
 what a resumed run trusts; see `workdir` for the layout):
   RecordsWriter      results.jsonl / results.csv
   CurvesWriter       curves/round_XX.npz, masks/round_XX.npz
-  CheckpointWriter   checkpoints/: mid-round states every `execution.checkpoint_every` steps;
+  CheckpointWriter   checkpoints/: mid-round states every `execution.checkpoint_every` steps and
+                     `execution.checkpoint_minutes` of wall time;
                      the lineage (and the round's trained weights and masks) after each round
   ProgressWriter     the progress line (to `status`, or `log` every few seconds), a round summary
   TensorBoardWriter  tensorboard/<ticket>/: each new evaluation point, live
@@ -41,7 +42,9 @@ import time
 from typing import Callable
 
 import flax.serialization
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from tensorboardX.proto import event_pb2, summary_pb2
 from tensorboardX.record_writer import masked_crc32c
 
@@ -127,20 +130,29 @@ def _savez(path: pathlib.Path, **arrays) -> None:
 
 
 class CheckpointWriter(Sink):
-  """checkpoints/: a round's states every `execution.checkpoint_every` steps, and the lineage
-  after every round. Every process of a multi-process run takes part."""
+  """checkpoints/: a round's states every `execution.checkpoint_every` steps and every
+  `execution.checkpoint_minutes` of wall time, and the lineage after every round. Every process
+  of a multi-process run takes part, and they save together (process 0's clock decides)."""
   label = "checkpoints"
 
-  def __init__(self, ckpt: checkpoint.Checkpoints, cfg):
-    self.ckpt, self.cfg = ckpt, cfg
+  def __init__(self, ckpt: checkpoint.Checkpoints, cfg, clock: Callable[[], float] = time.monotonic,
+               agree: Callable[[bool], bool] | None = None):
+    self.ckpt, self.cfg, self.clock = ckpt, cfg, clock
+    self.agree = agree or _process_zero_decides
     self._last_step = 0  # of the last mid-round checkpoint in this round
+    self._last_time = clock()  # of the last checkpoint of any kind
 
   def progress(self, round_index, step, snapshot, curves):
     cfg = self.cfg
-    every = cfg.execution.checkpoint_every
+    every, minutes = cfg.execution.checkpoint_every, cfg.execution.checkpoint_minutes
     # Round 0 of a rewinding run holds theta_k outside the states: it restarts rather than resumes.
     resumable = not (lineup.rewinding(cfg) and round_index == 0)
-    if every and resumable and step < cfg.train.steps and step - self._last_step >= every:
+    if not resumable or step >= cfg.train.steps:
+      return
+    due = bool(every) and step - self._last_step >= every
+    if minutes and not due:
+      due = self.agree(self.clock() - self._last_time >= 60.0 * minutes)
+    if due:
       self._save_midround(round_index, step, *snapshot(), curves)
 
   def _save_midround(self, round_index, step, states, tracker, curves):
@@ -150,13 +162,20 @@ class CheckpointWriter(Sink):
             "curves": {k: np.asarray(v).tolist() for k, v in
                        flax.serialization.to_state_dict(curves).items()}}
     self.ckpt.save_midround(int(step), tree, meta)
-    self._last_step = step
+    self._last_step, self._last_time = step, self.clock()
 
   def round_done(self, result, lineage):
     trained = {"params": flax.serialization.to_state_dict(result.final_params),
                "mask": flax.serialization.to_state_dict(result.masks)}
     self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round}, trained)
-    self._last_step = 0
+    self._last_step, self._last_time = 0, self.clock()
+
+
+def _process_zero_decides(due: bool) -> bool:
+  """Process 0's `due` on every process: their clocks differ, but they must save together."""
+  if jax.process_count() == 1:
+    return due
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(due)))
 
 
 def lineage_tree(lineage) -> dict:
