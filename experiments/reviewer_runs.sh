@@ -5,6 +5,7 @@
 #   bash experiments/reviewer_runs.sh imp_1pct imp_1pct_01      # on a lent GPU (benchmarks/accelerator.sh's
 #                                                               # header: carrying wheels and MNIST)
 #   TINY=1 bash experiments/reviewer_runs.sh all                # every run at a toy size, on a CPU
+#   CPU=1 bash experiments/reviewer_runs.sh fashion criteria    # the CPU schedule (below), resumable
 #
 # imp_1pct      LeNet IMP to 1.2% (20 prunings), standardized inputs, 5 trials, 3 reinit draws, 50K
 # imp_1pct_01   the same with [0, 1] inputs (the paper's)
@@ -17,12 +18,16 @@
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)
 #
+# CPU=1 is the schedule a 2-core CPU can carry and that passes the early-stop rule for tickets and
+# reinit (lenet_01_20k_cpu: tickets stop by 10,200 of 20,000, reinit passes the rule down to 3.5%):
+# 20,000 iterations, the paper's [0, 1] inputs, no timeout, workdirs under workdirs/reviewer_cpu
+# (rerunning a name resumes it where it was killed), and the IMP runs without the random-mask
+# control (its sparse masks stop as late as 34,000 in the 50K records). Hours per name on 2 cores.
+#
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
 # RESULTS.md as claims (`python -m experiments.report --results=results`).
 set -u
-OUT=${OUT:-reviewer_out}
-mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
@@ -31,18 +36,28 @@ fi
 export LTJAX_DATA_DIR=${LTJAX_DATA_DIR:-$PWD/.gpudata} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 W=${WORKROOT:-/tmp/reviewer}
+IMP_FLAGS=(); FASHION_FLAGS=()
 if [ "${TINY:-0}" = 1 ]; then  # a toy size that exercises every command on a CPU in minutes
   S=400; T=2; D=1; EVAL=100; ROUNDS=2; K1=100; K2=200; LIMIT=600
+elif [ "${CPU:-0}" = 1 ]; then
+  S=20000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=0  # timeout 0: none
+  W=${WORKROOT:-workdirs/reviewer_cpu}
+  IMP_FLAGS=("--config.controls=('reinit',)")
+  FASHION_FLAGS=(--config.normalization=none)  # beside lenet_01_20k_cpu and comparison_fashion
+  LIU_ROUNDS=12; LIU_D=1; STAB_ROUNDS=8  # to 7.0% and to 16.9%: hours, not days, on 2 cores
 else
   S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-1800}
 fi
+OUT=${OUT:-$W/out}  # the tarballs and each run's whole log
+mkdir -p "$OUT"
+LIU_ROUNDS=${LIU_ROUNDS:-$ROUNDS}; LIU_D=${LIU_D:-$D}; STAB_ROUNDS=${STAB_ROUNDS:-$ROUNDS}
 SIZE="--config.train.steps=$S --config.trials=$T --config.reinit_draws=$D --config.train.eval_every=$EVAL"
 
 lottery() {  # name, then lottery flags
   local name=$1; shift
   local t0; t0=$(date +%s)
   timeout "$LIMIT" "$PY" -m experiments.lottery --config=lenet_mnist $SIZE --config.prune.rounds=$ROUNDS \
-    --workdir="$W/$name" "$@" 2>&1 | tail -n 40 > "$OUT/$name.log"
+    --workdir="$W/$name" "$@" >> "$OUT/$name.log" 2>&1
   echo "$name wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/$name.log"
   "$PY" -m experiments.report --workdir="$W/$name" --out="$W/$name/report" >> "$OUT/$name.log" 2>&1
   tar czf "$OUT/$name.tgz" -C "$W" --exclude=checkpoints "$name"
@@ -50,29 +65,29 @@ lottery() {  # name, then lottery flags
 
 run() {
   case $1 in
-    imp_1pct) lottery imp_1pct ;;
-    imp_1pct_01) lottery imp_1pct_01 --config.normalization=none ;;
-    fashion) lottery fashion --config.dataset=fashion_mnist ;;
+    imp_1pct) lottery imp_1pct "${IMP_FLAGS[@]}" ;;
+    imp_1pct_01) lottery imp_1pct_01 --config.normalization=none "${IMP_FLAGS[@]}" ;;
+    fashion) lottery fashion --config.dataset=fashion_mnist "${IMP_FLAGS[@]}" "${FASHION_FLAGS[@]}" ;;
     criteria)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.criteria --workdir="$W/criteria" --steps=$S --trials=$T \
-        --reinit_draws=$D --scope=global 2>&1 | tail -n 40 > "$OUT/criteria.log"
+        --reinit_draws=$D --scope=global >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"
       tar czf "$OUT/criteria.tgz" -C "$W" --exclude=checkpoints criteria ;;
     liu)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/liu" \
-        --set.train.steps=$S --set.trials=$T --set.reinit_draws=$D --set.prune.rounds=$ROUNDS \
+        --set.train.steps=$S --set.trials=$T --set.reinit_draws=$LIU_D --set.prune.rounds=$LIU_ROUNDS \
         --set.train.optimizer=sgd --set.train.momentum=0.9 --set.controls='(reinit,scratch)' \
-        --sweep.train.lr=0.1,0.01 --sweep.scratch.steps_scale=1,2 2>&1 | tail -n 40 > "$OUT/liu.log"
+        --sweep.train.lr=0.1,0.01 --sweep.scratch.steps_scale=1,2 >> "$OUT/liu.log" 2>&1
       echo "liu wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/liu.log"
       tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints liu ;;
     stability)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \
-        --set.train.steps=$S --set.trials=3 --set.prune.rounds=$ROUNDS --set.stability.twins=2 \
-        --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$K1,$K2 2>&1 \
-        | tail -n 40 > "$OUT/stability.log"
+        --set.train.steps=$S --set.trials=3 --set.prune.rounds=$STAB_ROUNDS --set.stability.twins=2 \
+        --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$K1,$K2 \
+        >> "$OUT/stability.log" 2>&1
       echo "stability wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/stability.log"
       tar czf "$OUT/stability.tgz" -C "$W" --exclude=checkpoints stability ;;
     *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu stability all)"; exit 2 ;;
