@@ -30,8 +30,8 @@ class Checkpoints:
   """`rounds/<r>`: the lineage that starts round r (plus round r-1's trained weights and masks);
   `midround/<step>`: the states of a round in progress."""
 
-  def __init__(self, workdir: pathlib.Path | str):
-    self.root = pathlib.Path(workdir) / "checkpoints"
+  def __init__(self, workdir: pathlib.Path | str, subdir: str = "checkpoints"):
+    self.root = pathlib.Path(workdir) / subdir
     self._rounds = _manager(self.root / "rounds", max_to_keep=2)
     self._mid = _manager(self.root / "midround", max_to_keep=1)
 

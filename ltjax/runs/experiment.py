@@ -204,21 +204,28 @@ def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log):
     lineage = flax.serialization.from_state_dict(fresh, jax.tree.map(jnp.asarray, tree))
     lineage = lineage.replace(round=int(meta["round"]))
     log(f"resuming after round {lineage.round - 1}")
+  return lineage, restore_midround(setup, ckpt, lineage, log)
+
+
+def restore_midround(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, lineage, log, **expect):
+  """(step, states, tracker, curves) of round `lineage.round` from `ckpt`'s mid-round checkpoint,
+  or None: there is none, it is torn, or it belongs to another round (or to a meta other than
+  `expect`, e.g. other points side by side)."""
   if lineage.round >= lineup.num_rounds(setup.cfg) or not ckpt.has_midround():
-    return lineage, None
+    return None
   ids = lineup.lineup(setup.cfg, lineage.round)
   states = lineup.start_states(setup, lineage, ids)
   target = {"states": flax.serialization.to_state_dict(states),
             "tracker": flax.serialization.to_state_dict(setup.trainer.new_tracker(states))}
   mid = ckpt.latest_midround(target)
   if mid is None:
-    return lineage, None
+    return None
   step, tree, meta = mid
-  if meta["round"] != lineage.round:
-    return lineage, None  # stale: belongs to a round whose checkpoint already exists
+  if meta["round"] != lineage.round or any(meta.get(k) != v for k, v in expect.items()):
+    return None  # stale: belongs to a round whose checkpoint already exists, or to another run
   tree = jax.tree.map(jnp.asarray, tree)
   states = flax.serialization.from_state_dict(states, tree["states"])
   tracker = flax.serialization.from_state_dict(setup.trainer.new_tracker(states), tree["tracker"])
   curves = train.Curves(**{k: jnp.asarray(v) for k, v in meta["curves"].items()})
   log(f"resuming round {lineage.round} at step {step}")
-  return lineage, (step, states, tracker, curves)
+  return step, states, tracker, curves

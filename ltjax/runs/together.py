@@ -26,7 +26,8 @@ where its own round does. Where they rewind to different steps k (the stability 
 trains to each k in turn and saves theta_k for the lineages that rewind there; a pruned round
 runs from the earliest k, each ticket standing still until its own k (a per-ticket first step)
 and validating only after it, so each point again matches its own run bit for bit. A run killed
-mid-round restarts that round.
+mid-round resumes from the program's last mid-round checkpoint (every point's states in one, in
+the first point's workdir), else restarts that round.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ltjax import data, lineup, lottery, models, wiring
 from ltjax.engine import parallel, train
 from ltjax.runs import checkpoint, experiment, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
-from ltjax.runs.writers import FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
+from ltjax.runs.writers import CheckpointWriter, FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
 COMBINABLE = ("seed", "train.lr", "scratch.lr_scale", "scratch.steps_scale", "model_kwargs.init",
               "normalization", "prune.rewind_step")
@@ -140,18 +141,55 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
       ckpts.append(checkpoint.Checkpoints(workdir))
       stack.callback(ckpts[-1].close)
     lineage = _restore(setup, ckpts, log)
+    # The program's mid-round states, all points in one checkpoint (one point's slice alone cannot
+    # restart the others), kept in the first point's workdir (locked above; --restart clears it).
+    mid = checkpoint.Checkpoints(workdirs[0], subdir=MIDROUND_DIR)
+    stack.callback(mid.close)
+    names = [name for name, _ in points]
+    resume = experiment.restore_midround(setup, mid, lineage, log, points=names)
     quiet = lambda _: None  # noqa: E731 -- one progress line for the whole run, below
-    sinks = [PointSlice(WorkdirSink(w, dataclasses.replace(setup, cfg=c, points=None), ck, quiet,
-                                    first_round=lineage.round), p, setup, c)
+    sinks = [PointSlice(WorkdirSink(w, dataclasses.replace(setup, cfg=_rounds_only(c), points=None), ck,
+                                    quiet, first_round=lineage.round), p, setup, c)
              for p, (w, c, ck) in enumerate(zip(workdirs, configs, ckpts))]
-    sink = FanOut(*sinks, ProgressWriter(base, log, status, lineage.round))
+    sink = FanOut(*sinks, SideBySideMidround(mid, base, configs, names),
+                  ProgressWriter(base, log, status, lineage.round))
     log(f"{len(points)} points side by side: {lineup.num_rounds(base)} rounds from round "
         f"{lineage.round}, {setup.trainer.layout.describe()}, ticket_batch {setup.trainer.ticket_batch}")
     try:
-      lottery.run_rounds(setup, dataset, sink, lineage)
+      lottery.run_rounds(setup, dataset, sink, lineage, resume)
     finally:
       sink.close()
   return {name: results.read(w) for (name, _), w in zip(points, workdirs)}
+
+
+MIDROUND_DIR = "checkpoints/side_by_side"  # in the first point's workdir
+
+
+def _rounds_only(cfg):
+  """A point's config for its own writers: its workdir gets round checkpoints only (the mid-round
+  state is the whole program's, `SideBySideMidround`)."""
+  cfg = cfg.copy_and_resolve_references()
+  cfg.execution.checkpoint_every, cfg.execution.checkpoint_minutes = 0, 0.0
+  return cfg
+
+
+class SideBySideMidround(CheckpointWriter):
+  """Mid-round states of every point at once, as `execution.checkpoint_every`/`_minutes` say; the
+  points' own writers save the rounds. Its meta names the points, so other points never resume
+  from it."""
+
+  def __init__(self, ckpt: checkpoint.Checkpoints, base, configs, names):
+    super().__init__(ckpt, base)
+    self.meta = {"points": list(names)}
+    # Round 0 holds theta_k outside the states for every point that rewinds.
+    self._rewinds = any(lineup.rewinding(c) for c in configs)
+
+  def resumable(self, round_index: int) -> bool:
+    return not (self._rewinds and round_index == 0)
+
+  def round_done(self, result, lineage):
+    self.ckpt.clear_midround()  # after the points' round checkpoints (FanOut's order)
+    self._last_step, self._last_time = 0, self.clock()
 
 
 def _init_fns(setup, configs, dataset) -> tuple:

@@ -138,6 +138,7 @@ class CheckpointWriter(Sink):
   def __init__(self, ckpt: checkpoint.Checkpoints, cfg, clock: Callable[[], float] = time.monotonic,
                agree: Callable[[bool], bool] | None = None):
     self.ckpt, self.cfg, self.clock = ckpt, cfg, clock
+    self.meta: dict = {}  # more of what a mid-round checkpoint's meta holds (the resume checks it)
     self.agree = agree or _process_zero_decides
     self._last_step = 0  # of the last mid-round checkpoint in this round
     self._last_time = clock()  # of the last checkpoint of any kind
@@ -145,9 +146,7 @@ class CheckpointWriter(Sink):
   def progress(self, round_index, step, snapshot, curves):
     cfg = self.cfg
     every, minutes = cfg.execution.checkpoint_every, cfg.execution.checkpoint_minutes
-    # Round 0 of a rewinding run holds theta_k outside the states: it restarts rather than resumes.
-    resumable = not (lineup.rewinding(cfg) and round_index == 0)
-    if not resumable or step >= cfg.train.steps:
+    if not self.resumable(round_index) or step >= cfg.train.steps:
       return
     due = bool(every) and step - self._last_step >= every
     if minutes and not due:
@@ -155,10 +154,15 @@ class CheckpointWriter(Sink):
     if due:
       self._save_midround(round_index, step, *snapshot(), curves)
 
+  def resumable(self, round_index: int) -> bool:
+    """Whether a mid-round state of this round can resume it: round 0 of a rewinding run holds
+    theta_k outside the states, so it restarts instead."""
+    return not (lineup.rewinding(self.cfg) and round_index == 0)
+
   def _save_midround(self, round_index, step, states, tracker, curves):
     tree = {"states": flax.serialization.to_state_dict(states),
             "tracker": flax.serialization.to_state_dict(tracker)}
-    meta = {"round": round_index, "step": int(step),
+    meta = {**self.meta, "round": round_index, "step": int(step),
             "curves": {k: np.asarray(v).tolist() for k, v in
                        flax.serialization.to_state_dict(curves).items()}}
     self.ckpt.save_midround(int(step), tree, meta)
