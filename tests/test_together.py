@@ -39,18 +39,12 @@ def test_points_side_by_side_write_what_their_own_runs_write(tmp_path):
 @needs_mnist
 def test_scratch_budgets_side_by_side_each_stop_where_their_own_run_does(tmp_path, monkeypatch):
   # Scratch-B (2x) and Scratch-E (1x): the pruned round runs 200 steps; the 1x point's scratch
-  # tickets stop at 100, and its workdir is its own run's, records, curves and masks bit for bit.
+  # tickets stop at 100, and its workdir is its own run's, records, curves and masks bit for bit,
+  # although the run was killed inside the pruned round, just after its mid-round checkpoint, and
+  # resumed from it (every point's states in one checkpoint), not from the round's start.
   mid = {"execution.checkpoint_every": 50, "execution.intervals_per_call": 1}
   points = [(f"x{s:g}", _cfg(**{"scratch.steps_scale": s, "trials": 1, **mid})) for s in (2.0, 1.0)]
   assert together.why_not([c for _, c in points]) is None
-  got = together.train_together(points, tmp_path / "together", log=QUIET)
-  scratch = {n: [r for r in got[n] if r["kind"] == "scratch"] for n in got}
-  assert [r["steps_trained"] for r in scratch["x2"]] == [200] and [r["steps_trained"] for r in scratch["x1"]] == [100]
-  experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
-  assert_same_run(tmp_path / "together" / "x1", tmp_path / "alone")
-
-  # Killed inside the pruned round, just after its mid-round checkpoint: the points resume from
-  # it (not from the round's start) and end as the run that was never killed, bit for bit.
   save = together.SideBySideMidround._save_midround
 
   def save_then_die(self, round_index, step, *args):
@@ -59,14 +53,16 @@ def test_scratch_budgets_side_by_side_each_stop_where_their_own_run_does(tmp_pat
       raise KeyboardInterrupt
   monkeypatch.setattr(together.SideBySideMidround, "_save_midround", save_then_die)
   with pytest.raises(KeyboardInterrupt):
-    together.train_together(points, tmp_path / "killed", log=QUIET)
+    together.train_together(points, tmp_path / "together", log=QUIET)
   monkeypatch.undo()
   logs = []
-  together.train_together(points, tmp_path / "killed", log=logs.append)
+  got = together.train_together(points, tmp_path / "together", log=logs.append)
   assert "resuming round 1 at step 50" in logs, logs
-  for name, _ in points:
-    assert_same_run(tmp_path / "killed" / name, tmp_path / "together" / name)
-  assert not list((tmp_path / "killed" / "x2" / together.MIDROUND_DIR / "midround").iterdir())
+  assert not list((tmp_path / "together" / "x2" / together.MIDROUND_DIR / "midround").iterdir())
+  scratch = {n: [r for r in got[n] if r["kind"] == "scratch"] for n in got}
+  assert [r["steps_trained"] for r in scratch["x2"]] == [200] and [r["steps_trained"] for r in scratch["x1"]] == [100]
+  experiment.train_and_evaluate(points[1][1], tmp_path / "alone", log=QUIET)
+  assert_same_run(tmp_path / "together" / "x1", tmp_path / "alone")
 
 
 @needs_mnist
