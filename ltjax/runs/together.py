@@ -187,9 +187,8 @@ class SideBySideMidround(CheckpointWriter):
   def resumable(self, round_index: int) -> bool:
     return not (self._rewinds and round_index == 0)
 
-  def round_done(self, result, lineage):
-    self.ckpt.clear_midround()  # after the points' round checkpoints (FanOut's order)
-    self._last_step, self._last_time = 0, self.clock()
+  def _save_round(self, result, lineage):
+    self.ckpt.clear_midround()  # the points saved their rounds just before (FanOut's order)
 
 
 def _init_fns(setup, configs, dataset) -> tuple:

@@ -169,10 +169,14 @@ class CheckpointWriter(Sink):
     self._last_step, self._last_time = step, self.clock()
 
   def round_done(self, result, lineage):
+    self._save_round(result, lineage)
+    self._last_step, self._last_time = 0, self.clock()
+
+  def _save_round(self, result, lineage):
+    """The lineage that starts the next round (saving it clears the mid-round states)."""
     trained = {"params": flax.serialization.to_state_dict(result.final_params),
                "mask": flax.serialization.to_state_dict(result.masks)}
     self.ckpt.save_round(lineage.round, lineage_tree(lineage), {"round": lineage.round}, trained)
-    self._last_step, self._last_time = 0, self.clock()
 
 
 def _process_zero_decides(due: bool) -> bool:
