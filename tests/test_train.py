@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from ltjax.core import masks, pruning
-from ltjax.engine import optimizers, parallel, train
+from ltjax.engine import optimizers, parallel, programs, train
 
 K = 3
 
@@ -154,12 +154,14 @@ def test_uneven_schedule_ends_with_a_short_interval(small_mlp, tiny_data):
   np.testing.assert_array_equal(curves.step[:, 0], [20, 40, 50])
   assert train.call_plan(50_000, 100, 10) == [(10, 100)] * 50
   assert train.call_plan(50, 20, 10) == [(2, 20), (1, 10)]
-  assert train.call_plan(130, 10, 4) == [(1, 10)] * 13
+  assert train.call_plan(130, 10, 4) == [(4, 10)] * 3 + [(1, 10)]
+  assert train.call_plan(20, 10, 4) == [(2, 10)]
 
 
 def test_resume_mid_round_is_exact(small_mlp, tiny_data):
   trainer = train.Trainer(small_mlp[1], optax.adam(3e-3), batch_size=32)
   full_states, full_tracker, full_curves = _train(trainer, small_mlp, tiny_data, steps=100)
+  programs_compiled = programs.run_intervals._cache_size()
   module, roles, params, mask, model_state, keys = _tickets(small_mlp)
   states = trainer.init_states(params, mask, model_state, keys)
   states, tracker, c1 = trainer.train(states, tiny_data, steps=40, eval_every=20)
@@ -170,6 +172,8 @@ def test_resume_mid_round_is_exact(small_mlp, tiny_data):
   chex.assert_trees_all_equal(states.params, full_states.params)
   chex.assert_trees_all_equal(tracker.step, full_tracker.step)
   np.testing.assert_array_equal(np.concatenate([c1.val_loss, c2.val_loss]), full_curves.val_loss)
+  # The pieces (2 and 3 intervals) ran the whole round's program (5): the count is an argument.
+  assert programs.run_intervals._cache_size() == programs_compiled
 
 
 def test_same_seed_same_results(small_mlp, tiny_data):

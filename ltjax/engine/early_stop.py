@@ -13,6 +13,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 
@@ -59,8 +60,9 @@ def update(best: EarlyStop, params, model_state, train_loss, val_loss, val_accur
 
 
 def concat_curves(curves: list[Curves], axis: int = 0) -> Curves:
-  """Curves of consecutive calls (axis 0) or of ticket groups (axis 1) as one."""
+  """Curves of consecutive calls (axis 0) or of ticket groups (axis 1) as one, on the host (they
+  are small, and numpy compiles no program per shape)."""
   if not curves:
-    empty = jnp.zeros((0, 0))
-    return Curves(step=empty.astype(jnp.int32), train_loss=empty, val_loss=empty, val_accuracy=empty)
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=axis), *curves)
+    empty = np.zeros((0, 0), np.float32)
+    return Curves(step=empty.astype(np.int32), train_loss=empty, val_loss=empty, val_accuracy=empty)
+  return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=axis), *curves)

@@ -1,9 +1,9 @@
 """The compiled programs of a round: K tickets x eval intervals x masked steps, and evaluation.
 
 Inside one program the ticket map is the outermost loop (`Layout.map`: over the mesh, then the
-per-device `ticket_batch` strategy), then a `lax.scan` over eval intervals, then a `lax.scan`
-over steps, so a device's chunk of tickets keeps its weights and optimizer state in cache
-across all its steps. No Python runs inside a call. The step counter comes from the scan, not
+per-device `ticket_batch` strategy), then a loop over eval intervals (as many as the call asks:
+an argument, so one program serves calls of any length), then a `lax.scan` over steps, so a
+device's chunk of tickets keeps its weights and optimizer state in cache across all its steps. No Python runs inside a call. The step counter comes from the scan, not
 from the tickets, so under vmap it stays unbatched and the epoch's permutation is recomputed
 (under a real `cond`) only at epoch boundaries.
 
@@ -104,18 +104,21 @@ def train_steps(trainer, states, dataset: Dataset, step0, num_steps: int, live: 
   return ticket_map(trainer, one, (0, None, None), live)(states, dataset, step0)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7), donate_argnums=(1, 2))
-def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0,
-                  num_intervals: int, interval: int, live: int | None = None):
-  """K tickets x `num_intervals` x (`interval` steps, then validation) in one program.
+@functools.partial(jax.jit, static_argnums=(0, 6, 7, 8), donate_argnums=(1, 2))
+def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Dataset, step0, count,
+                  capacity: int, interval: int, live: int | None = None):
+  """K tickets x `count` x (`interval` steps, then validation) in one program.
 
-  Each ticket's data order for the epoch of `step0` is drawn at the call's first step (one
-  shuffle per call, instead of a program per round that draws it and carries it between calls).
+  `count` (at most `capacity`) is an argument, not a shape, so one program serves every call of
+  a run at that interval length: a round's last call, a segment that ends at a rewind step, a
+  resumed round. The curves have `capacity` rows, the first `count` of them written. Each
+  ticket's data order for the epoch of `step0` is drawn at the call's first step (one shuffle
+  per call, instead of a program per round that draws it and carries it between calls).
   """
 
-  def one_ticket(state, best, dataset, step0):
+  def one_ticket(state, best, dataset, step0, count):
     perm = no_perm(dataset)
-    def interval_body(carry, i):
+    def interval_body(i, carry):
       state, perm, best = carry
       start = step0 + i * interval
       (state, perm), losses = scan_steps(trainer, state, perm, dataset, start, interval,
@@ -136,16 +139,31 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
         counts = started if counts is None else counts & started
       best = new_best if counts is None else jax.tree.map(
           lambda n, o: jnp.where(counts, n, o), new_best, best)
-      return (state, perm, best), early_stop.Curves(step=end, train_loss=train_loss,
-                                                    val_loss=val_loss, val_accuracy=val_acc)
+      curve = early_stop.Curves(step=end.astype(jnp.int32), train_loss=train_loss.astype(jnp.float32),
+                                val_loss=val_loss.astype(jnp.float32),
+                                val_accuracy=val_acc.astype(jnp.float32))
+      return (state, perm, best), curve
 
-    (state, perm, best), curves = scan(trainer, interval_body, (state, perm, best),
-                                       jnp.arange(num_intervals))
+    if trainer.unroll:  # no device loop: every interval of the call runs (count == capacity)
+      (state, _, best), curves = scan(trainer, lambda c, i: interval_body(i, c), (state, perm, best),
+                                      jnp.arange(capacity))
+      return state, best, curves
+
+    def write(i, carry):
+      *carry, rows = carry
+      carry, curve = interval_body(i, carry)
+      return (*carry, jax.tree.map(lambda r, c: r.at[i].set(c), rows, curve))
+
+    rows = early_stop.Curves(step=jnp.zeros(capacity, jnp.int32),
+                             train_loss=jnp.zeros(capacity, jnp.float32),
+                             val_loss=jnp.zeros(capacity, jnp.float32),
+                             val_accuracy=jnp.zeros(capacity, jnp.float32))
+    state, _, best, curves = jax.lax.fori_loop(0, count, write, (state, perm, best, rows))
     return state, best, curves
 
-  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None), live)(
-      states, tracker, dataset, step0)
-  return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [num_evals, K]
+  states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None, None), live)(
+      states, tracker, dataset, step0, count)
+  return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [capacity, K]
 
 
 def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):

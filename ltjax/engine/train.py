@@ -259,12 +259,14 @@ class Trainer:
       intervals_per_call = 1  # compile time grows with the unrolled steps
     snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
     live = self.live(k)
-    for num_intervals, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
-      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), num_intervals, interval, live)
+    for count, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
+      outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), jnp.int32(count),
+                                     intervals_per_call, interval, live)
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
-      curves.append(timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1)))
-      step += num_intervals * interval
+      written = timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1))
+      curves.append(jax.tree.map(lambda x: np.asarray(x)[:count], written))
+      step += count * interval
       if callback is not None:
         callback(step, snapshot, concat_curves(curves))
     states, tracker = snapshot()
@@ -283,19 +285,15 @@ def _concatenate(groups: list[PyTree], axis: int) -> PyTree:
 
 
 def call_plan(steps: int, eval_every: int, intervals_per_call: int) -> list[tuple[int, int]]:
-  """(num_intervals, interval_length) per compiled call, using at most three distinct shapes.
+  """(intervals, interval length) per compiled call: full intervals `intervals_per_call` at a
+  time (the last call may hold fewer), then a shorter final interval in a call of its own.
 
-  Full intervals go in equal calls of the largest divisor of their number <= intervals_per_call
-  (so one compile serves the whole round); a shorter final interval gets its own call.
+  The number of intervals is an argument of the program, so every call of one interval length
+  runs the same compiled program (`programs.run_intervals`).
   """
   full, rest = divmod(steps, eval_every)
-  plan = []
-  if full:
-    per_call = max(d for d in range(1, max(1, min(intervals_per_call, full)) + 1) if full % d == 0)
-    plan += [(per_call, eval_every)] * (full // per_call)
-  if rest:
-    plan.append((1, rest))
-  return plan
+  plan = [(min(intervals_per_call, full - i), eval_every) for i in range(0, full, intervals_per_call)]
+  return plan + [(1, rest)] if rest else plan
 
 
 def validate_schedule(steps: int, eval_every: int, batch_size: int, num_train: int) -> None:
