@@ -3,9 +3,10 @@
 Inside one program the ticket map is the outermost loop (`Layout.map`: over the mesh, then the
 per-device `ticket_batch` strategy), then a loop over eval intervals (as many as the call asks:
 an argument, so one program serves calls of any length), then a `lax.scan` over steps, so a
-device's chunk of tickets keeps its weights and optimizer state in cache across all its steps. No Python runs inside a call. The step counter comes from the scan, not
-from the tickets, so under vmap it stays unbatched and the epoch's permutation is recomputed
-(under a real `cond`) only at epoch boundaries.
+device's chunk of tickets keeps its weights and optimizer state in cache across all its steps.
+No Python runs inside a call. The step counter comes from the scan, not from the tickets, so
+under vmap it stays unbatched and the epoch's permutation is recomputed (under a real `cond`)
+only at epoch boundaries.
 
 With `trainer.unroll` there are no device loops at all (XLA:CPU runs convolutions inside while
 loops ~70x slower, jax issue #12868): the scans become Python loops at trace time and each
