@@ -107,6 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   # JAX's persistent compilation cache: a rerun loads compiled programs instead of compiling.
   c.execution.compilation_cache = True
   c.execution.compilation_cache_dir = ""  # '' -> $LTJAX_CACHE_DIR, else ~/.cache/ltjax/jax
+  # Eval intervals per compiled call: between calls the host logs progress and may checkpoint.
   c.execution.intervals_per_call = 10
   c.execution.checkpoint_every = 0  # steps between mid-round checkpoints (0 = per round only)
   # Also a mid-round checkpoint once this much wall time has passed since the last save (0 = off),
