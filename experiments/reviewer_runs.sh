@@ -12,8 +12,9 @@
 # fashion       imp_1pct on Fashion-MNIST
 # criteria      every criterion at global scope (the methods' own), 3 reinit draws, the schedule
 #               that passes the early-stop rule (50K), with random and magnitude pruning at init
-# liu           Liu et al.'s setting: SGD with momentum at lr 0.1 and 0.01, Scratch-E and Scratch-B
-#               (the four points, two rates x two budgets, train side by side as one program)
+# liu           Liu et al.'s setting: SGD with momentum 0.9 and weight decay 1e-4 at lr 0.1 and 0.01,
+#               divided by 10 at 50% and 75% of the budget (Scratch-B's own, stretched), Scratch-E
+#               and Scratch-B (the four points, two rates x two budgets, side by side as one program)
 # stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)
@@ -78,7 +79,8 @@ run() {
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/liu" \
         --set.train.steps=$S --set.trials=$T --set.reinit_draws=$LIU_D --set.prune.rounds=$LIU_ROUNDS \
-        --set.train.optimizer=sgd --set.train.momentum=0.9 --set.controls='(reinit,scratch)' \
+        --set.train.optimizer=sgd --set.train.momentum=0.9 --set.train.weight_decay=1e-4 \
+        --set.train.milestones="($((S / 2)),$((S * 3 / 4)))" --set.controls='(reinit,scratch)' \
         --sweep.train.lr=0.1,0.01 --sweep.scratch.steps_scale=1,2 >> "$OUT/liu.log" 2>&1
       echo "liu wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/liu.log"
       tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints liu ;;

@@ -96,7 +96,8 @@ def build(cfg, dataset: Dataset, network=None) -> Setup:
                                 splittable=not jax.tree.leaves(model_state))
   trainer = train.Trainer(module, tx, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
                           ticket_batch=ticket_batch(cfg.execution.ticket_batch, roles, layout),
-                          unroll=unroll(cfg.execution.unroll, roles), layout=layout)
+                          unroll=unroll(cfg.execution.unroll, roles), layout=layout,
+                          stretch=optimizers.stretch(t.warmup_steps, milestones, t.decay, t.steps))
   return Setup(cfg, init_fn, roles, rates, trainer)
 
 

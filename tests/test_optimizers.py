@@ -33,3 +33,23 @@ def test_the_same_settings_give_the_same_transformation():
   a = optimizers.make("sgd", 0.1, momentum=0.9, milestones=[100, 200])
   assert optimizers.make("sgd", 0.1, momentum=0.9, milestones=(100, 200)) is a
   assert optimizers.make("sgd", 0.2, momentum=0.9, milestones=(100, 200)) is not a
+
+
+def test_a_stretched_schedule_decays_at_the_same_fractions_of_a_longer_budget():
+  stretch = optimizers.stretch(0, (10, 15), 0.1, steps=20)
+  steps = np.arange(40)
+  factor = np.array([float(stretch.factor(s, 40)) for s in steps])
+  run = np.select([steps < 10, steps < 15], [1.0, 0.1], 0.01)   # decays at 50% and 75% of 20
+  own = np.select([steps < 20, steps < 30], [1.0, 0.1], 0.01)   # ... and of 40
+  np.testing.assert_allclose(factor, own / run, rtol=1e-5)
+  # A ticket of the run's own budget follows the run's schedule exactly.
+  assert all(float(stretch.factor(s, 20)) == 1.0 for s in steps)
+
+
+def test_a_stretched_warmup_and_a_constant_rate():
+  stretch = optimizers.stretch(10, (), 0.1, steps=100)
+  assert float(stretch.factor(0, 200)) == 1.0  # both rates are 0 at the first step
+  np.testing.assert_allclose(float(stretch.factor(5, 200)), 0.5, rtol=1e-6)    # 2.5/10 against 5/10
+  np.testing.assert_allclose(float(stretch.factor(15, 200)), 0.75, rtol=1e-6)  # 15/20 against done
+  assert float(stretch.factor(20, 200)) == 1.0
+  assert optimizers.stretch(0, (0,), 0.1, steps=100) is None  # (0,) means no milestones

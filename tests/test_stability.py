@@ -7,6 +7,7 @@ import pytest
 
 from ltjax import lineup, stability, wiring
 from ltjax.core import tickets
+from ltjax.engine import optimizers
 from ltjax.runs import experiment
 from tests.conftest import shared_data_dir, tiny_lottery_config
 
@@ -68,6 +69,11 @@ def test_a_twin_starts_as_its_ticket_with_another_data_order():
     assert not np.allclose(states.params["fc1"]["kernel"][t], states.params["fc1"]["kernel"][s])
     assert float(states.schedule[0][s]) == cfg.scratch.lr_scale
     assert int(states.schedule[1][s]) == 2 * cfg.train.steps and int(states.schedule[1][t]) == cfg.train.steps
+  # Its budget stretches the run's decay steps (Scratch-B's schedule); a constant rate has none.
+  assert setup.trainer.stretch is None
+  half = cfg.train.steps // 2
+  decaying = wiring.build(tiny_lottery_config(**{"controls": ("scratch",), "train.milestones": (half,)}), dataset)
+  assert decaying.trainer.stretch == optimizers.Stretch(0, (half,), cfg.train.decay, cfg.train.steps)
 
 
 @needs_mnist

@@ -263,6 +263,30 @@ def test_a_ticket_with_its_own_schedule_scales_its_rate_and_stops_at_its_budget(
   chex.assert_trees_all_close(jax.tree.map(lambda d: 3.0 * d, moved[1.0]), moved[3.0], rtol=1e-5, atol=1e-7)
 
 
+def test_a_longer_budget_decays_its_rate_at_the_same_fractions_of_it(small_mlp, tiny_data):
+  # Liu et al.'s Scratch-B: twice the steps on the same schedule, stretched. A ticket that trains
+  # to step 16 in a run of 8 steps decaying at 4 and 6 must move as one trained on a schedule
+  # decaying at 8 and 12; a ticket of the run's own budget exactly as the run's.
+  module, _, params, mask, _, keys = _tickets(small_mlp, k=1)
+  one = lambda t: jax.tree.map(lambda x: x[0], t)  # noqa: E731
+  sgd = lambda *m: optimizers.make("sgd", 0.2, momentum=0.9, milestones=m)  # noqa: E731
+  run = train.Trainer(module, sgd(4, 6), 32, ticket_batch=1, stretch=optimizers.stretch(0, (4, 6), 0.1, 8))
+  x, y = tiny_data.normalize(tiny_data.train.images[:32]), tiny_data.train.labels[:32]
+
+  def trained(trainer, schedule, steps=14):
+    state, step = trainer.init_state(one(params), one(mask), {}, keys[0], schedule), jax.jit(trainer.train_step)
+    for s in range(steps):
+      state, _ = step(state, x, y, s)
+    return state.params
+
+  chex.assert_trees_all_close(trained(run, (jnp.float32(1), jnp.int32(16))),
+                              trained(train.Trainer(module, sgd(8, 12), 32, ticket_batch=1), ()),
+                              rtol=1e-5, atol=1e-6)
+  unstretched = train.Trainer(module, sgd(4, 6), 32, ticket_batch=1)
+  chex.assert_trees_all_equal(trained(run, (jnp.float32(1), jnp.int32(8)), steps=8),
+                              trained(unstretched, (jnp.float32(1), jnp.int32(8)), steps=8))
+
+
 @pytest.mark.parametrize("ticket_batch", [None, 1])
 def test_a_ticket_with_its_own_first_step_stands_still_until_it_and_validates_only_after(
     small_mlp, tiny_data, ticket_batch):

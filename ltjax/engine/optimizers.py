@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import optax
 
 NAMES = ("adam", "adamw", "sgd")
@@ -51,3 +54,42 @@ def _make(name, lr, momentum, weight_decay, warmup_steps, milestones, decay, nes
     # Coupled L2 (added to the gradient), as in the paper's SGD setups.
     tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
   return tx
+
+
+@dataclasses.dataclass(frozen=True)
+class Stretch:
+  """The run's warmup and decay steps at the same fractions of a ticket's own budget.
+
+  Liu et al.'s Scratch-B trains longer on the same schedule, stretched: with milestones at 50% and
+  75% of `steps`, a ticket whose last step is 2 x `steps` decays at 100% and 150% of `steps`.
+  `factor` is the ticket's rate over the run's at a step, to scale the optimizer's update by.
+  """
+  warmup_steps: int
+  milestones: tuple[int, ...]
+  decay: float
+  steps: int  # the budget the run's schedule is written for (train.steps)
+
+  def factor(self, step, last_step) -> jax.Array:
+    """Stretched rate / run's rate at `step` for a ticket that trains until `last_step`; exactly 1.0
+    where `last_step` is `steps`, and 1.0 where the run's rate is 0 (warmup's first step)."""
+    step = jnp.asarray(step, jnp.float32)
+    stretch = jnp.asarray(last_step, jnp.float32) / self.steps
+    own, run = self._relative_rate(step, stretch), self._relative_rate(step, 1.0)
+    return jnp.where(run > 0, own / jnp.where(run > 0, run, 1.0), 1.0)
+
+  def _relative_rate(self, step, stretch):
+    # Breakpoints scaled instead of the step, so an unstretched ticket's are the run's, exactly.
+    rate = jnp.float32(1.0)
+    for m in self.milestones:
+      rate = jnp.where(step >= m * stretch, rate * self.decay, rate)
+    if self.warmup_steps:
+      rate = rate * jnp.clip(step / (self.warmup_steps * stretch), 0.0, 1.0)
+    return rate
+
+
+def stretch(warmup_steps: int, milestones: Sequence[int], decay: float, steps: int) -> Stretch | None:
+  """The Stretch of a run's schedule, or None where its rate is constant (nothing to stretch)."""
+  milestones = tuple(int(m) for m in milestones if m > 0)
+  if not warmup_steps and not milestones:
+    return None
+  return Stretch(int(warmup_steps), milestones, float(decay), int(steps))

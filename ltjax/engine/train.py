@@ -27,7 +27,7 @@ import optax
 
 from ltjax.core import masks as masks_lib
 from ltjax.data import Dataset, Split
-from ltjax.engine import ahead, early_stop, oneoff, parallel, programs, timing
+from ltjax.engine import ahead, early_stop, oneoff, optimizers, parallel, programs, timing
 from ltjax.engine.early_stop import Curves, EarlyStop, concat_curves  # noqa: F401 -- the round's types
 
 PyTree = Any
@@ -65,7 +65,8 @@ class Trainer:
   dataclass of tuples) and branch on the step itself, so steps without an update stay cheap.
   A `mask_updates` whose `straight_through` is True keeps every weight dense and trains it
   through the mask: the forward pass sees the masked weights, the gradient reaches all of them
-  (straight-through pruning); `network(state)` is then the masked view.
+  (straight-through pruning); `network(state)` is then the masked view. `stretch`, where the run's
+  rate warms up or decays, moves those steps for a ticket whose budget is not the run's (Scratch-B).
   """
   module: nn.Module
   tx: optax.GradientTransformation
@@ -75,6 +76,7 @@ class Trainer:
   unroll: bool = False
   layout: parallel.Layout = parallel.Layout()
   mask_updates: Callable | None = None
+  stretch: optimizers.Stretch | None = None  # the run's warmup and decay, for tickets of longer budgets
 
   @property
   def straight_through(self) -> bool:
@@ -154,6 +156,8 @@ class Trainer:
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     if state.schedule:  # optax scales by the rate last, so scaling the update scales the rate
       lr_scale = state.schedule[0]
+      if self.stretch is not None:  # a longer budget (Scratch-B) decays at its own fractions
+        lr_scale = lr_scale * self.stretch.factor(step, state.schedule[1])
       updates = jax.tree.map(lambda u: u * lr_scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
     if not dense:
