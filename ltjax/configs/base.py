@@ -90,7 +90,8 @@ def get_config() -> ml_collections.ConfigDict:
                                   # data orders besides the ticket's own
   c.scratch = ml_collections.ConfigDict()
   c.scratch.lr_scale = 1.0        # the 'scratch' control's learning rate, relative to train.lr
-  c.scratch.steps_scale = 2.0     # and its budget, relative to train.steps (Scratch-B: up to 2x)
+  c.scratch.steps_scale = 2.0     # and its budget, relative to train.steps (Scratch-B: up to 2x);
+                                  # train.warmup_steps and train.milestones stretch with it
 
   c.execution = ml_collections.ConfigDict()
   # Devices for the ticket axis: 'auto' (every device, tickets first; the batch is split too when
