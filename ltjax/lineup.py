@@ -109,10 +109,12 @@ def rewind_steps(setup) -> np.ndarray:
 
 def first_steps(setup, ids: Sequence[TicketId], r: int) -> np.ndarray:
   """Each ticket's first training step in round `r`: 0 in the dense round, its lineage's rewind
-  step in a pruned one (rewound tickets continue from step k)."""
+  step in a pruned one (rewound tickets continue from step k), 0 for the scratch control (a fresh
+  network trains its whole budget)."""
   if r == 0:
     return np.zeros(len(ids), np.int64)
-  return rewind_steps(setup)[[tid.trial for tid in ids]]
+  scratch = np.array([tid.kind == tickets.SCRATCH for tid in ids], bool)
+  return np.where(scratch, 0, rewind_steps(setup)[[tid.trial for tid in ids]])
 
 
 def round_steps(cfg, round_index: int) -> int:
@@ -323,9 +325,10 @@ def _assemble(start_params, start_state, fresh, mask, shuffled, inverted, param_
 
 
 def _set_count(opt_state, steps: np.ndarray):
-  """Stacked optimizer states with each ticket's step count at `steps` ([K])."""
-  try:
-    count = optax.tree_utils.tree_get(opt_state, "count")
-    return optax.tree_utils.tree_set(opt_state, count=jnp.asarray(steps, count.dtype).reshape(count.shape))
-  except (KeyError, ValueError):
-    return opt_state  # a stateless optimizer has no step count to move
+  """Stacked optimizer states whose rate schedules continue from each ticket's step ([K]). An
+  optimizer's own count (Adam's bias correction) stays at 0: its moments start afresh."""
+  def move(node):
+    if not isinstance(node, optax.ScaleByScheduleState):
+      return node
+    return node._replace(count=jnp.asarray(steps, node.count.dtype).reshape(node.count.shape))
+  return jax.tree.map(move, opt_state, is_leaf=lambda n: isinstance(n, optax.ScaleByScheduleState))

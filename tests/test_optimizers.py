@@ -1,3 +1,4 @@
+import jax
 import numpy as np
 import pytest
 
@@ -53,3 +54,16 @@ def test_a_stretched_warmup_and_a_constant_rate():
   np.testing.assert_allclose(float(stretch.factor(15, 200)), 0.75, rtol=1e-6)  # 15/20 against done
   assert float(stretch.factor(20, 200)) == 1.0
   assert optimizers.stretch(0, (0,), 0.1, steps=100) is None  # (0,) means no milestones
+
+
+def test_compiled_over_tickets_a_run_budget_ticket_is_never_stretched():
+  # Compiled, a divisor of 1000 becomes an inexact reciprocal; no step may decay early or late.
+  stretch = optimizers.stretch(300, (500, 750), 0.1, steps=1000)
+  steps = np.arange(2000)
+  factors = jax.jit(jax.vmap(jax.vmap(stretch.factor, (None, 0)), (0, None)))(steps, np.array([1000, 2000, 1500]))
+  assert (np.asarray(factors[:, 0]) == 1.0).all()
+  run = np.select([steps < 500, steps < 750], [1.0, 0.1], 0.01) * np.minimum(steps / 300, 1)
+  for col, last in ((1, 2000), (2, 1500)):
+    own = np.select([steps < last // 2, steps < last * 3 // 4], [1.0, 0.1], 0.01) * np.minimum(steps / (0.3 * last), 1)
+    want = np.where(run > 0, own / np.where(run > 0, run, 1), 1.0)
+    np.testing.assert_allclose(np.asarray(factors[:, col]), want, rtol=1e-5)

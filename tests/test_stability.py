@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ltjax import lineup, stability, wiring
@@ -74,6 +75,26 @@ def test_a_twin_starts_as_its_ticket_with_another_data_order():
   half = cfg.train.steps // 2
   decaying = wiring.build(tiny_lottery_config(**{"controls": ("scratch",), "train.milestones": (half,)}), dataset)
   assert decaying.trainer.stretch == optimizers.Stretch(0, (half,), cfg.train.decay, cfg.train.steps)
+
+
+@needs_mnist
+def test_scratch_trains_its_whole_budget_and_rewound_schedules_continue_from_k():
+  # Rewinding to k: the tickets start at k, their rate schedule at k (Adam's own count at 0, over
+  # fresh moments); the scratch control is a fresh network and trains from step 0.
+  cfg = tiny_lottery_config(**{"prune.rounds": 1, "controls": ("scratch",), "prune.rewind_step": 50,
+                               "train.milestones": (100,)})
+  setup = wiring.build(cfg, experiment.load_dataset(cfg, log=lambda _: None))
+  ids = lineup.lineup(cfg, 1)
+  states = lineup.start_states(setup, lineup.initial_lineage(setup).replace(round=1), ids)
+  t, s = lineup.rows(ids, tickets.TICKET), lineup.rows(ids, tickets.SCRATCH)
+  first = np.asarray(states.schedule[2])
+  assert (first[t] == 50).all() and (first[s] == 0).all()
+  kinds = (optax.ScaleByScheduleState, optax.ScaleByAdamState)
+  counts = {type(n): np.asarray(n.count) for n in jax.tree.leaves(
+      states.opt_state, is_leaf=lambda n: isinstance(n, kinds)) if isinstance(n, kinds)}
+  schedule = counts[optax.ScaleByScheduleState]
+  assert (schedule[t] == 50).all() and (schedule[s] == 0).all()
+  assert (counts[optax.ScaleByAdamState] == 0).all()
 
 
 @needs_mnist

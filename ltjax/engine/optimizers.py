@@ -70,20 +70,29 @@ class Stretch:
   steps: int  # the budget the run's schedule is written for (train.steps)
 
   def factor(self, step, last_step) -> jax.Array:
-    """Stretched rate / run's rate at `step` for a ticket that trains until `last_step`; exactly 1.0
+    """Stretched rate / run's rate at `step` for a ticket that trains until `last_step`: exactly 1.0
     where `last_step` is `steps`, and 1.0 where the run's rate is 0 (warmup's first step)."""
-    step = jnp.asarray(step, jnp.float32)
-    stretch = jnp.asarray(last_step, jnp.float32) / self.steps
-    own, run = self._relative_rate(step, stretch), self._relative_rate(step, 1.0)
-    return jnp.where(run > 0, own / jnp.where(run > 0, run, 1.0), 1.0)
+    step, last = jnp.asarray(step, jnp.int32), jnp.asarray(last_step, jnp.int32)
+    whole, part = last // self.steps, last % self.steps
 
-  def _relative_rate(self, step, stretch):
-    # Breakpoints scaled instead of the step, so an unstretched ticket's are the run's, exactly.
+    def own(b: int) -> jax.Array:
+      # b * last / steps as whole steps: exact in integers for whole multiples of the budget (no
+      # int32 overflow from b * last), the rest rounded down from float32.
+      return b * whole + jnp.floor(b * part.astype(jnp.float32) / self.steps).astype(jnp.int32)
+
+    run = self._rate(step, lambda b: b)
+    ratio = self._rate(step, own) / jnp.where(run > 0, run, 1.0)
+    # Compiled, an unstretched ticket's two rates need not round alike (a constant divisor becomes
+    # a reciprocal): its factor is 1 by definition, not by arithmetic.
+    return jnp.where((last == self.steps) | (run == 0), 1.0, ratio)
+
+  def _rate(self, step, at) -> jax.Array:
+    """The schedule's rate relative to its peak, with each breakpoint b moved to at(b)."""
     rate = jnp.float32(1.0)
     for m in self.milestones:
-      rate = jnp.where(step >= m * stretch, rate * self.decay, rate)
+      rate = jnp.where(step >= at(m), rate * self.decay, rate)
     if self.warmup_steps:
-      rate = rate * jnp.clip(step / (self.warmup_steps * stretch), 0.0, 1.0)
+      rate = rate * jnp.clip(step.astype(jnp.float32) / jnp.asarray(at(self.warmup_steps), jnp.float32), 0.0, 1.0)
     return rate
 
 
