@@ -71,6 +71,11 @@ run() {
     fashion) lottery fashion --config.dataset=fashion_mnist "${IMP_FLAGS[@]}" "${FASHION_FLAGS[@]}" ;;
     criteria)
       local t0; t0=$(date +%s)
+      mkdir -p "$W/criteria"  # what scoring costs, in training steps, for the cost figure (seconds)
+      if [ ! -s "$W/criteria/scoring_cost.jsonl" ]; then
+        "$PY" -m benchmarks.criteria --scope=global > "$W/criteria/scoring_cost.part" 2>> "$OUT/criteria.log" \
+          && mv "$W/criteria/scoring_cost.part" "$W/criteria/scoring_cost.jsonl"
+      fi
       timeout "$LIMIT" "$PY" -m experiments.criteria --workdir="$W/criteria" --steps=$S --trials=$T \
         --reinit_draws=$D --scope=global >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"

@@ -11,6 +11,7 @@ from conftest import layer_counts, layer_sizes
 from ltjax.core import masks, pruning, scores
 from ltjax.methods import at_init
 from ltjax.models import mlp, registry
+from ltjax.runs import comparison
 from tests.test_bad_input import assert_refused
 
 
@@ -180,3 +181,14 @@ def test_frankle_2021_baselines_prune_at_init_by_random_and_magnitude_scores():
   assert rand.controls == ("reinit", "random_mask")  # inverting random scores is random again
   mag = comparison.config_for(base, "magnitude_init", (0.5,), {})
   assert (mag.prune.mode, mag.prune.score) == ("at_init", "magnitude") and "inverted" in mag.controls
+
+
+def test_scoring_costs_name_the_baselines_at_init_by_their_scores(tmp_path):
+  path = tmp_path / comparison.SCORING_COST
+  path.write_text('{"bench": "criterion_cost", "criterion": "random", "cost_in_train_steps": 8.0}\n'
+                  '{"bench": "criterion_cost", "criterion": "synflow", "cost_in_train_steps": 352.0}\n')
+  assert comparison.scoring_costs(path) == {"random": 8.0, "random_init": 8.0, "synflow": 352.0}
+  assert comparison.scoring_costs(tmp_path / "absent.jsonl") == {}
+  path.write_text("not json\n")
+  with pytest.raises(ValueError, match="not benchmarks.criteria's output"):
+    comparison.scoring_costs(path)

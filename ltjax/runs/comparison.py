@@ -53,10 +53,13 @@ def scoring_costs(path: pathlib.Path) -> dict[str, float]:
     return {}
   try:
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {x["criterion"]: float(x["cost_in_train_steps"]) for x in lines
-            if x.get("bench") == "criterion_cost"}
+    costs = {x["criterion"]: float(x["cost_in_train_steps"]) for x in lines
+             if x.get("bench") == "criterion_cost"}
   except (ValueError, KeyError, TypeError, AttributeError) as e:
     raise ValueError(f"{path} is not benchmarks.criteria's output: {e}") from None
+  # The benchmark times scores by their own names: random_init is the `random` score's cost.
+  return costs | {name: costs[score] for name, score in AT_INIT_SCORES.items()
+                  if score in costs and name not in costs}
 
 
 def imp_rounds(rates: Mapping[str, float], sizes: Mapping[str, int], density: float) -> int:
