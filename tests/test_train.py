@@ -282,9 +282,10 @@ def test_a_longer_budget_decays_its_rate_at_the_same_fractions_of_it(small_mlp, 
   chex.assert_trees_all_close(trained(run, (jnp.float32(1), jnp.int32(16))),
                               trained(train.Trainer(module, sgd(8, 12), 32, ticket_batch=1), ()),
                               rtol=1e-5, atol=1e-6)
+  # (Its factor is exactly 1, test_optimizers; two programs need not round alike on every CPU.)
   unstretched = train.Trainer(module, sgd(4, 6), 32, ticket_batch=1)
-  chex.assert_trees_all_equal(trained(run, (jnp.float32(1), jnp.int32(8)), steps=8),
-                              trained(unstretched, (jnp.float32(1), jnp.int32(8)), steps=8))
+  chex.assert_trees_all_close(trained(run, (jnp.float32(1), jnp.int32(8)), steps=8),
+                              trained(unstretched, (jnp.float32(1), jnp.int32(8)), steps=8), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("ticket_batch", [None, 1])
