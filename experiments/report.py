@@ -109,12 +109,35 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
   if not all(name in comparison.METHODS for name, _ in named):
     points = None  # a study's points, not a comparison of ways to find tickets: no cost figure
   from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
-  runs = [analysis.Run(root, name, {}, recs) for name, recs in named]
+  configs = _point_configs(root)
+  runs = [analysis.Run(root, name, configs.get(name, {}), recs) for name, recs in named]
   try:
     for path in summary.write_comparison_figures(runs, points, out):
       print(f"wrote: {path}")
   except OSError as e:
     cli.fail(f"out: cannot write to {out}: {e.strerror or e}")
+
+
+def _point_configs(root: pathlib.Path) -> dict[str, dict]:
+  """A committed sweep's points (sweep.json) as configs of their own fields: name -> nested dict."""
+  if not (root / sweeps.MANIFEST).is_file():
+    return {}
+  try:
+    points = sweeps.read(root)["points"]
+  except sweeps.SweepError as e:
+    cli.fail(f"records: {e}")
+  configs = {}
+  for point in points:
+    config: dict = {}
+    values = point.get("values")
+    for field, value in (values.items() if isinstance(values, dict) else ()):
+      *path, last = field.split(".")
+      node = config
+      for key in path:
+        node = node.setdefault(key, {})
+      node[last] = value
+    configs[point["name"]] = config
+  return configs
 
 
 def _render_documents(root: pathlib.Path) -> dict[str, str]:

@@ -107,6 +107,20 @@ def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
   assert ran.rc == 1 and "records: no NAME.results.jsonl" in ran.stderr and ran.stderr.count("\n") == 1
 
 
+def test_report_binary_redraws_a_committed_studys_stability(binaries, tmp_path):
+  # The points' rewind steps come from the study's sweep.json: one line per k, one panel per kind.
+  src = REPO / "results" / "study_stability"
+  for name in ("rewind_step=0.results.jsonl", "rewind_step=500.results.jsonl", "sweep.json"):
+    (tmp_path / name).write_text((src / name).read_text())
+  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  assert ran.rc == 0, ran.stderr
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+      "accuracy.png", "early_stop.png", "instability.png", "stability_path.png"]
+  (tmp_path / "sweep.json").write_text('{"points": 3}')
+  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  assert ran.rc == 1 and "not a sweep manifest" in ran.stderr and ran.stderr.count("\n") == 1
+
+
 def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
   (tmp_path / "results.jsonl").write_text(json.dumps({"round": 0, "trial": 0, "kind": "ticket", "draw": 0,
                                                       "density": 1.0, "layer_density": {}, "early_stop_step": 90,

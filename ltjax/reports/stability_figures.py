@@ -1,23 +1,40 @@
-"""Figures of linear mode connectivity (runs with the 'twin' control; see `ltjax.stability`).
+"""Figures of linear mode connectivity (runs with the 'twin' controls; see `ltjax.stability`).
 
-- `path_figure`: test error along the line between a ticket and its twin, per run (rewind step)
-  and round (density), mean over trials.
-- `instability_figure`: the barrier against the rewind step k, one line per density, mean with
-  min/max over trials: where it drops to ~0 the network is stable to SGD noise from step k on.
+- `path_figure`: test error along the line between a network and its twin, one row per kind of
+  network (the ticket, and the reinit and random-mask controls where they have twins), one column
+  per round (density), one line per run (rewind step): mean over trials with its 95% interval.
+- `instability_figure`: the barrier against the rewind step k, one panel per kind, one line per
+  density, mean with its 95% interval over trials: where it drops to ~0 the network is stable to
+  SGD noise from step k on.
+
+A trial's twins (several data orders) are averaged first, so trials are the unit of the interval.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
 
+from ltjax.core import tickets
+from ltjax.reports import stats
 from ltjax.reports.analysis import Run
 from ltjax.reports.figures import Figure, finish, pct, tight
 
+LABELS = {tickets.TICKET: "ticket", tickets.REINIT: "random reinit", tickets.RANDOM_MASK: "random mask"}
 
-def stable_records(run: Run) -> list[dict]:
-  return [r for r in run.records if r.get("path_error") and not r.get("diverged")]
+
+def stable_records(run: Run, kind: str | None = None) -> list[dict]:
+  """Records holding a path, one per twin, of the networks of `kind` (a twin's partner kind: ticket,
+  reinit, random_mask; None: all). Older records hold the path on the partner's row only."""
+  paths = [r for r in run.records if r.get("path_error") and not r.get("diverged")]
+  out = []
+  for partner in ({kind} if kind else set(tickets.TWINS.values())):
+    twins = {k for k, p in tickets.TWINS.items() if p == partner}
+    own = [r for r in paths if r["kind"] in twins]
+    out += own or [r for r in paths if r["kind"] == partner and r.get("draw", 0) == 0]
+  return out
 
 
 def has_stability(runs: Sequence[Run]) -> bool:
@@ -26,6 +43,10 @@ def has_stability(runs: Sequence[Run]) -> bool:
 
 def rewind_step(run: Run) -> int:
   return int(run.config.get("prune", {}).get("rewind_step", 0))
+
+
+def _kinds(runs: Sequence[Run]) -> list[str]:
+  return [k for k in LABELS if any(stable_records(run, k) for run in runs)]
 
 
 def _rounds(runs: Sequence[Run], most: int = 4) -> list[int]:
@@ -42,24 +63,47 @@ def _density(runs: Sequence[Run], round_index: int) -> float:
                         if r["round"] == round_index]))
 
 
+def _per_trial(run: Run, kind: str, round_index: int, field: str) -> list[np.ndarray]:
+  """The field (a path, or the barrier) of each trial, its twins averaged."""
+  by_trial = defaultdict(list)
+  for r in stable_records(run, kind):
+    if r["round"] == round_index:
+      by_trial[r["trial"]].append(np.asarray(r[field], np.float64))
+  return [np.mean(v, axis=0) for _, v in sorted(by_trial.items())]
+
+
+def _band(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Mean and 95% interval over trials, pointwise (the mean alone, as its own band, for 1 trial)."""
+  x = np.array(values, np.float64).reshape(len(values), -1)  # [trials, points]
+  ivs = [stats.interval(col) for col in x.T]
+  mean = np.array([iv.mean for iv in ivs])
+  lo, hi = (np.array([v if np.isfinite(v) else m for v, m in zip(side, mean)])
+            for side in ([iv.lo for iv in ivs], [iv.hi for iv in ivs]))
+  return mean, lo, hi
+
+
 def path_figure(runs: Sequence[Run]) -> Figure | None:
-  runs = [run for run in runs if stable_records(run)]
+  runs = sorted((run for run in runs if stable_records(run)), key=rewind_step)
   if not runs:
     return None
-  shown = _rounds(runs)
-  fig = Figure(figsize=(3.6 * len(shown), 3.4))
-  axes = fig.subplots(1, len(shown), squeeze=False)[0]
-  for ax, r in zip(axes, shown):
-    for run in sorted(runs, key=rewind_step):
-      paths = np.array([x["path_error"] for x in stable_records(run) if x["round"] == r])
-      if not len(paths):
-        continue
-      alphas = np.linspace(0, 1, paths.shape[1])
-      ax.plot(alphas, 100 * paths.mean(0), marker=".", label=f"k={rewind_step(run)}" if len(runs) > 1 else run.label)
-      ax.fill_between(alphas, 100 * paths.min(0), 100 * paths.max(0), alpha=0.15)
-    ax.set_xlabel("interpolation (0: ticket, 1: its twin)")
-    finish(ax, f"round {r}: {pct(_density(runs, r))} remaining", "test error (%)" if ax is axes[0] else "",
-            legend=ax is axes[-1], fontsize=7)
+  shown, kinds = _rounds(runs), _kinds(runs)
+  fig = Figure(figsize=(3.6 * len(shown), 3.0 * len(kinds) + 0.4))
+  grid = fig.subplots(len(kinds), len(shown), squeeze=False)
+  for row, kind in zip(grid, kinds):
+    for ax, r in zip(row, shown):
+      for run in runs:
+        paths = _per_trial(run, kind, r, "path_error")
+        if not paths:
+          continue
+        mean, lo, hi = _band(paths)
+        alphas = np.linspace(0, 1, mean.size)
+        line, = ax.plot(alphas, 100 * mean, marker=".", ms=3,
+                        label=f"k={rewind_step(run)}" if len(runs) > 1 else run.label)
+        ax.fill_between(alphas, 100 * lo, 100 * hi, color=line.get_color(), alpha=0.15)
+      ax.set_xlabel(f"interpolation (0: {LABELS[kind]}, 1: its twin)")
+      finish(ax, f"{LABELS[kind]}, round {r}: {pct(_density(runs, r))} remaining",
+             "test error (%)" if ax is row[0] else "", legend=ax is grid[0][-1], fontsize=7)
+  fig.suptitle("Linear mode connectivity: mean over trials, 95% interval shaded", fontsize=9)
   tight(fig)
   return fig
 
@@ -68,24 +112,23 @@ def instability_figure(runs: Sequence[Run]) -> Figure | None:
   runs = sorted((run for run in runs if stable_records(run)), key=rewind_step)
   if len({rewind_step(run) for run in runs}) < 2:
     return None  # one k: the path figure says it all
-  fig = Figure(figsize=(6.0, 4.0))
-  ax = fig.subplots()
-  ks = [rewind_step(run) for run in runs]
-  for r in _rounds(runs, most=5):
-    values = [[x["instability"] for x in stable_records(run) if x["round"] == r] for run in runs]
-    keep = [i for i, v in enumerate(values) if v]
-    if not keep:
-      continue
-    x = [ks[i] for i in keep]
-    mean = np.array([100 * np.mean(values[i]) for i in keep])
-    lo = mean - np.array([100 * np.min(values[i]) for i in keep])
-    hi = np.array([100 * np.max(values[i]) for i in keep]) - mean
-    ax.errorbar(x, mean, yerr=[lo, hi], marker="o", capsize=3,
-                label=f"round {r} ({pct(_density(runs, r))})")
-  ax.axhline(2.0, color="gray", lw=0.8, ls=":")  # Frankle et al. 2020 call < 2% error stable
-  ax.set_xscale("symlog", linthresh=max(1, min(k for k in ks if k) if any(ks) else 1))
-  ax.set_xlabel("rewind step k (the two copies fork at step k)")
-  finish(ax, "Instability against the rewind step\nmean, min/max over trials; dotted: 2% barrier",
-          "error barrier (% test error)", fontsize=7)
+  kinds, ks = _kinds(runs), [rewind_step(run) for run in runs]
+  fig = Figure(figsize=(5.2 * len(kinds), 4.0))
+  axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True)[0]
+  for ax, kind in zip(axes, kinds):
+    for r in _rounds(runs, most=5):
+      bands = [(k, _band(values)) for k, run in zip(ks, runs)
+               if (values := _per_trial(run, kind, r, "instability"))]
+      if not bands:
+        continue
+      x = [k for k, _ in bands]
+      mean, lo, hi = (np.array([band[i][0] for _, band in bands]) for i in range(3))
+      ax.errorbar(x, 100 * mean, yerr=[100 * (mean - lo), 100 * (hi - mean)], marker="o", capsize=3,
+                  label=f"round {r} ({pct(_density(runs, r))})")
+    ax.axhline(2.0, color="gray", lw=0.8, ls=":")  # Frankle et al. 2020 call < 2% error stable
+    ax.set_xscale("symlog", linthresh=max(1, min(k for k in ks if k) if any(ks) else 1))
+    ax.set_xlabel("rewind step k (the two copies fork at step k)")
+    finish(ax, f"{LABELS[kind]}: instability against the rewind step\nmean, 95% interval over trials; "
+           "dotted: 2% barrier", "error barrier (% test error)" if ax is axes[0] else "", fontsize=7)
   tight(fig)
   return fig

@@ -41,13 +41,18 @@ def write_criteria_report(runs: Sequence[Run], points: Sequence[dict[str, Any]],
 
 def write_comparison_figures(runs: Sequence[Run], points: Sequence[dict[str, Any]] | None,
                              out: pathlib.Path | str) -> list[pathlib.Path]:
-  """Committed record sets' figures in `out`: the runs overlaid (accuracy, early stop) and, given
+  """Committed record sets' figures in `out`: the runs overlaid (accuracy, early stop), linear mode
+  connectivity where they measured it (each run's config names its rewind step), and, given
   cost `points` (a criteria comparison), the cost of each (cost.png, cost.json). Returns the
   paths written."""
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   paths = [save(figures.accuracy_figure(runs), out / "accuracy.png"),
            save(figures.early_stop_figure(runs), out / "early_stop.png")]
+  if stability_figures.has_stability(runs):
+    paths += [save(fig, out / name) for fig, name in (
+        (stability_figures.path_figure(runs), "stability_path.png"),
+        (stability_figures.instability_figure(runs), "instability.png")) if fig is not None]
   if points is not None:
     paths.append(save(figures.cost_figure(points), out / "cost.png"))
     (out / "cost.json").write_text(json.dumps(list(points), indent=1) + "\n")
