@@ -14,14 +14,16 @@
 #               that passes the early-stop rule (50K), with random and magnitude pruning at init
 # liu           Liu et al.'s setting: SGD with momentum 0.9 and weight decay 1e-4 at lr 0.1 and 0.01,
 #               divided by 10 at 50% and 75% of the budget (Scratch-B's own, stretched), Scratch-E
-#               and Scratch-B (the four points, two rates x two budgets, side by side as one program)
+#               and Scratch-B (the two rates side by side as one program; Scratch-E in liu_e)
 # stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
-#               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask)
+#               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask;
+#               one reinit draw, the one with twins)
 #
 # CPU=1 is the schedule a 2-core CPU can carry and that passes the early-stop rule for tickets and
 # reinit (lenet_01_20k_cpu: tickets stop by 10,200 of 20,000, reinit passes the rule down to 3.5%):
-# 20,000 iterations, the paper's [0, 1] inputs, no timeout, workdirs under workdirs/reviewer_cpu
+# 20,000 iterations (fashion at the paper's [0, 1] inputs, beside lenet_01_20k_cpu; the others at
+# ltjax's standardized ones, lenet_mnist's default), no timeout, workdirs under workdirs/reviewer_cpu
 # (rerunning a name resumes it where it was killed), and the IMP runs without the random-mask
 # control (its sparse masks stop as late as 34,000 in the 50K records). Hours per name on 2 cores.
 #
@@ -80,19 +82,23 @@ run() {
         --reinit_draws=$D --scope=global >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"
       tar czf "$OUT/criteria.tgz" -C "$W" --exclude=checkpoints criteria ;;
-    liu)
+    liu)  # Scratch-B beside the tickets and reinit; then Scratch-E, beside the same tickets again (the
+          # same seed: the same lineages), rather than both budgets in one program whose every
+          # round runs Scratch-B's length for all (a third more compute)
       local t0; t0=$(date +%s)
-      timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/liu" \
-        --set.train.steps=$S --set.trials=$T --set.reinit_draws=$LIU_D --set.prune.rounds=$LIU_ROUNDS \
-        --set.train.optimizer=sgd --set.train.momentum=0.9 --set.train.weight_decay=1e-4 \
-        --set.train.milestones="($((S / 2)),$((S * 3 / 4)))" --set.controls='(reinit,scratch)' \
-        --sweep.train.lr=0.1,0.01 --sweep.scratch.steps_scale=1,2 >> "$OUT/liu.log" 2>&1
+      local sgd=(--config=lenet_mnist --set.train.steps=$S --set.trials=$T --set.prune.rounds=$LIU_ROUNDS
+                 --set.train.optimizer=sgd --set.train.momentum=0.9 --set.train.weight_decay=1e-4
+                 --set.train.milestones="($((S / 2)),$((S * 3 / 4)))" --sweep.train.lr=0.1,0.01)
+      timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu" --set.reinit_draws=$LIU_D \
+        --set.controls='(reinit,scratch)' --set.scratch.steps_scale=2 >> "$OUT/liu.log" 2>&1 &&
+      timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu_e" \
+        --set.controls='(scratch,)' --set.scratch.steps_scale=1 >> "$OUT/liu.log" 2>&1
       echo "liu wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/liu.log"
-      tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints liu ;;
+      tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints liu liu_e ;;
     stability)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \
-        --set.train.steps=$S --set.trials=3 --set.prune.rounds=$STAB_ROUNDS --set.stability.twins=2 \
+        --set.train.steps=$S --set.trials=3 --set.reinit_draws=1 --set.prune.rounds=$STAB_ROUNDS --set.stability.twins=2 \
         --set.controls='(reinit,random_mask,twin,twin_reinit,twin_random_mask)' --set.stability.points=30 --sweep.prune.rewind_step=0,$K1,$K2 \
         >> "$OUT/stability.log" 2>&1
       echo "stability wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/stability.log"

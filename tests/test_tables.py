@@ -51,6 +51,27 @@ def test_truncation_counts_early_stops_in_the_last_five_percent():
   assert stats.early_stop_valid(_recs(), "ticket") and not stats.early_stop_valid(_recs(), "reinit")
   rewound = [dict(r, steps_trained=800) if r["round"] else r for r in _recs()]  # rounds start at 200
   assert stats.truncation(rewound)[(1, "reinit")] == 1.0  # 990 >= 1000 - 40
+  # Scratch-B trains 2,000 steps from step 0 beside them: its stop at 1,950 is in its last 5%.
+  scratch = {"round": 1, "kind": "scratch", "trial": 0, "draw": 0, "early_stop_step": 1950, "steps_trained": 2000}
+  assert stats.truncation(rewound + [scratch])[(1, "scratch")] == 1.0
+  assert stats.truncation(rewound + [dict(scratch, early_stop_step=1890)])[(1, "scratch")] == 0.0
+
+
+def test_instability_per_kind_averages_twins_and_pairs_the_ticket_with_its_controls():
+  def rec(kind, trial, barrier, draw=0):
+    return {"round": 1, "kind": kind, "trial": trial, "draw": draw, "density": 0.8, "diverged": False,
+            "path_error": [0.1, 0.1 + barrier, 0.1], "instability": barrier, "test_accuracy": 0.9,
+            "early_stop_step": 50, "steps_trained": 100}
+  recs = [rec("ticket", t, 0.01 * t) for t in range(3)]  # the first twin's path, on the partner
+  recs += [rec("twin", t, b) for t in range(3) for b in (0.01 * t, 0.01 * t + 0.02)]
+  recs += [rec("reinit", t, 0.05) for t in range(3)] + [rec("twin_reinit", t, 0.04 + 0.01 * t) for t in range(3)]
+  assert {r["kind"] for r in stats.path_records(recs, "ticket")} == {"twin"}
+  (row,) = stats.instability(recs)
+  assert row["ticket"].mean == pytest.approx(0.02) and row["reinit"].mean == pytest.approx(0.05)
+  assert row["ticket-reinit"].mean == pytest.approx(-0.03) and row["ticket-reinit"].real  # 3 equal differences
+  assert "random_mask" not in row and "ticket-random_mask" not in row
+  text = tables.section("lmc", [dict(r, round=0) for r in recs[:3]] + recs)
+  assert "| round | density | ticket | reinit | ticket-reinit |" in text
 
 
 def test_committed_stats_are_generated_from_the_committed_records():

@@ -26,15 +26,8 @@ LABELS = {tickets.TICKET: "ticket", tickets.REINIT: "random reinit", tickets.RAN
 
 
 def stable_records(run: Run, kind: str | None = None) -> list[dict]:
-  """Records holding a path, one per twin, of the networks of `kind` (a twin's partner kind: ticket,
-  reinit, random_mask; None: all). Older records hold the path on the partner's row only."""
-  paths = [r for r in run.records if r.get("path_error") and not r.get("diverged")]
-  out = []
-  for partner in ({kind} if kind else set(tickets.TWINS.values())):
-    twins = {k for k, p in tickets.TWINS.items() if p == partner}
-    own = [r for r in paths if r["kind"] in twins]
-    out += own or [r for r in paths if r["kind"] == partner and r.get("draw", 0) == 0]
-  return out
+  """The run's records holding a path, one per twin, of the networks of `kind` (None: all)."""
+  return stats.path_records(run.records, kind)
 
 
 def has_stability(runs: Sequence[Run]) -> bool:

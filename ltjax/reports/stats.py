@@ -4,8 +4,10 @@ over trials, and whether a run's early stops mean anything at its schedule.
 - `interval`: mean and a Student-t 95% interval of a sample (trials are the unit: a trial's
   reinit draws are averaged first, so draws do not pass for independent trials).
 - `differences`: per pruned round, ticket - dense, reinit - dense, random_mask - dense (each
-  trial against its own dense net), ticket - reinit and ticket - random_mask (paired by trial).
-  A difference is `real` only when its interval excludes 0.
+  trial against its own dense net), ticket - reinit and ticket - random_mask (paired by trial),
+  and the scratch control's. A difference is `real` only when its interval excludes 0.
+- `instability`: per round, the error barrier of linear mode connectivity per kind (`path_records`)
+  and the ticket's against the controls', paired by trial.
 - `truncation`: per round and kind, the fraction of early stops in the last 5% of the iterations
   the ticket trained. Above 10%, training was cut while still improving: the early-stop
   iteration (the paper's speed measure) says nothing there, and `early_stop_valid` is False.
@@ -20,6 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from ltjax.core.tickets import TWINS
 
 CONFIDENCE = 0.95
 TAIL = 0.05          # the last 5% of a ticket's iterations ...
@@ -73,7 +77,34 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> Interval:
 
 
 COMPARISONS = (("ticket", "dense"), ("reinit", "dense"), ("random_mask", "dense"),
-               ("ticket", "reinit"), ("ticket", "random_mask"))
+               ("ticket", "reinit"), ("ticket", "random_mask"), ("ticket", "scratch"), ("scratch", "dense"))
+
+
+def path_records(recs: Sequence[Record], kind: str | None = None) -> list[Record]:
+  """Records holding a linear-mode-connectivity path, one per twin, of the networks of `kind` (a
+  twin's partner: ticket, reinit, random_mask; None: all). Older records hold the path on the
+  partner's row only (a lottery run writes the first twin's path there too)."""
+  paths = [r for r in recs if r.get("path_error") and not r.get("diverged")]
+  out = []
+  for partner in ([kind] if kind else sorted(set(TWINS.values()))):
+    own = [r for r in paths if TWINS.get(r["kind"]) == partner]
+    out += own or [r for r in paths if r["kind"] == partner and r.get("draw", 0) == 0]
+  return out
+
+
+def instability(recs: Sequence[Record]) -> list[dict[str, Any]]:
+  """Per round holding paths: the instability (error barrier) of each kind, a trial's twins
+  averaged, as an `Interval` over trials, and the ticket's against each control's, paired."""
+  rows = []
+  for rnd in sorted({r["round"] for r in path_records(recs)}):
+    here = [r for r in recs if r["round"] == rnd]
+    kinds = {k: per_trial(path_records(here, k), "instability") for k in ("ticket", "reinit", "random_mask")}
+    row: dict[str, Any] = {"round": rnd, "density": float(np.mean([r["density"] for r in path_records(here)]))}
+    row.update({k: interval(v.values()) for k, v in kinds.items() if v})
+    row.update({f"ticket-{k}": paired(kinds["ticket"], kinds[k]) for k in ("reinit", "random_mask")
+                if kinds["ticket"] and kinds[k]})
+    rows.append(row)
+  return rows
 
 
 def differences(recs: Sequence[Record], field: str = "test_accuracy") -> list[dict[str, Any]]:
@@ -100,7 +131,7 @@ def truncation(recs: Sequence[Record], tail: float = TAIL) -> dict[tuple[int, st
 
   A record trained `steps_trained` iterations ending at the run's last step: round 0 and every
   kind but scratch end where round 0's tickets end (rewound rounds start at k, as much later as
-  they are shorter); scratch trains its own budget from the same start.
+  they are shorter); scratch, a fresh network, trains its own budget from step 0.
   """
   full = max((r["steps_trained"] for r in recs if r["round"] == 0), default=None)
   out = {}
@@ -113,7 +144,7 @@ def truncation(recs: Sequence[Record], tail: float = TAIL) -> dict[tuple[int, st
       if r.get("early_stop_step") is None or r["early_stop_step"] < 0:
         continue
       ticket_steps = next((x["steps_trained"] for x in groups.get((rnd, "ticket"), [])), r["steps_trained"])
-      start = (full - ticket_steps) if full is not None and rnd > 0 else 0
+      start = (full - ticket_steps) if full is not None and rnd > 0 and kind != "scratch" else 0
       end = start + r["steps_trained"]
       stops.append(r["early_stop_step"] >= end - tail * r["steps_trained"])
     if stops:

@@ -61,6 +61,7 @@ def section(name: str, recs: Sequence[dict[str, Any]]) -> str:
       density = f"{row['density'] * 100:.1f}%" if math.isfinite(row["density"]) else ""
       lines.append(f"| {row['round']} | {density} | " + " | ".join(cells) + " |")
     lines.append("")
+  lines += _instability(recs)
   tails = stats.truncation(recs)
   kinds = sorted({k for _, k in tails})
   worst = {k: max(f for (_, kk), f in tails.items() if kk == k) for k in kinds}
@@ -69,6 +70,20 @@ def section(name: str, recs: Sequence[dict[str, Any]]) -> str:
       for k in kinds) + ".")
   lines.append("")
   return "\n".join(lines)
+
+
+def _instability(recs: Sequence[dict[str, Any]]) -> list[str]:
+  rows = stats.instability(recs)
+  present = [c for c in ("ticket", "reinit", "random_mask", "ticket-reinit", "ticket-random_mask")
+             if any(c in row for row in rows)]
+  if not rows:
+    return []
+  lines = ["Instability (linear mode connectivity: the test-error barrier between a network and its "
+           "twins, points; a trial's twins averaged):", "",
+           "| round | density | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+  lines += [f"| {row['round']} | {row['density'] * 100:.1f}% | "
+            + " | ".join(_cell(row.get(c), 100.0, 2) for c in present) + " |" for row in rows]
+  return lines + [""]
 
 
 def against_reference(sets: Sequence[tuple[str, list[dict[str, Any]]]], reference: str = "imp") -> str:
