@@ -84,15 +84,22 @@ def path_figure(runs: Sequence[Run]) -> Figure | None:
   grid = fig.subplots(len(kinds), len(shown), squeeze=False)
   for row, kind in zip(grid, kinds):
     for ax, r in zip(row, shown):
-      for run in runs:
+      drawn = False
+      for i, run in enumerate(runs):
         paths = _per_trial(run, kind, r, "path_error")
         if not paths:
           continue
         mean, lo, hi = _band(paths)
         alphas = np.linspace(0, 1, mean.size)
-        line, = ax.plot(alphas, 100 * mean, marker=".", ms=3,
-                        label=f"k={rewind_step(run)}" if len(runs) > 1 else run.label)
-        ax.fill_between(alphas, 100 * lo, 100 * hi, color=line.get_color(), alpha=0.15)
+        ax.plot(alphas, 100 * mean, marker=".", ms=3, color=f"C{i}",
+                label=f"k={rewind_step(run)}" if len(runs) > 1 else run.label)
+        ax.fill_between(alphas, 100 * lo, 100 * hi, color=f"C{i}", alpha=0.15)
+        drawn = True
+      if not drawn:  # the dense round has no controls
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no {LABELS[kind]} in round {r}", ha="center", va="center", fontsize=8,
+                transform=ax.transAxes, color="gray")
+        continue
       ax.set_xlabel(f"interpolation (0: {LABELS[kind]}, 1: its twin)")
       finish(ax, f"{LABELS[kind]}, round {r}: {pct(_density(runs, r))} remaining",
              "test error (%)" if ax is row[0] else "", legend=ax is grid[0][-1], fontsize=7)
@@ -109,14 +116,14 @@ def instability_figure(runs: Sequence[Run]) -> Figure | None:
   fig = Figure(figsize=(5.2 * len(kinds), 4.0))
   axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True)[0]
   for ax, kind in zip(axes, kinds):
-    for r in _rounds(runs, most=5):
+    for i, r in enumerate(_rounds(runs, most=5)):  # a round keeps its color in every panel
       bands = [(k, _band(values)) for k, run in zip(ks, runs)
                if (values := _per_trial(run, kind, r, "instability"))]
       if not bands:
         continue
       x = [k for k, _ in bands]
       mean, lo, hi = (np.array([band[i][0] for _, band in bands]) for i in range(3))
-      ax.errorbar(x, 100 * mean, yerr=[100 * (mean - lo), 100 * (hi - mean)], marker="o", capsize=3,
+      ax.errorbar(x, 100 * mean, yerr=[100 * (mean - lo), 100 * (hi - mean)], marker="o", capsize=3, color=f"C{i}",
                   label=f"round {r} ({pct(_density(runs, r))})")
     ax.axhline(2.0, color="gray", lw=0.8, ls=":")  # Frankle et al. 2020 call < 2% error stable
     ax.set_xscale("symlog", linthresh=max(1, min(k for k in ks if k) if any(ks) else 1))
