@@ -145,6 +145,10 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
       seconds=time.perf_counter() - t0)
   trained = parallel.take(states.params, ticket_rows)
   trained_state = parallel.take(states.model_state, ticket_rows)
+  lost = np.asarray(tracker.diverged)[np.asarray(ticket_rows)]
+  if lost.any():  # no finite weights to prune at the end: the lineage goes on from its best validated ones
+    trained, trained_state = _where_lineages(jnp.asarray(~lost), (trained, trained_state), (
+        parallel.take(tracker.params, ticket_rows), parallel.take(tracker.model_state, ticket_rows)))
   if r == 0:
     lineage = lineage.replace(dense_params=trained)
   if r + 1 < lineup.num_rounds(cfg):

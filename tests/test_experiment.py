@@ -180,6 +180,19 @@ def test_diverging_tickets_are_marked(tmp_path):
   assert "diverged" in summary
 
 
+def test_a_diverged_lineage_is_pruned_from_its_best_validated_weights(tmp_path):
+  # Its final weights are not finite; it never validated, so its best are theta_0: round 1's mask
+  # keeps fc1's largest |theta_0|, not an arbitrary set ranked among NaNs.
+  cfg = tiny_config(**{"train.optimizer": "sgd", "train.lr": 1e12, "trials": 1, "controls": (),
+                       "prune.rounds": 1, "train.steps": 100})
+  experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  _, lineage = _restored(cfg, tmp_path, next_round=2)
+  init = np.abs(np.asarray(lineage.init_params["fc1"]["kernel"][0]))
+  kept = np.unpackbits(np.load(tmp_path / "masks" / "round_01.npz")["fc1/kernel"], axis=-1,
+                       count=init.shape[-1]).astype(bool)[0]
+  assert 0 < kept.mean() < 1 and init[kept].min() >= init[~kept].max()
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("train.steps", -1, "train.steps"), ("train.eval_every", 500, "larger than the run"),
     ("prune.fc_rate", 1.0, r"^prune.fc_rate: must be in \[0.0, 1.0\)"),
