@@ -10,8 +10,9 @@
 # imp_1pct      LeNet IMP to 1.2% (20 prunings), standardized inputs, 5 trials, 3 reinit draws, 50K
 # imp_1pct_01   the same with [0, 1] inputs (the paper's)
 # fashion       imp_1pct on Fashion-MNIST
-# criteria      every criterion at global scope (the methods' own), 3 reinit draws, the schedule
-#               that passes the early-stop rule (50K), with random and magnitude pruning at init
+# criteria      every criterion at init at global scope (the methods' own; IMP, one-shot and
+#               early-bird keep IMP's layerwise rates), 3 reinit draws, the schedule that passes the
+#               early-stop rule (50K; 20K with CPU=1), with random and magnitude pruning at init
 # liu           Liu et al.'s setting: SGD with momentum 0.9 and weight decay 1e-4 at lr 0.1 and 0.01,
 #               divided by 10 at 50% and 75% of the budget (Scratch-B's own, stretched), Scratch-E
 #               and Scratch-B (the two rates side by side as one program; Scratch-E in liu_e)
@@ -46,6 +47,9 @@ elif [ "${CPU:-0}" = 1 ]; then
   S=20000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=0  # timeout 0: none
   W=${WORKROOT:-workdirs/reviewer_cpu}
   IMP_FLAGS=("--config.controls=('reinit',)")
+  # criteria without IMP: its tickets and reinit draws would be lenet_std_20k_cpu's record for
+  # record (same seed and settings; the other controls in a program change no key), 1.5 h of 7
+  CRITERIA=oneshot,snip,grasp,synflow,early_bird,random_init,magnitude_init
   FASHION_FLAGS=(--config.normalization=none)  # beside lenet_01_20k_cpu and comparison_fashion
   LIU_ROUNDS=12; LIU_D=1; STAB_ROUNDS=8  # to 7.0% and to 16.9%: hours, not days, on 2 cores
 else
@@ -79,7 +83,7 @@ run() {
           && mv "$W/criteria/scoring_cost.part" "$W/criteria/scoring_cost.jsonl"
       fi
       timeout "$LIMIT" "$PY" -m experiments.criteria --workdir="$W/criteria" --steps=$S --trials=$T \
-        --reinit_draws=$D --scope=global >> "$OUT/criteria.log" 2>&1
+        --reinit_draws=$D --scope=global ${CRITERIA:+--criteria=$CRITERIA} >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"
       tar czf "$OUT/criteria.tgz" -C "$W" --exclude=checkpoints criteria ;;
     liu)  # Scratch-B beside the tickets and reinit; then Scratch-E, beside the same tickets again (the

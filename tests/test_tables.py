@@ -105,3 +105,6 @@ def test_one_criterion_against_another_pairs_trials_at_the_nearest_density():
   assert "| snip | 51.0% (vs 50.0%): -1.00 [-1.00, -1.00] * |" in table
   assert "far" not in table  # no IMP round within 5% of 30%
   assert tables.against_reference([("snip", recs(0.97, 0.5))]) == ""
+  # Against Frankle et al. 2021's baselines too: the criterion must beat random pruning at init.
+  table = tables.against_reference([("random_init", recs(0.95, 0.50)), ("snip", recs(0.97, 0.51))], "random_init")
+  assert "random_init's" in table and "| snip | 51.0% (vs 50.0%): +2.00 [+2.00, +2.00] * |" in table

@@ -5,7 +5,7 @@ over trials, and whether a run's early stops mean anything at its schedule.
   reinit draws are averaged first, so draws do not pass for independent trials).
 - `differences`: per pruned round, ticket - dense, reinit - dense, random_mask - dense (each
   trial against its own dense net), ticket - reinit and ticket - random_mask (paired by trial),
-  and the scratch control's. A difference is `real` only when its interval excludes 0.
+  and the inverted and scratch controls'. A difference is `real` only when its interval excludes 0.
 - `instability`: per round, the error barrier of linear mode connectivity per kind (`path_records`)
   and the ticket's against the controls', paired by trial.
 - `truncation`: per round and kind, the fraction of early stops in the last 5% of the iterations
@@ -77,7 +77,8 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> Interval:
 
 
 COMPARISONS = (("ticket", "dense"), ("reinit", "dense"), ("random_mask", "dense"),
-               ("ticket", "reinit"), ("ticket", "random_mask"), ("ticket", "scratch"), ("scratch", "dense"))
+               ("ticket", "reinit"), ("ticket", "random_mask"), ("ticket", "inverted"), ("inverted", "dense"),
+               ("ticket", "scratch"), ("scratch", "dense"))
 
 
 def path_records(recs: Sequence[Record], kind: str | None = None) -> list[Record]:

@@ -86,6 +86,9 @@ def _instability(recs: Sequence[dict[str, Any]]) -> list[str]:
   return lines + [""]
 
 
+REFERENCES = ("imp", "random_init", "magnitude_init")
+
+
 def against_reference(sets: Sequence[tuple[str, list[dict[str, Any]]]], reference: str = "imp") -> str:
   """One criterion against another: each record set's tickets minus the `reference` set's at the
   nearest density (within 5% of it, relative), test accuracy paired by trial (the sets of one
@@ -115,8 +118,9 @@ def against_reference(sets: Sequence[tuple[str, list[dict[str, Any]]]], referenc
       lines.append(f"| {name} | " + "; ".join(cells) + " |")
   if not lines:
     return ""
-  return "\n".join(["| criterion | its tickets − IMP's, test accuracy (points) at each density [95% interval] |",
-                    "|---|---|", *lines, ""])
+  shown = "IMP" if reference == "imp" else reference
+  return "\n".join([f"| criterion | its tickets − {shown}'s, test accuracy (points) at each density "
+                    "[95% interval] |", "|---|---|", *lines, ""])
 
 
 def generate(root: pathlib.Path | str) -> str:
@@ -132,7 +136,8 @@ def generate(root: pathlib.Path | str) -> str:
       directory, point = name.split("/", 1)
       by_dir.setdefault(directory, []).append((point, recs))
   for directory, members in by_dir.items():
-    table = against_reference(members)
-    if table:
-      parts += [f"## {directory}: one criterion against another", "", table]
+    # IMP, and Frankle et al. 2021's baselines that a criterion at init must beat to mean anything.
+    tables = [t for ref in REFERENCES if (t := against_reference(members, ref))]
+    if tables:
+      parts += [f"## {directory}: one criterion against another", "", *tables]
   return "\n".join(parts).rstrip() + "\n"

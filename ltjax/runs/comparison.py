@@ -26,14 +26,16 @@ MAX_IMP_ROUNDS = 60
 def config_for(base, method: str, densities: Sequence[float], sizes: Mapping[str, int],
                scope: str = "auto"):
   """`base` set to find tickets by `method` at (about) `densities`, with random reinit and random
-  mask controls (and the inverted scores, for one-shot methods). `sizes`: prunable weights per
-  layer role (`role_sizes`), which sets IMP's round count. ValueError if IMP cannot get there."""
+  mask controls (and the inverted scores, for one-shot methods; none for random_init, whose every
+  control is a random mask on a random init again). `sizes`: prunable weights per layer role
+  (`role_sizes`), which sets IMP's round count. ValueError if IMP cannot get there."""
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
   cfg = base.copy_and_resolve_references()
   cfg.name = f"{base.name}_{method}"
   one_shot = method not in ("imp", "early_bird", "random_init")  # inverting random scores: random again
-  cfg.controls = (tickets.REINIT, tickets.RANDOM_MASK) + ((tickets.INVERTED,) if one_shot else ())
+  cfg.controls = (() if method == "random_init" else
+                  (tickets.REINIT, tickets.RANDOM_MASK) + ((tickets.INVERTED,) if one_shot else ()))
   if method == "imp":
     cfg.prune.mode = "iterative"
     cfg.prune.rounds = imp_rounds(wiring.role_rates(cfg), sizes, densities[-1])
