@@ -53,7 +53,10 @@ elif [ "${CPU:-0}" = 1 ]; then
   FASHION_FLAGS=(--config.normalization=none)  # beside lenet_01_20k_cpu and comparison_fashion
   LIU_ROUNDS=12; LIU_D=1; STAB_ROUNDS=8  # to 7.0% and to 16.9%: hours, not days, on 2 cores
 else
-  S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-1800}
+  # A lent GPU runs a command for at most 10 minutes: each run stops at LIMIT and still writes its
+  # report and tarball (the records of its finished rounds; a later call resumes from a carried
+  # workdir, or the CPU schedule finishes it)
+  S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-480}
 fi
 OUT=${OUT:-$W/out}  # the tarballs and each run's whole log
 mkdir -p "$OUT"
