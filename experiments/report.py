@@ -108,8 +108,8 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
     cli.fail(f"records: {e}")
   if not all(name in comparison.METHODS for name, _ in named):
     points = None  # a study's points, not a comparison of ways to find tickets: no cost figure
-  from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   configs = _point_configs(root)
+  from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
   runs = [analysis.Run(root, name, configs.get(name, {}), recs) for name, recs in named]
   try:
     for path in summary.write_comparison_figures(runs, points, out):
@@ -135,7 +135,13 @@ def _point_configs(root: pathlib.Path) -> dict[str, dict]:
       node = config
       for key in path:
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+          cli.fail(f"records: {root / sweeps.MANIFEST}: point {point['name']} sets {key} and a field inside it")
       node[last] = value
+    rewind = config.get("prune", {}).get("rewind_step", 0)  # what the stability figures read
+    if isinstance(rewind, bool) or not isinstance(rewind, int) or rewind < 0:
+      cli.fail(f"records: {root / sweeps.MANIFEST}: point {point['name']}'s prune.rewind_step must be a "
+               f"step >= 0, got {rewind!r}")
     configs[point["name"]] = config
   return configs
 

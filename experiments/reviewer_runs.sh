@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 20's reviewer runs, by name, each to $OUT/<name>.tgz (records, curves, masks, config and
-# report; no checkpoints), so a GPU session can spend its minutes on a few of them per call:
+# report; no checkpoints), so a GPU session can spend its minutes on one of them per call:
 #
-#   bash experiments/reviewer_runs.sh imp_1pct imp_1pct_01      # on a lent GPU (benchmarks/accelerator.sh's
+#   bash experiments/reviewer_runs.sh imp_1pct                  # on a lent GPU (benchmarks/accelerator.sh's
 #                                                               # header: carrying wheels and MNIST)
 #   TINY=1 bash experiments/reviewer_runs.sh all                # every run at a toy size, on a CPU
 #   CPU=1 bash experiments/reviewer_runs.sh fashion criteria    # the CPU schedule (below), resumable
@@ -63,6 +63,11 @@ mkdir -p "$OUT"
 LIU_ROUNDS=${LIU_ROUNDS:-$ROUNDS}; LIU_D=${LIU_D:-$D}; STAB_ROUNDS=${STAB_ROUNDS:-$ROUNDS}
 SIZE="--config.train.steps=$S --config.trials=$T --config.reinit_draws=$D --config.train.eval_every=$EVAL"
 
+left() {  # seconds of LIMIT left since $1 (0: no limit), for a name's second command
+  [ "$LIMIT" = 0 ] && { echo 0; return; }
+  local l=$(( LIMIT - ($(date +%s) - $1) )); echo $(( l > 1 ? l : 1 ))
+}
+
 lottery() {  # name, then lottery flags
   local name=$1; shift
   local t0; t0=$(date +%s)
@@ -82,10 +87,11 @@ run() {
       local t0; t0=$(date +%s)
       mkdir -p "$W/criteria"  # what scoring costs, in training steps, for the cost figure (seconds)
       if [ ! -s "$W/criteria/scoring_cost.jsonl" ]; then
-        "$PY" -m benchmarks.criteria --scope=global > "$W/criteria/scoring_cost.part" 2>> "$OUT/criteria.log" \
-          && mv "$W/criteria/scoring_cost.part" "$W/criteria/scoring_cost.jsonl"
+        timeout 300 "$PY" -m benchmarks.criteria --scope=global > "$W/criteria/scoring_cost.part" \
+          2>> "$OUT/criteria.log" && mv "$W/criteria/scoring_cost.part" "$W/criteria/scoring_cost.jsonl" \
+          || echo "criteria: scoring cost not measured (benchmarks.criteria failed; see the log)" | tee -a "$OUT/criteria.log"
       fi
-      timeout "$LIMIT" "$PY" -m experiments.criteria --workdir="$W/criteria" --steps=$S --trials=$T \
+      timeout "$(left "$t0")" "$PY" -m experiments.criteria --workdir="$W/criteria" --steps=$S --trials=$T \
         --reinit_draws=$D --scope=global ${CRITERIA:+--criteria=$CRITERIA} >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"
       tar czf "$OUT/criteria.tgz" -C "$W" --exclude=checkpoints criteria ;;
@@ -98,10 +104,10 @@ run() {
                  --set.train.milestones="($((S / 2)),$((S * 3 / 4)))" --sweep.train.lr=0.1,0.01)
       timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu" --set.reinit_draws=$LIU_D \
         --set.controls='(reinit,scratch)' --set.scratch.steps_scale=2 >> "$OUT/liu.log" 2>&1 &&
-      timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu_e" \
+      timeout "$(left "$t0")" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu_e" \
         --set.controls='(scratch,)' --set.scratch.steps_scale=1 >> "$OUT/liu.log" 2>&1
       echo "liu wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/liu.log"
-      tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints liu liu_e ;;
+      tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints $(cd "$W" && ls -d liu liu_e 2>/dev/null) ;;
     stability)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \

@@ -93,7 +93,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
     trainer = dataclasses.replace(trainer, mask_updates=trains(setup, r))
   ids = lineup.lineup(cfg, r)
   t0 = time.perf_counter()
-  first_steps = lineup.first_steps(setup, ids, r)  # a pruned round starts at the rewind step
+  first_steps = lineup.first_steps(setup, ids, r)  # a pruned round starts at the rewind step (0 with scratch)
   start = int(first_steps.min())
   if resume is not None:
     start, states, tracker, prior = resume

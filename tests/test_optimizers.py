@@ -67,3 +67,9 @@ def test_compiled_over_tickets_a_run_budget_ticket_is_never_stretched():
     own = np.select([steps < last // 2, steps < last * 3 // 4], [1.0, 0.1], 0.01) * np.minimum(steps / (0.3 * last), 1)
     want = np.where(run > 0, own / np.where(run > 0, run, 1), 1.0)
     np.testing.assert_allclose(np.asarray(factors[:, col]), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("decay, steps", [(0.0, 100), (1.5, 100), (0.1, 0)])
+def test_a_schedule_that_cannot_stretch_raises(decay, steps):
+  with pytest.raises(ValueError, match="to stretch needs"):
+    optimizers.stretch(0, (50,), decay, steps=steps)

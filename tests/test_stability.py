@@ -78,7 +78,7 @@ def test_a_twin_starts_as_its_ticket_with_another_data_order():
 
 
 @needs_mnist
-def test_scratch_trains_its_whole_budget_and_rewound_schedules_continue_from_k():
+def test_scratch_starts_at_step_0_and_rewound_schedules_continue_from_k():
   # Rewinding to k: the tickets start at k, their rate schedule at k (Adam's own count at 0, over
   # fresh moments); the scratch control is a fresh network and trains from step 0.
   cfg = tiny_lottery_config(**{"prune.rounds": 1, "controls": ("scratch",), "prune.rewind_step": 50,

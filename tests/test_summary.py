@@ -116,9 +116,14 @@ def test_report_binary_redraws_a_committed_studys_stability(binaries, tmp_path):
   assert ran.rc == 0, ran.stderr
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
       "accuracy.png", "early_stop.png", "instability.png", "stability_path.png"]
-  (tmp_path / "sweep.json").write_text('{"points": 3}')
-  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
-  assert ran.rc == 1 and "not a sweep manifest" in ran.stderr and ran.stderr.count("\n") == 1
+  for manifest, message in (('{"points": 3}', "not a sweep manifest"),
+                            ('{"points": [{"name": "rewind_step=0", "values": {"prune": 1, "prune.rewind_step": 0}}]}',
+                             "sets prune and a field inside it"),
+                            ('{"points": [{"name": "rewind_step=0", "values": {"prune.rewind_step": "k"}}]}',
+                             "rewind_step must be a step >= 0, got 'k'")):
+    (tmp_path / "sweep.json").write_text(manifest)
+    ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+    assert ran.rc == 1 and message in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 
 
 def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):

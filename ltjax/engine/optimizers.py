@@ -101,4 +101,6 @@ def stretch(warmup_steps: int, milestones: Sequence[int], decay: float, steps: i
   milestones = tuple(int(m) for m in milestones if m > 0)
   if not warmup_steps and not milestones:
     return None
+  if not 0 < decay <= 1 or steps < 1:
+    raise ValueError(f"a schedule to stretch needs decay in (0, 1] and steps >= 1, got {decay} and {steps}")
   return Stretch(int(warmup_steps), milestones, float(decay), int(steps))

@@ -122,7 +122,7 @@ def instability_figure(runs: Sequence[Run]) -> Figure | None:
       if not bands:
         continue
       x = [k for k, _ in bands]
-      mean, lo, hi = (np.array([band[i][0] for _, band in bands]) for i in range(3))
+      mean, lo, hi = (np.array([band[part][0] for _, band in bands]) for part in range(3))
       ax.errorbar(x, 100 * mean, yerr=[100 * (mean - lo), 100 * (hi - mean)], marker="o", capsize=3, color=f"C{i}",
                   label=f"round {r} ({pct(_density(runs, r))})")
     ax.axhline(2.0, color="gray", lw=0.8, ls=":")  # Frankle et al. 2020 call < 2% error stable

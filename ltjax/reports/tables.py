@@ -76,7 +76,7 @@ def _instability(recs: Sequence[dict[str, Any]]) -> list[str]:
   rows = stats.instability(recs)
   present = [c for c in ("ticket", "reinit", "random_mask", "ticket-reinit", "ticket-random_mask")
              if any(c in row for row in rows)]
-  if not rows:
+  if not present:
     return []
   lines = ["Instability (linear mode connectivity: the test-error barrier between a network and its "
            "twins, points; a trial's twins averaged):", "",
