@@ -90,11 +90,16 @@ def test_criteria_report_draws_the_cost_and_overlays_the_runs_on_request(run, tm
   assert sorted(p.name for p in (tmp_path / "cost_only").iterdir()) == ["cost.json", "cost.png"]
 
 
+def _redraw(binaries, tmp_path, committed: str, names=()):
+  """The report binary's --records over copies of `names` from results/`committed`."""
+  for name in names:
+    (tmp_path / name).write_text((REPO / "results" / committed / name).read_text())
+  return binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+
+
 def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
-  src = REPO / "results" / "criteria_5k_global"
-  for name in ("snip.results.jsonl", "synflow.results.jsonl", "scoring_cost.jsonl"):
-    (tmp_path / name).write_text((src / name).read_text())
-  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  ran = _redraw(binaries, tmp_path, "criteria_5k_global",
+                ("snip.results.jsonl", "synflow.results.jsonl", "scoring_cost.jsonl"))
   assert ran.rc == 0, ran.stderr
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
       "accuracy.png", "cost.json", "cost.png", "early_stop.png"]
@@ -109,10 +114,8 @@ def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
 
 def test_report_binary_redraws_a_committed_studys_stability(binaries, tmp_path):
   # The points' rewind steps come from the study's sweep.json: one line per k, one panel per kind.
-  src = REPO / "results" / "study_stability"
-  for name in ("rewind_step=0.results.jsonl", "rewind_step=500.results.jsonl", "sweep.json"):
-    (tmp_path / name).write_text((src / name).read_text())
-  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  ran = _redraw(binaries, tmp_path, "study_stability",
+                ("rewind_step=0.results.jsonl", "rewind_step=500.results.jsonl", "sweep.json"))
   assert ran.rc == 0, ran.stderr
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
       "accuracy.png", "early_stop.png", "instability.png", "stability_path.png"]
@@ -122,7 +125,7 @@ def test_report_binary_redraws_a_committed_studys_stability(binaries, tmp_path):
                             ('{"points": [{"name": "rewind_step=0", "values": {"prune.rewind_step": "k"}}]}',
                              "rewind_step must be a step >= 0, got 'k'")):
     (tmp_path / "sweep.json").write_text(manifest)
-    ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+    ran = _redraw(binaries, tmp_path, "study_stability")
     assert ran.rc == 1 and message in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
 
 

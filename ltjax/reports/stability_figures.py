@@ -69,10 +69,8 @@ def _band(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
   """Mean and 95% interval over trials, pointwise (the mean alone, as its own band, for 1 trial)."""
   x = np.array(values, np.float64).reshape(len(values), -1)  # [trials, points]
   ivs = [stats.interval(col) for col in x.T]
-  mean = np.array([iv.mean for iv in ivs])
-  lo, hi = (np.array([v if np.isfinite(v) else m for v, m in zip(side, mean)])
-            for side in ([iv.lo for iv in ivs], [iv.hi for iv in ivs]))
-  return mean, lo, hi
+  mean, lo, hi = (np.array([getattr(iv, end) for iv in ivs]) for end in ("mean", "lo", "hi"))
+  return mean, np.where(np.isfinite(lo), lo, mean), np.where(np.isfinite(hi), hi, mean)
 
 
 def path_figure(runs: Sequence[Run]) -> Figure | None:
