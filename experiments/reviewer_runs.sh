@@ -28,6 +28,14 @@
 # (rerunning a name resumes it where it was killed), and the IMP runs without the random-mask
 # control (its sparse masks stop as late as 34,000 in the 50K records). Hours per name on 2 cores.
 #
+# A run that cannot finish in one sitting is carried over as records (each workdir's lineage.npz is
+# what its next round starts from; no checkpoints):
+#
+#   CPU=1 bash experiments/reviewer_runs.sh --keep stability   # $W/stability -> results/unfinished/
+#   CPU=1 bash experiments/reviewer_runs.sh stability          # elsewhere, later: continues from there
+#
+# (a name whose workdir is missing starts from results/unfinished/<name> where that exists).
+#
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
 # RESULTS.md as claims (`python -m experiments.report --results=results`).
@@ -62,6 +70,23 @@ OUT=${OUT:-$W/out}  # the tarballs and each run's whole log
 mkdir -p "$OUT"
 LIU_ROUNDS=${LIU_ROUNDS:-$ROUNDS}; LIU_D=${LIU_D:-$D}; STAB_ROUNDS=${STAB_ROUNDS:-$ROUNDS}
 SIZE="--config.train.steps=$S --config.trials=$T --config.reinit_draws=$D --config.train.eval_every=$EVAL"
+
+UNFINISHED=${UNFINISHED:-results/unfinished}
+carried_in() {  # a run's workdir from what an earlier machine kept, where this machine has none
+  if [ ! -e "$W/$1" ] && [ -d "$UNFINISHED/$1" ]; then
+    cp -r "$UNFINISHED/$1" "$W/$1" && echo "$1: continuing from $UNFINISHED/$1" | tee -a "$OUT/$1.log"
+  fi
+}
+keep() {  # records, curves, masks and lineage files of a run in progress, to commit
+  [ -d "$W/$1" ] || { echo "--keep: no workdir $W/$1"; exit 2; }
+  rm -rf "$UNFINISHED/$1.part" && mkdir -p "$UNFINISHED" &&
+    tar cf - -C "$W" --exclude=checkpoints --exclude=tensorboard --exclude=.lock --exclude=report "$1" |
+    tar xf - -C "$UNFINISHED" --transform "s,^$1,$1.part," &&
+    rm -rf "$UNFINISHED/$1" && mv "$UNFINISHED/$1.part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
+}
+if [ "${1:-}" = --keep ]; then
+  shift; for name in "$@"; do keep "$name"; done; exit 0
+fi
 
 left() {  # seconds of LIMIT left since $1 (0: no limit), for a name's second command
   [ "$LIMIT" = 0 ] && { echo 0; return; }
@@ -122,9 +147,9 @@ run() {
 
 for name in "$@"; do
   if [ "$name" = all ]; then
-    for n in imp_1pct imp_1pct_01 fashion criteria liu stability; do run $n; done
+    for n in imp_1pct imp_1pct_01 fashion criteria liu stability; do carried_in $n; run $n; done
   else
-    run "$name"
+    carried_in "$name"; [ "$name" = liu ] && carried_in liu_e; run "$name"
   fi
 done
 ls -la "$OUT"

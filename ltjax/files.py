@@ -44,6 +44,13 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
   _fsync_dir(path.parent)
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> None:
+  """Delete the temp files that `write_atomic` calls killed mid-write left in `directory`. Only
+  for a directory whose lock the caller holds: a live writer's temp file would go too."""
+  for tmp in pathlib.Path(directory).glob(".*.*.*.tmp"):
+    tmp.unlink(missing_ok=True)
+
+
 def _fsync_dir(directory: pathlib.Path) -> None:
   """Make the rename itself durable; best effort (some file systems refuse to open a dir)."""
   try:

@@ -176,7 +176,7 @@ class Lineage:
   mask: PyTree               # the ticket's mask for `round`
   inverted_mask: PyTree      # the mask with the criterion's scores inverted (the 'inverted' control)
   found_after: jax.Array     # [trials] model-steps of training spent finding `mask` (the cost axis)
-  dense_params: PyTree       # trained dense weights (one-shot prunes these every round)
+  dense_params: PyTree       # trained dense weights where the mode prunes them (`Mode.prunes_dense`), else theta_0
 
 
 def initial_lineage(setup) -> Lineage:

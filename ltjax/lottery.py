@@ -149,7 +149,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
   if lost.any():  # no finite weights to prune at the end: the lineage goes on from its best validated ones
     trained, trained_state = _where_lineages(jnp.asarray(~lost), (trained, trained_state), (
         parallel.take(tracker.params, ticket_rows), parallel.take(tracker.model_state, ticket_rows)))
-  if r == 0:
+  if r == 0 and modes.get(cfg.prune.mode).prunes_dense:
     lineage = lineage.replace(dense_params=trained)
   if r + 1 < lineup.num_rounds(cfg):
     lineage = next_masks(setup, lineage, r, trained, trained_state, dataset)

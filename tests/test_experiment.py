@@ -319,13 +319,13 @@ def test_a_mid_round_checkpoint_that_cannot_resume_is_skipped(tmp_path, caplog):
             "tracker": flax.serialization.to_state_dict(setup.trainer.new_tracker(states))}
     ckpt.save_midround(50, tree, {"round": 1, "step": 50, "curves": {}})  # round 1's, not round 0's
     assert ckpt.has_midround()
-    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None)
+    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None, workdir=tmp_path)
     assert lineage.round == 0 and resume is None
     state_dir = tmp_path / "checkpoints" / "midround" / "50" / "state"
     for f in state_dir.rglob("*"):  # torn: the state's files never made it to disk
       if f.is_file():
         f.unlink()
-    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None)
+    lineage, resume = experiment._restore(setup, ckpt, log=lambda _: None, workdir=tmp_path)
     assert lineage.round == 0 and resume is None
     assert "skipping unreadable checkpoint" in caplog.text
   finally:

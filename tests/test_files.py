@@ -90,3 +90,12 @@ def test_compilation_and_data_caches_share_one_root(monkeypatch, tmp_path):
   finally:
     version_dir.chmod(0o755)
   assert cache.parent == tmp_path / "xdg" / "ltjax" and len(cache.name) == 16
+
+
+def test_stale_temps_of_killed_writes_go_and_nothing_else(tmp_path):
+  (tmp_path / "results.jsonl").write_text("kept\n")
+  (tmp_path / ".results.jsonl.8435.5.tmp").write_text("half")
+  (tmp_path / ".hidden").write_text("kept")
+  files.remove_stale_temps(tmp_path)
+  files.remove_stale_temps(tmp_path / "missing")
+  assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "results.jsonl"]

@@ -135,8 +135,9 @@ def _round_files_written(workdir, round_index):
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, jax_cache, reference):
   """One lineage killed at every kind of point in turn, each time resumed by the next process:
   inside a round (after a mid-round checkpoint), between rounds (round 1's files written), and
-  during a checkpoint (round 2's written but not yet renamed: round 1's must be used). The final
-  records, curves and masks equal the uninterrupted run's."""
+  during a checkpoint (the one after round 2 written but not yet renamed: the torn one is skipped,
+  and lineage.npz, written just before, says round 2 is done). The final records, curves and masks
+  equal the uninterrupted run's."""
   workdir = tmp_path / "killed"
   args = [f"--workdir={workdir}", *TINY]
   _run_until(args, jax_cache, _midround_saved(workdir, 1))
@@ -146,7 +147,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, jax_cache, ref
   assert any("tmp" in p.name for p in (workdir / "checkpoints" / "rounds").iterdir())
   resumed = lottery(args, jax_cache)
   assert resumed.returncode == 0, resumed.stderr
-  assert "round 2 done" in resumed.stdout, resumed.stdout
+  assert "resuming after round 2 (lineage.npz)" in resumed.stdout, resumed.stdout
+  assert "round 2 done" not in resumed.stdout  # nothing computed is done twice
   assert_same_run(reference, workdir)
   assert not list(workdir.rglob("*.tmp")), "temporary files left behind"
 

@@ -97,6 +97,14 @@ def test_fan_out_calls_every_sink_in_order_and_closes_those_that_can():
                    ("a", "round_done", "r"), ("bare", "round_done", "r"), ("b", "round_done", "r")]
 
 
+def _lineage(round_index, trials=2):
+  params = {"fc": {"kernel": np.ones((trials, 3, 2), np.float32)}}
+  mask = {"fc": {"kernel": np.ones((trials, 3, 2), bool)}}
+  return lineup.Lineage(round=round_index, init_params=params, init_model_state={}, start_params=params,
+                        start_model_state={}, mask=mask, inverted_mask=mask,
+                        found_after=np.zeros(trials, np.int32), dense_params=params)
+
+
 def test_each_rounds_files_are_on_disk_before_its_checkpoint(tmp_path):
   cfg = _cfg()
   ckpt, logs = _Checkpoints(tmp_path), []
@@ -104,13 +112,13 @@ def test_each_rounds_files_are_on_disk_before_its_checkpoint(tmp_path):
   for r in range(lineup.num_rounds(cfg)):
     result = _result(cfg, r)
     sink.progress(r, 200, None, result.curves)
-    sink.round_done(result, types.SimpleNamespace(round=r + 1))
+    sink.round_done(result, _lineage(r + 1))
   sink.close()
   assert [s[:3] for s in ckpt.saves] == [("round", 1, {"round": 1}), ("round", 2, {"round": 2})]
-  assert ckpt.saves[0][3] == ["curves/round_00.npz", "masks/round_00.npz", "results.csv",
+  assert ckpt.saves[0][3] == ["curves/round_00.npz", "lineage.npz", "masks/round_00.npz", "results.csv",
                               "results.jsonl"]
-  assert ckpt.saves[1][3] == ["curves/round_00.npz", "curves/round_01.npz", "masks/round_00.npz",
-                              "masks/round_01.npz", "results.csv", "results.jsonl"]
+  assert ckpt.saves[1][3] == ["curves/round_00.npz", "curves/round_01.npz", "lineage.npz",
+                              "masks/round_00.npz", "masks/round_01.npz", "results.csv", "results.jsonl"]
   recs = results.read(tmp_path)
   assert [(x["round"], x["kind"]) for x in recs] == [(0, "ticket")] * 2 + [
       (1, t.kind) for t in lineup.lineup(cfg, 1)]

@@ -62,6 +62,8 @@ class Mode:
   structures: tuple[str, ...] = ()
   # setup -> None: checks against the network's shapes before anything is written (PruningError).
   check: Callable[[Any], None] | None = None
+  # Finds its masks from the trained dense weights (one-shot): the lineage keeps them after round 0.
+  prunes_dense: bool = False
 
 
 def by_densities(cfg) -> int:
@@ -76,7 +78,7 @@ def register(name: str, find: Callable[[Request], Found] | None = None, *,
              pruned_rounds: Callable[[Any], int] = by_densities, inverts: bool = False,
              fine_tunes: bool = False, trains: Callable[[Any, int], Any] | None = None,
              defaults: dict | None = None, structures: tuple[str, ...] = (),
-             check: Callable[[Any], None] | None = None):
+             check: Callable[[Any], None] | None = None, prunes_dense: bool = False):
   """Register `find` as the mode `name` (also usable as a decorator); returns `find`."""
   def add(find):
     if not callable(find):
@@ -85,7 +87,7 @@ def register(name: str, find: Callable[[Request], Found] | None = None, *,
       raise ModeError(f"mode {name!r}: trains must be callable, got {type(trains).__name__}")
     doc = (find.__doc__ or "").strip().splitlines()
     _MODES[name] = Mode(find, pruned_rounds, inverts, fine_tunes, doc[0] if doc else "", trains,
-                        dict(defaults or {}), tuple(structures), check)
+                        dict(defaults or {}), tuple(structures), check, prunes_dense)
     return find
   return add if find is None else add(find)
 

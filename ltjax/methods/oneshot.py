@@ -22,7 +22,7 @@ def one_shot_rates(setup, lineage, density: float) -> PyTree:
                                                                 density))
 
 
-@modes.register("oneshot", inverts=True)
+@modes.register("oneshot", inverts=True, prunes_dense=True)
 def find(request: modes.Request) -> modes.Found:
   """One-shot: prune each trial's trained dense net to the round's density."""
   setup, lineage, cfg = request.setup, request.lineage, request.setup.cfg

@@ -24,7 +24,7 @@ from ltjax.core import pruning
 from ltjax.data import prepare
 from ltjax.engine import parallel, runtime, timing, train
 from ltjax.methods import modes
-from ltjax.runs import checkpoint, results, validation
+from ltjax.runs import checkpoint, lineage_file, results, validation
 from ltjax.runs.workdir import (  # noqa: F401 -- also this module's names, as callers know them
   CONFIG,
   _writable_dir,
@@ -127,7 +127,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
     ckpt = checkpoint.Checkpoints(workdir)
     try:
       with timing.phase("resume"):
-        lineage, resume = _restore(setup, ckpt, log)
+        lineage, resume = _restore(setup, ckpt, log, workdir)
       sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer, status=status,
                          first_round=lineage.round)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lineup.num_rounds(cfg)} rounds "
@@ -194,8 +194,10 @@ def _set_up(cfg, dataset, network) -> tuple[data.Dataset, wiring.Setup]:
   return setup.trainer.layout.replicate(dataset), setup
 
 
-def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log):
-  """The lineage to continue from and, if a round was interrupted, its saved training state."""
+def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log, workdir: pathlib.Path):
+  """The lineage to continue from and, if a round was interrupted, its saved training state: the
+  latest round checkpoint, or lineage.npz where it is further on (a workdir copied without its
+  checkpoints, or one killed between the two writes)."""
   fresh = lineup.initial_lineage(setup)
   saved = ckpt.latest_round(lineage_tree(fresh))
   lineage = fresh
@@ -203,7 +205,11 @@ def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log):
     next_round, tree, meta = saved
     lineage = flax.serialization.from_state_dict(fresh, jax.tree.map(jnp.asarray, tree))
     lineage = lineage.replace(round=int(meta["round"]))
-    log(f"resuming after round {lineage.round - 1}")
+  carried = lineage_file.load(workdir, fresh)
+  if carried is not None and carried.round > lineage.round:
+    lineage = carried
+  if lineage.round:
+    log(f"resuming after round {lineage.round - 1}" + ("" if lineage is not carried else f" ({lineage_file.FILE})"))
   return lineage, restore_midround(setup, ckpt, lineage, log)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from ltjax import data, lineup, lottery, models, wiring
 from ltjax.engine import parallel, train
-from ltjax.runs import checkpoint, experiment, results, validation
+from ltjax.runs import checkpoint, experiment, lineage_file, results, validation
 from ltjax.runs.workdir import _writable_dir, locked, prepare_workdir
 from ltjax.runs.writers import CheckpointWriter, FanOut, ProgressWriter, Sink, WorkdirSink, lineage_tree
 
@@ -140,7 +140,7 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
       prepare_workdir(workdir, cfg, restart)
       ckpts.append(checkpoint.Checkpoints(workdir))
       stack.callback(ckpts[-1].close)
-    lineage = _restore(setup, ckpts, log)
+    lineage = _restore(setup, ckpts, log, workdirs)
     # The program's mid-round states, all points in one checkpoint (one point's slice alone cannot
     # restart the others), kept in the first point's workdir (locked above; --restart clears it).
     mid = checkpoint.Checkpoints(workdirs[0], subdir=MIDROUND_DIR)
@@ -243,12 +243,14 @@ def _with_stats_of(lineage: lineup.Lineage, full: lineup.Lineage) -> lineup.Line
                          start_model_state={**lineage.start_model_state, train.INPUT_STATS: stats})
 
 
-def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Lineage:
-  """The lineages of every point at the latest round all of them finished, side by side."""
+def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log, workdirs) -> lineup.Lineage:
+  """The lineages of every point at the latest round all of them finished, side by side (from
+  their round checkpoints, or their lineage.npz where a workdir came without checkpoints)."""
   fresh = lineup.initial_lineage(setup)
   trials = setup.points.trials
   targets = [slice_lineage(fresh, p, trials) for p in range(len(ckpts))]
-  steps = [set(c.round_steps()) for c in ckpts]
+  carried = [lineage_file.load(w, _own_lineage(t)) for w, t in zip(workdirs, targets)]
+  steps = [set(c.round_steps()) | ({l.round} if l is not None else set()) for c, l in zip(ckpts, carried)]
   common = sorted(set.intersection(*steps)) if steps else []
   if not common:
     if any(steps):
@@ -256,10 +258,14 @@ def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log) -> lineup.Line
     return fresh
   nxt = common[-1]
   parts = []
-  for ck, target in zip(ckpts, targets):
+  for ck, target, carry in zip(ckpts, targets, carried):
     own = _own_lineage(target)
-    tree, _ = ck.restore_round(nxt, lineage_tree(own))
-    parts.append(_with_stats_of(flax.serialization.from_state_dict(own, jax.tree.map(jnp.asarray, tree)), target))
+    if nxt in ck.round_steps():
+      tree, _ = ck.restore_round(nxt, lineage_tree(own))
+      own = flax.serialization.from_state_dict(own, jax.tree.map(jnp.asarray, tree))
+    else:
+      own = carry
+    parts.append(_with_stats_of(own, target))
   log(f"resuming after round {nxt - 1}")
   return jax.tree.map(lambda *x: jnp.concatenate(x), *parts).replace(round=nxt)
 

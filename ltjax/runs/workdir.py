@@ -5,6 +5,8 @@ Layout of a workdir:
   results.jsonl / .csv   one record per ticket per round (rewritten atomically each round)
   curves/round_XX.npz    validation/training curves [num_evals, K] and the ticket ids
   masks/round_XX.npz     each trial's ticket mask for the round (bit-packed)
+  lineage.npz            what the next round starts from (masks, and theta_k where rewinding):
+                         with the records, enough to continue the run without checkpoints
   tensorboard/<ticket>/  live TensorBoard curves: round_XX/{train_loss,val_loss,val_accuracy}
   checkpoints/           orbax: lineage after every round (init weights, masks), mid-round states
 
@@ -22,12 +24,12 @@ from typing import Any
 
 import ltjax
 from ltjax import files, wiring
-from ltjax.runs import results
+from ltjax.runs import lineage_file, results
 from ltjax.runs.validation import UsageError
 
 CONFIG = "config.json"
 _LOCK = ".lock"
-RESULT_FILES = (CONFIG, results.RESULTS, results.RESULTS_CSV)
+RESULT_FILES = (CONFIG, results.RESULTS, results.RESULTS_CSV, lineage_file.FILE)
 RESULT_DIRS = ("curves", "masks", "checkpoints", "tensorboard")
 # Fields that change how a run executes, not what it computes: may differ on resume.
 _EXECUTION_ONLY = ("execution", "data_dir")
@@ -73,6 +75,8 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
       (workdir / name).unlink(missing_ok=True)
     for name in RESULT_DIRS:
       shutil.rmtree(workdir / name, ignore_errors=True)
+  for directory in (workdir, workdir / "curves", workdir / "masks"):  # writes a killed run left half-done
+    files.remove_stale_temps(directory)
   files.write_atomic(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
 
 

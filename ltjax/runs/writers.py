@@ -23,6 +23,7 @@ order for every report, so that each round's files are on disk before its checkp
 what a resumed run trusts; see `workdir` for the layout):
   RecordsWriter      results.jsonl / results.csv
   CurvesWriter       curves/round_XX.npz, masks/round_XX.npz
+  LineageWriter      lineage.npz: what the next round starts from, small enough to commit
   CheckpointWriter   checkpoints/: mid-round states every `execution.checkpoint_every` steps and
                      `execution.checkpoint_minutes` of wall time;
                      the lineage (and the round's trained weights and masks) after each round
@@ -51,7 +52,7 @@ from tensorboardX.record_writer import masked_crc32c
 from ltjax import files, lineup
 from ltjax.core import tickets
 from ltjax.engine import timing
-from ltjax.runs import checkpoint, progress, results
+from ltjax.runs import checkpoint, lineage_file, progress, results
 
 METRICS = ("train_loss", "val_loss", "val_accuracy")  # the TensorBoard tags of a round
 
@@ -123,6 +124,18 @@ class CurvesWriter(Sink):
            **flax.serialization.to_state_dict(result.curves))
     rows = [i for i, t in enumerate(result.ids) if t.kind == tickets.TICKET]
     _savez(self.workdir / "masks" / f"round_{r:02d}.npz", **results.pack_masks(result.masks, rows))
+
+
+class LineageWriter(Sink):
+  """lineage.npz: the lineage the next round starts from, beyond what the config reproduces
+  (`lineage_file`): a copy of the workdir without checkpoints continues from it."""
+  label = "lineage"
+
+  def __init__(self, workdir: pathlib.Path, cfg):
+    self.workdir, self.cfg = pathlib.Path(workdir), cfg
+
+  def round_done(self, result, lineage):
+    lineage_file.save(self.workdir, lineage, self.cfg)
 
 
 def _savez(path: pathlib.Path, **arrays) -> None:
@@ -315,6 +328,6 @@ class WorkdirSink(FanOut):
     if not writer:
       super().__init__(ckpts)
       return
-    super().__init__(RecordsWriter(workdir, cfg.seed), CurvesWriter(workdir), ckpts,
+    super().__init__(RecordsWriter(workdir, cfg.seed), CurvesWriter(workdir), LineageWriter(workdir, cfg), ckpts,
                      ProgressWriter(cfg, log, status, first_round, log_every_s),
                      TensorBoardWriter(workdir, cfg))
