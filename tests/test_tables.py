@@ -84,10 +84,13 @@ def test_the_binary_writes_stats_or_refuses_in_one_line(binaries, tmp_path):
   (tmp_path / "run").mkdir()
   (tmp_path / "run" / "results.jsonl").write_text(
       "\n".join(__import__("json").dumps(r) for r in _recs()) + "\n")
+  (tmp_path / tables.UNFINISHED / "later").mkdir(parents=True)  # a run in progress: not a result yet
+  later = tmp_path / tables.UNFINISHED / "later" / "results.jsonl"
+  later.write_text((tmp_path / "run" / "results.jsonl").read_text())
   ran = binaries("experiments.report", [f"--results={tmp_path}"])
   assert ran.rc == 0, ran.stderr
   text = (tmp_path / tables.OUT).read_text()
-  assert "## run" in text and "reinit 100% (fails" in text
+  assert "## run" in text and "reinit 100% (fails" in text and "later" not in text
   empty = tmp_path / "empty"
   empty.mkdir()
   ran = binaries("experiments.report", [f"--results={empty}"])

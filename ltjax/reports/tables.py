@@ -19,16 +19,20 @@ from ltjax.reports import stats
 from ltjax.runs import results
 
 OUT = "STATS.md"
+UNFINISHED = "unfinished"  # results/unfinished/<run>: a run in progress (experiments/reviewer_runs.sh --keep)
 
 
 def record_sets(root: pathlib.Path | str) -> list[tuple[str, list[dict[str, Any]]]]:
-  """(name, records) for every record set under `root`, in name order."""
+  """(name, records) for every record set under `root`, in name order; runs still in progress
+  (UNFINISHED, carried between machines) are not results yet."""
   root = pathlib.Path(root)
   out = []
   for path in sorted(root.rglob("*results.jsonl")):
     if path.name != results.RESULTS and not path.name.endswith("." + results.RESULTS):
       continue
     rel = path.parent.relative_to(root).as_posix()
+    if rel.split("/")[0] == UNFINISHED:
+      continue
     name = rel if path.name == results.RESULTS else f"{rel}/{path.name[:-len('.' + results.RESULTS)]}"
     recs = results.read_file(path)
     if recs:
