@@ -72,20 +72,31 @@ LIU_ROUNDS=${LIU_ROUNDS:-$ROUNDS}; LIU_D=${LIU_D:-$D}; STAB_ROUNDS=${STAB_ROUNDS
 SIZE="--config.train.steps=$S --config.trials=$T --config.reinit_draws=$D --config.train.eval_every=$EVAL"
 
 UNFINISHED=${UNFINISHED:-results/unfinished}
-carried_in() {  # a run's workdir from what an earlier machine kept, where this machine has none
-  if [ ! -e "$W/$1" ] && [ -d "$UNFINISHED/$1" ]; then
-    cp -r "$UNFINISHED/$1" "$W/$1" && echo "$1: continuing from $UNFINISHED/$1" | tee -a "$OUT/$1.log"
+records_in() { find "$1" -name results.jsonl -exec cat {} + 2>/dev/null | wc -l; }
+carried_in() {  # a run's workdir from what an earlier machine kept, unless this machine's is as far
+  [ -d "$UNFINISHED/$1" ] || return 0
+  if [ -e "$W/$1" ]; then
+    [ "$(records_in "$UNFINISHED/$1")" -gt "$(records_in "$W/$1")" ] || return 0
+    mv "$W/$1" "$W/$1.behind.$(date +%s)"
   fi
+  cp -r "$UNFINISHED/$1" "$W/$1" && echo "$1: continuing from $UNFINISHED/$1" | tee -a "$OUT/$1.log"
 }
-keep() {  # records, curves, masks and lineage files of a run in progress, to commit
+keep() {  # records, curves, masks and lineage files of a run (live or not), to commit: the lineage
+          # files first, so that the records beside them are never older than they are
   [ -d "$W/$1" ] || { echo "--keep: no workdir $W/$1"; exit 2; }
-  rm -rf "$UNFINISHED/$1.part" && mkdir -p "$UNFINISHED" &&
-    tar cf - -C "$W" --exclude=checkpoints --exclude=tensorboard --exclude=.lock --exclude=report "$1" |
-    tar xf - -C "$UNFINISHED" --transform "s,^$1,$1.part," &&
-    rm -rf "$UNFINISHED/$1" && mv "$UNFINISHED/$1.part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
+  local part="$UNFINISHED/$1.part"
+  rm -rf "$part" && mkdir -p "$part" &&
+    (cd "$W/$1" && find . -name 'lineage*.npz' -print0 | tar cf - --null -T -) | tar xf - -C "$part" &&
+    tar cf - -C "$W/$1" --exclude=checkpoints --exclude=tensorboard --exclude=.lock --exclude=report \
+      --exclude='lineage*.npz' --exclude='.*.tmp' . | tar xf - -C "$part" &&
+    rm -rf "${UNFINISHED:?}/$1" && mv "$part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
 }
 if [ "${1:-}" = --keep ]; then
-  shift; for name in "$@"; do keep "$name"; done; exit 0
+  shift
+  for name in "$@"; do
+    keep "$name"; if [ "$name" = liu ] && [ -d "$W/liu_e" ]; then keep liu_e; fi
+  done
+  exit 0
 fi
 
 left() {  # seconds of LIMIT left since $1 (0: no limit), for a name's second command
@@ -147,7 +158,9 @@ run() {
 
 for name in "$@"; do
   if [ "$name" = all ]; then
-    for n in imp_1pct imp_1pct_01 fashion criteria liu stability; do carried_in $n; run $n; done
+    for n in imp_1pct imp_1pct_01 fashion criteria liu stability; do
+      carried_in $n; [ $n = liu ] && carried_in liu_e; run $n
+    done
   else
     carried_in "$name"; [ "$name" = liu ] && carried_in liu_e; run "$name"
   fi

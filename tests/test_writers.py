@@ -118,7 +118,8 @@ def test_each_rounds_files_are_on_disk_before_its_checkpoint(tmp_path):
   assert ckpt.saves[0][3] == ["curves/round_00.npz", "lineage.npz", "masks/round_00.npz", "results.csv",
                               "results.jsonl"]
   assert ckpt.saves[1][3] == ["curves/round_00.npz", "curves/round_01.npz", "lineage.npz",
-                              "masks/round_00.npz", "masks/round_01.npz", "results.csv", "results.jsonl"]
+                              "lineage.previous.npz", "masks/round_00.npz", "masks/round_01.npz",
+                              "results.csv", "results.jsonl"]
   recs = results.read(tmp_path)
   assert [(x["round"], x["kind"]) for x in recs] == [(0, "ticket")] * 2 + [
       (1, t.kind) for t in lineup.lineup(cfg, 1)]

@@ -79,7 +79,8 @@ def register(name: str, find: Callable[[Request], Found] | None = None, *,
              fine_tunes: bool = False, trains: Callable[[Any, int], Any] | None = None,
              defaults: dict | None = None, structures: tuple[str, ...] = (),
              check: Callable[[Any], None] | None = None, prunes_dense: bool = False):
-  """Register `find` as the mode `name` (also usable as a decorator); returns `find`."""
+  """Register `find` as the mode `name` (also usable as a decorator); returns `find`.
+  `prunes_dense`: `request.lineage.dense_params` holds round 0's trained dense net (else theta_0)."""
   def add(find):
     if not callable(find):
       raise ModeError(f"mode {name!r} must be callable, got {type(find).__name__}")

@@ -205,11 +205,13 @@ def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log, workdir: pa
     next_round, tree, meta = saved
     lineage = flax.serialization.from_state_dict(fresh, jax.tree.map(jnp.asarray, tree))
     lineage = lineage.replace(round=int(meta["round"]))
-  carried = lineage_file.load(workdir, fresh)
-  if carried is not None and carried.round > lineage.round:
-    lineage = carried
+  carried = lineage_file.rounds(workdir)
+  further = max(carried, default=0)
+  source = ""
+  if further > lineage.round:  # (only a file that will be used must fit the config's theta_0)
+    lineage, source = lineage_file.load(carried[further], fresh), f" ({carried[further].name})"
   if lineage.round:
-    log(f"resuming after round {lineage.round - 1}" + ("" if lineage is not carried else f" ({lineage_file.FILE})"))
+    log(f"resuming after round {lineage.round - 1}{source}")
   return lineage, restore_midround(setup, ckpt, lineage, log)
 
 

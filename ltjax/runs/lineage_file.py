@@ -11,6 +11,7 @@ be committed round by round and carried on by another machine.
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import flax.serialization
@@ -20,9 +21,12 @@ from flax import traverse_util
 
 from ltjax import files
 from ltjax.methods import modes
+from ltjax.runs import results
 from ltjax.runs.validation import UsageError
 
 FILE = "lineage.npz"
+PREVIOUS = "lineage.previous.npz"  # the round before: points side by side, killed between their
+# writes, still share one without their checkpoints
 _SEP = "/"
 
 
@@ -64,22 +68,43 @@ def save(workdir: pathlib.Path | str, lineage, cfg) -> None:
       arrays[f"bits:{key}"], arrays[f"shape:{key}"] = np.packbits(x, axis=None), np.asarray(x.shape)
     else:
       arrays[f"array:{key}"] = x
-  files.write_atomic(pathlib.Path(workdir) / FILE, lambda f: np.savez_compressed(f, **arrays))
+  workdir = pathlib.Path(workdir)
+  if (workdir / FILE).exists():
+    os.replace(workdir / FILE, workdir / PREVIOUS)
+  files.write_atomic(workdir / FILE, lambda f: np.savez_compressed(f, **arrays))
 
 
-def load(workdir: pathlib.Path | str, like):
-  """The lineage saved in `workdir` (None if there is none), on top of `like`: the fresh lineage
-  of the same config, which gives theta_0 and every field the file leaves out."""
-  path = pathlib.Path(workdir) / FILE
-  if not path.exists():
-    return None
-  fix = f"remove {path}, or start over with --restart"
+def rounds(workdir: pathlib.Path | str) -> dict[int, pathlib.Path]:
+  """{round the lineage starts: its file} of the lineage files in `workdir` that can continue
+  it: the round before's records and curves are on disk (a file ahead of them, say one copied
+  from a live run, would lose that round's records for good). Reads no weights."""
+  workdir = pathlib.Path(workdir)
+  done = {r["round"] for r in results.read(workdir)}
+  out = {}
+  for name in (PREVIOUS, FILE):
+    path = workdir / name
+    if path.exists():
+      r = int(_read(path, ("round",))["round"])
+      if r - 1 in done and (workdir / "curves" / f"round_{r - 1:02d}.npz").exists():
+        out[r] = path
+  return out
+
+
+def _read(path: pathlib.Path, keys=None) -> dict[str, np.ndarray]:
   try:
     with np.load(path) as f:
-      arrays = {k: f[k] for k in f.files}
-    round_index, fingerprint = int(arrays.pop("round")), arrays.pop("fingerprint")
+      return {k: f[k] for k in (f.files if keys is None else keys)}
   except (OSError, ValueError, KeyError, EOFError) as e:
-    raise UsageError(f"workdir: {path} is unreadable ({e}); {fix}") from None
+    raise UsageError(f"workdir: {path} is unreadable ({e}); remove it, or start over with --restart") from None
+
+
+def load(path: pathlib.Path | str, like):
+  """The lineage saved in `path` (a file of `rounds`), on top of `like`: the fresh lineage of the
+  same config, which gives theta_0 and every field the file leaves out."""
+  path = pathlib.Path(path)
+  fix = f"remove {path}, or start over with --restart"
+  arrays = _read(path)
+  round_index, fingerprint = int(arrays.pop("round")), arrays.pop("fingerprint")
   flat = _flat(like)
   mine = _fingerprint(flat)
   if np.shape(fingerprint) != np.shape(mine) or not np.allclose(fingerprint, mine, rtol=1e-5, atol=0):

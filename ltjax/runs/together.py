@@ -249,8 +249,8 @@ def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log, workdirs) -> l
   fresh = lineup.initial_lineage(setup)
   trials = setup.points.trials
   targets = [slice_lineage(fresh, p, trials) for p in range(len(ckpts))]
-  carried = [lineage_file.load(w, _own_lineage(t)) for w, t in zip(workdirs, targets)]
-  steps = [set(c.round_steps()) | ({l.round} if l is not None else set()) for c, l in zip(ckpts, carried)]
+  carried = [lineage_file.rounds(w) for w in workdirs]
+  steps = [set(c.round_steps()) | set(files) for c, files in zip(ckpts, carried)]
   common = sorted(set.intersection(*steps)) if steps else []
   if not common:
     if any(steps):
@@ -258,13 +258,13 @@ def _restore(setup, ckpts: Sequence[checkpoint.Checkpoints], log, workdirs) -> l
     return fresh
   nxt = common[-1]
   parts = []
-  for ck, target, carry in zip(ckpts, targets, carried):
+  for ck, target, files in zip(ckpts, targets, carried):
     own = _own_lineage(target)
     if nxt in ck.round_steps():
       tree, _ = ck.restore_round(nxt, lineage_tree(own))
       own = flax.serialization.from_state_dict(own, jax.tree.map(jnp.asarray, tree))
     else:
-      own = carry
+      own = lineage_file.load(files[nxt], own)
     parts.append(_with_stats_of(own, target))
   log(f"resuming after round {nxt - 1}")
   return jax.tree.map(lambda *x: jnp.concatenate(x), *parts).replace(round=nxt)

@@ -29,7 +29,7 @@ from ltjax.runs.validation import UsageError
 
 CONFIG = "config.json"
 _LOCK = ".lock"
-RESULT_FILES = (CONFIG, results.RESULTS, results.RESULTS_CSV, lineage_file.FILE)
+RESULT_FILES = (CONFIG, results.RESULTS, results.RESULTS_CSV, lineage_file.FILE, lineage_file.PREVIOUS)
 RESULT_DIRS = ("curves", "masks", "checkpoints", "tensorboard")
 # Fields that change how a run executes, not what it computes: may differ on resume.
 _EXECUTION_ONLY = ("execution", "data_dir")
