@@ -54,6 +54,7 @@ def test_values_are_means_over_trials_and_paired_differences(c):
   assert c.all_beat("run", "ticket", "reinit") == "50.0%"
   assert c.earlier("run", "ticket", 50) == "50%" and c.later("run", "reinit", 50) == "66%"
   assert c.tail("run", "reinit") == "33%" and c.tail("run", "ticket") == "0%"
+  assert c.fails_rule("run", "reinit") == "50.0%" and c.fails_rule("run", "ticket") == "none"
   assert c.stops_after("run", "reinit", 1500) == "1 of 3" and c.latest_stop("run", "reinit") == "1,990"
   assert c.wall("run") == "30 s" and c.trials("run") == "3" and c.density("run", 1) == "50.0%"
   assert c.finding("run", 50) == "2,000"
@@ -119,3 +120,4 @@ def test_report_binary_leaves_the_document_alone_when_a_claim_fails(binaries, tm
   assert ran.rc == 0, ran.stderr
   assert doc.read_text() == "<!--c:mean('run', 'dense')-->97.20<!--/c-->\n"
   shutil.rmtree(root)
+

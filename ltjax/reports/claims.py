@@ -161,6 +161,13 @@ class Claims:
       raise ClaimError(f"{name}: no early stops of {kind}")
     return f"{max(fractions) * 100:.0f}%"
 
+  def fails_rule(self, name: str, kind: str) -> str:
+    """The densities at which more than 10% of `kind`'s early stops fall in the last 5% of its
+    training: there its accuracies are lower bounds and its early-stop iterations say nothing."""
+    recs = self.records.get(name)
+    failing = [rnd for (rnd, k), f in sorted(stats.truncation(recs).items()) if k == kind and f > stats.MAX_IN_TAIL]
+    return ", ".join(f"{pct_label(sel.mean_density(recs, rnd))}%" for rnd in failing) or "none"
+
   def latest_stop(self, name: str, kind: str, rounds: str = "pruned") -> str:
     recs = [r for r in self.records.get(name) if r["kind"] == kind and (rounds != "pruned" or r["round"] > 0)]
     if not recs:
