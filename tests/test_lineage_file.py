@@ -82,10 +82,22 @@ def test_theta_k_and_the_trained_dense_weights_are_stored_where_the_run_has_them
   path = tmp_path / lineage_file.FILE
   lineage_file.save(tmp_path, rewound, _cfg("oneshot"))  # one-shot prunes the trained dense net
   _assert_same(lineage_file.load(path, _fresh(lineage)), rewound)
-  lineage_file.save(tmp_path, rewound, _cfg("iterative"))  # IMP never reads them: left out
+  starts = sorted(tmp_path.glob("lineage.start.*.npz"))
+  assert len(starts) == 1
+  written = starts[0].stat().st_mtime_ns
+  lineage_file.save(tmp_path, rewound.replace(round=4), _cfg("iterative"))  # IMP never reads them: left out
+  assert sorted(tmp_path.glob("lineage.start.*.npz")) == starts and starts[0].stat().st_mtime_ns == written
   back = lineage_file.load(path, _fresh(lineage))
   np.testing.assert_array_equal(back.start_params["fc"]["kernel"], theta_k["fc"]["kernel"])
   np.testing.assert_array_equal(back.dense_params["fc"]["kernel"], lineage.init_params["fc"]["kernel"])
+  # theta_k is the same file round after round; one the lineage files no longer name goes
+  lineage_file.save(tmp_path, lineage.replace(round=5), _cfg())
+  lineage_file.save(tmp_path, lineage.replace(round=6), _cfg())
+  assert not list(tmp_path.glob("lineage.start.*.npz"))
+  lineage_file.save(tmp_path, rewound.replace(round=7), _cfg())
+  starts[0].unlink()
+  with pytest.raises(UsageError, match="missing"):
+    lineage_file.load(path, _fresh(lineage))
 
 
 def test_a_file_that_does_not_fit_the_config_is_one_clear_error(tmp_path):
@@ -153,17 +165,22 @@ def test_points_side_by_side_continue_from_their_lineage_files(tmp_path, monkeyp
   def save_and_keep(workdir, lineage, c):
     save(workdir, lineage, c)
     shutil.copy(workdir / lineage_file.FILE, tmp_path / f"{workdir.name}_after_{lineage.round - 1}.npz")
+    for starts in workdir.glob("lineage.start.*.npz"):
+      shutil.copy(starts, tmp_path / starts.name)
   monkeypatch.setattr(lineage_file, "save", save_and_keep)
   got = together.train_together(points, tmp_path / "whole", log=lambda _: None)
   monkeypatch.setattr(lineage_file, "save", save)
   with np.load(tmp_path / "k50_after_1.npz") as f:
-    assert "array:start_params/fc1/kernel" in f.files  # theta_k: not reproducible from the seed
+    starts = str(f["starts"])  # theta_k, not reproducible from the seed, in a file of its own
+  with np.load(tmp_path / "whole" / "k50" / starts) as f:
+    assert "array:start_params/fc1/kernel" in f.files
   kept = {"k0": tmp_path / "kept" / "k0", "k50": tmp_path / "kept" / "k50"}
   _copy_until(tmp_path / "whole" / "k0", kept["k0"], 1)
   shutil.copy(tmp_path / "k0_after_0.npz", kept["k0"] / lineage_file.PREVIOUS)
   shutil.copy(tmp_path / "k0_after_1.npz", kept["k0"] / lineage_file.FILE)
   _copy_until(tmp_path / "whole" / "k50", kept["k50"], 0)  # killed before its round 1 was written
   shutil.copy(tmp_path / "k50_after_0.npz", kept["k50"] / lineage_file.FILE)
+  shutil.copy(tmp_path / starts, kept["k50"] / starts)
   lines = []
   again = together.train_together(points, tmp_path / "kept", log=lines.append)
   assert "resuming after round 0" in lines

@@ -11,6 +11,7 @@ be committed round by round and carried on by another machine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 
@@ -27,6 +28,7 @@ from ltjax.runs.validation import UsageError
 FILE = "lineage.npz"
 PREVIOUS = "lineage.previous.npz"  # the round before: points side by side, killed between their
 # writes, still share one without their checkpoints
+STARTS = "lineage.start.{}.npz"  # theta_k (or a fine-tuning run's trained tickets), by content
 _SEP = "/"
 
 
@@ -57,8 +59,10 @@ def save(workdir: pathlib.Path | str, lineage, cfg) -> None:
     keep.add("inverted_mask")  # where the mode draws one (the 'inverted' control); else it is the mask
   moved = [k for k in flat if _field(k) in ("start_params", "start_model_state")
            and isinstance(flat[k], np.ndarray) and not np.array_equal(flat[k], flat["init_" + k[len("start_"):]])]
-  if moved:  # theta_k, or the trained tickets a fine-tuning run goes on from
-    keep |= {"start_params", "start_model_state"}
+  workdir = pathlib.Path(workdir)
+  if moved:  # theta_k, or the trained tickets a fine-tuning run goes on from: in a file of their own
+    arrays["starts"] = np.str_(_save_starts(workdir, {f"array:{k}": x for k, x in flat.items() if _field(k) in (
+        "start_params", "start_model_state") and isinstance(x, np.ndarray)}))
   if modes.get(cfg.prune.mode).prunes_dense:
     keep.add("dense_params")
   for key, x in flat.items():
@@ -68,10 +72,34 @@ def save(workdir: pathlib.Path | str, lineage, cfg) -> None:
       arrays[f"bits:{key}"], arrays[f"shape:{key}"] = np.packbits(x, axis=None), np.asarray(x.shape)
     else:
       arrays[f"array:{key}"] = x
-  workdir = pathlib.Path(workdir)
   if (workdir / FILE).exists():
     os.replace(workdir / FILE, workdir / PREVIOUS)
   files.write_atomic(workdir / FILE, lambda f: np.savez_compressed(f, **arrays))
+  remove_unused_starts(workdir)
+
+
+def remove_unused_starts(workdir: pathlib.Path) -> None:
+  """Delete the start-weight files that neither lineage file names (all of them, with neither)."""
+  used = set()
+  for name in (FILE, PREVIOUS):
+    if (workdir / name).exists():
+      with np.load(workdir / name) as f:
+        used |= {str(f["starts"])} if "starts" in f.files else set()
+  for old in workdir.glob(STARTS.format("*")):
+    if old.name not in used:
+      old.unlink()
+
+
+def _save_starts(workdir: pathlib.Path, arrays: dict[str, np.ndarray]) -> str:
+  """The start weights' file, named by their content: a rewinding run's theta_k is written once
+  and stays the same file round after round (committed once, not once per round)."""
+  digest = hashlib.sha256()
+  for k in sorted(arrays):
+    digest.update(k.encode() + np.ascontiguousarray(arrays[k]).tobytes())
+  name = STARTS.format(digest.hexdigest()[:16])
+  if not (workdir / name).exists():
+    files.write_atomic(workdir / name, lambda f: np.savez_compressed(f, **arrays))
+  return name
 
 
 def rounds(workdir: pathlib.Path | str) -> dict[int, pathlib.Path]:
@@ -105,6 +133,11 @@ def load(path: pathlib.Path | str, like):
   fix = f"remove {path}, or start over with --restart"
   arrays = _read(path)
   round_index, fingerprint = int(arrays.pop("round")), arrays.pop("fingerprint")
+  if "starts" in arrays:
+    starts = path.parent / str(arrays.pop("starts"))
+    if not starts.exists():
+      raise UsageError(f"workdir: {path} needs {starts.name}, which is missing; {fix}")
+    arrays.update(_read(starts))
   flat = _flat(like)
   mine = _fingerprint(flat)
   if np.shape(fingerprint) != np.shape(mine) or not np.allclose(fingerprint, mine, rtol=1e-5, atol=0):

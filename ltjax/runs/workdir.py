@@ -73,6 +73,7 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
   if restart:
     for name in RESULT_FILES:
       (workdir / name).unlink(missing_ok=True)
+    lineage_file.remove_unused_starts(workdir)
     for name in RESULT_DIRS:
       shutil.rmtree(workdir / name, ignore_errors=True)
   for directory in (workdir, workdir / "curves", workdir / "masks"):  # writes a killed run left half-done
