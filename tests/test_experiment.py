@@ -9,6 +9,7 @@ import pytest
 from conftest import layer_counts
 
 from ltjax import lineup, wiring
+from ltjax.engine import runtime
 from ltjax.runs import checkpoint, experiment, results
 from tests.conftest import shared_data_dir, tiny_lottery_config
 from tests.test_tensorboard import run_scalars
@@ -136,6 +137,8 @@ def test_rerun_of_a_finished_workdir_is_a_no_op(finished):
   cfg, workdir, recs = finished
   again = experiment.train_and_evaluate(cfg, workdir, log=lambda _: None)
   assert again == recs
+  # config.json names the machine it trained on once, however often the run resumes there.
+  assert json.loads((workdir / "config.json").read_text())["machines"] == [runtime.describe_machine()]
 
 
 def test_different_config_is_refused_unless_restarting(finished, tmp_path):

@@ -135,11 +135,14 @@ def test_config_lines_say_how_each_mode_found_its_masks(tmp_path):
                                                       "steps_trained": 100}) + "\n")
   prune = {"mode": "early_bird", "densities": [0.5, 0.2], "scope": "layerwise",
            "early_bird_threshold": 0.1, "early_bird_patience": 5}
-  (tmp_path / "config.json").write_text(json.dumps({"config": {"prune": prune, "train": {"steps": 100}}}))
+  machines = ["2 x cpu (cpu), jax 0.10.2, AMD EPYC with AVX2", "2 x cpu (cpu), jax 0.10.2, AMD EPYC with AVX-512"]
+  (tmp_path / "config.json").write_text(json.dumps({"config": {"prune": prune, "train": {"steps": 100}},
+                                                    "machines": machines}))
   lines = summary.config_lines(analysis.load_run(tmp_path))
   pruning = next(line for line in lines if line.startswith("- pruning:"))
   assert "early-bird" in pruning and "< 0.1 for 5 checks" in pruning and "0.5, 0.2" in pruning
   assert any("rounds finished: 1 of 3" in line for line in lines)
+  assert lines[-1] == f"- trained on: {machines[0]}; then {machines[1]}"  # records bit-identical on one kind only
 
 
 @pytest.mark.parametrize("workdir", COMMITTED, ids=lambda p: p.name)

@@ -103,3 +103,27 @@ def barrier(name: str) -> None:
   """Wait for every process (a no-op in a single-process run)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def describe_machine() -> str:
+  """The devices and, on a CPU, its vector extensions: XLA's CPU code, and so the last bits of
+  every float, differs between AVX2 and AVX-512 machines (records are bit-identical only on one
+  kind), which config.json therefore records."""
+  devices = jax.devices()
+  text = f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"
+  if jax.default_backend() == "cpu":
+    text += f", {_cpu()}"
+  return text
+
+
+def _cpu() -> str:
+  try:
+    info = pathlib.Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return "host CPU"
+  model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+               "host CPU")
+  flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), ()))
+  vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+  return f"{model} with {vector}"
+

@@ -177,6 +177,7 @@ class Run:
   records: list[dict[str, Any]]
   _masks: dict[int, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict, repr=False,
                                                                compare=False)
+  machines: tuple[str, ...] = ()  # what it trained on (config.json), in order
 
   @functools.cached_property
   def summary(self) -> list[dict[str, Any]]:
@@ -272,11 +273,13 @@ def load_run(workdir: pathlib.Path | str, label: str | None = None) -> Run:
     raise ReportError(str(e)) from None
   if not recs:
     raise ReportError(f"{workdir / results.RESULTS} holds no records")
-  config = {}
+  config, machines = {}, ()
   path = workdir / "config.json"
   if path.exists():
     try:
-      config = json.loads(path.read_text()).get("config", {})
-    except (json.JSONDecodeError, AttributeError):
+      saved = json.loads(path.read_text())
+      config = saved.get("config", {})
+      machines = tuple(m for m in saved.get("machines", ()) if isinstance(m, str))
+    except (json.JSONDecodeError, AttributeError, TypeError):
       raise ReportError(f"{path} is not valid JSON") from None
-  return Run(workdir, label or workdir.resolve().name, config, recs)
+  return Run(workdir, label or workdir.resolve().name, config, recs, machines=machines)

@@ -288,7 +288,8 @@ def config_lines(run: Run) -> list[str]:
           f"- trials: {c.get('trials')}, seed {c.get('seed')}; controls: {controls} "
           f"(reinit draws {c.get('reinit_draws')})",
           f"- rounds finished: {len(run.rounds)} of {total} (down to "
-          f"{pct(run.density(run.rounds[-1]))} of weights remaining)"]
+          f"{pct(run.density(run.rounds[-1]))} of weights remaining)"] + (
+          [f"- trained on: {'; then '.join(run.machines)}"] if run.machines else [])
 
 
 def _cell(stat: dict | None, scale: float, fmt: str) -> str:

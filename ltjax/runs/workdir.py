@@ -24,6 +24,7 @@ from typing import Any
 
 import ltjax
 from ltjax import files, wiring
+from ltjax.engine import runtime
 from ltjax.runs import lineage_file, results
 from ltjax.runs.validation import UsageError
 
@@ -61,11 +62,12 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
   (with the method's defaults resolved: config.json says what 'auto' meant)."""
   mine = {"config": config_dict(wiring.with_method_defaults(cfg)), "ltjax_version": ltjax.__version__}
   path = workdir / CONFIG
+  theirs = {}
   if path.exists() and not restart:
     try:
       theirs = json.loads(path.read_text())
     except json.JSONDecodeError:
-      theirs = {}
+      pass
     diff = _config_diff(theirs.get("config", {}), mine["config"])
     if diff:
       raise UsageError(f"workdir {workdir} holds a different config ({diff}); use another "
@@ -78,6 +80,10 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
       shutil.rmtree(workdir / name, ignore_errors=True)
   for directory in (workdir, workdir / "curves", workdir / "masks"):  # writes a killed run left half-done
     files.remove_stale_temps(directory)
+  # Every machine the run has trained on, in order: its records are bit-identical only on one kind.
+  machines = [m for m in theirs.get("machines", []) if isinstance(m, str)] if isinstance(theirs, dict) else []
+  here = runtime.describe_machine()
+  mine["machines"] = machines if machines[-1:] == [here] else machines + [here]
   files.write_atomic(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
 
 
