@@ -56,7 +56,9 @@ elif [ "${CPU:-0}" = 1 ]; then
   W=${WORKROOT:-workdirs/reviewer_cpu}
   IMP_FLAGS=("--config.controls=('reinit',)")
   # criteria without IMP: its tickets and reinit draws would be lenet_std_20k_cpu's record for
-  # record (same seed and settings; the other controls in a program change no key), 1.5 h of 7
+  # record on the machine kind that made it (AVX2; same seed and settings, and the other controls
+  # in a program change no key); on an AVX-512 machine the same theta_0 and data order with other
+  # rounding, so the two sides pair by seed, not bit for bit (BUILD_NOTES). 1.5 h of 7 saved
   CRITERIA=oneshot,snip,grasp,synflow,early_bird,random_init,magnitude_init
   FASHION_FLAGS=(--config.normalization=none)  # beside lenet_01_20k_cpu and comparison_fashion
   LIU_ROUNDS=12; LIU_D=1; STAB_ROUNDS=8  # to 7.0% and to 16.9%: hours, not days, on 2 cores
