@@ -57,12 +57,12 @@ def save(workdir: pathlib.Path | str, lineage, cfg) -> None:
   if any(not np.array_equal(x, flat["mask" + k[len("inverted_mask"):]]) for k, x in flat.items()
          if _field(k) == "inverted_mask" and isinstance(x, np.ndarray)):
     keep.add("inverted_mask")  # where the mode draws one (the 'inverted' control); else it is the mask
-  moved = [k for k in flat if _field(k) in ("start_params", "start_model_state")
-           and isinstance(flat[k], np.ndarray) and not np.array_equal(flat[k], flat["init_" + k[len("start_"):]])]
+  starts = {k: x for k, x in flat.items()
+            if _field(k) in ("start_params", "start_model_state") and isinstance(x, np.ndarray)}
   workdir = pathlib.Path(workdir)
-  if moved:  # theta_k, or the trained tickets a fine-tuning run goes on from: in a file of their own
-    arrays["starts"] = np.str_(_save_starts(workdir, {f"array:{k}": x for k, x in flat.items() if _field(k) in (
-        "start_params", "start_model_state") and isinstance(x, np.ndarray)}))
+  if any(not np.array_equal(x, flat["init_" + k[len("start_"):]]) for k, x in starts.items()):
+    # theta_k, or the trained tickets a fine-tuning run goes on from: in a file of their own
+    arrays["starts"] = np.str_(_save_starts(workdir, {f"array:{k}": x for k, x in starts.items()}))
   if modes.get(cfg.prune.mode).prunes_dense:
     keep.add("dense_params")
   for key, x in flat.items():
