@@ -309,3 +309,33 @@ def test_a_ticket_with_its_own_first_step_stands_still_until_it_and_validates_on
   chex.assert_trees_all_close(parallel.take(together.params, 1), parallel.take(alone.params, 0), rtol=tol, atol=tol)
   np.testing.assert_allclose(curves.val_loss[2:, 1], cv.val_loss[:, 0], rtol=tol)
   assert int(tracker.step[1]) == int(tr.step[0]) and int(tracker.step[1]) not in (10, 20)
+  # One at a time, its intervals before step 20 are skipped (NaN rows); vmapped, both branches run.
+  assert np.isnan(curves.val_loss[:2, 1]).all() == (ticket_batch == 1)
+
+
+@pytest.mark.parametrize("ticket_batch", [None, 1])
+def test_a_ticket_past_its_budget_stands_still_and_one_at_a_time_skips_its_validation(
+    small_mlp, tiny_data, ticket_batch):
+  # Scratch-B's ticket and reinit beside it: budgets of 20 and 40 steps in one 40-step program.
+  # The shorter must end as it would alone (params, early stop, curves up to its budget); after
+  # it, one ticket at a time skips the forward passes and validations of unchanged weights.
+  module, _, params, mask, model_state, keys = _tickets(small_mlp, k=1)
+  two = lambda t: jax.tree.map(lambda x: jnp.concatenate([x, x]), t)  # noqa: E731
+  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32, ticket_batch=ticket_batch)
+  schedule = (jnp.array([1.0, 1.0], jnp.float32), jnp.array([20, 40], jnp.int32))
+  states = trainer.init_states(two(params), two(mask), two(model_state), two(keys), schedule)
+  together, tracker, curves = trainer.train(states, tiny_data, steps=40, eval_every=10)
+  alone, tr, cv = trainer.train(trainer.init_states(params, mask, model_state, keys), tiny_data,
+                                steps=20, eval_every=10)
+  tol = 1e-6 if ticket_batch == 1 else 1e-2
+  chex.assert_trees_all_close(parallel.take(together.params, 0), parallel.take(alone.params, 0), rtol=tol, atol=tol)
+  np.testing.assert_allclose(curves.val_loss[:2, 0], cv.val_loss[:, 0], rtol=tol)
+  assert int(tracker.step[0]) == int(tr.step[0])
+  np.testing.assert_allclose(tracker.loss[0], tr.loss[0], rtol=tol)
+  np.testing.assert_array_equal(curves.step[:, 0], [10, 20, 30, 40])
+  after = np.stack([curves.train_loss[2:, 0], curves.val_loss[2:, 0], curves.val_accuracy[2:, 0]])
+  if ticket_batch == 1:
+    assert np.isnan(after).all()
+  else:  # the same weights validated again
+    np.testing.assert_array_equal(curves.val_loss[2:, 0], curves.val_loss[1, 0])
+  assert np.isfinite(curves.val_loss[:, 1]).all()  # the longer budget trains throughout

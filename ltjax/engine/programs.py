@@ -119,9 +119,32 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
 
   def one_ticket(state, best, dataset, step0, count):
     perm = no_perm(dataset)
+
     def interval_body(i, carry):
-      state, perm, best = carry
       start = step0 + i * interval
+      schedule = carry[0].schedule
+      if not (schedule and trainer.branches_per_ticket and trainer.mask_updates is None):
+        return train_interval(carry, start)
+      # Outside its own steps (Scratch-B's others after their budget, a later rewind point before
+      # its k) a ticket would only repeat a forward pass and a validation of unchanged weights;
+      # it skips them (its tracker would not change) and its curves hold NaN there.
+      return jax.lax.cond(idle(schedule, start, start + interval),
+                          lambda: stand_still(carry, start), lambda: train_interval(carry, start))
+
+    def stand_still(carry, start):
+      state, perm, best = carry
+      end = start + interval
+      spe = len(dataset.train) // trainer.batch_size
+      # The permutation the interval's steps would have left behind: their last draw's.
+      drew = (start == step0) | (start % spe == 0) | (start // spe != (end - 1) // spe)
+      perm = jax.lax.cond(drew, lambda: trainer.epoch_perm(state.rng, (end - 1) // spe,
+                                                           len(dataset.train)), lambda: perm)
+      nan = jnp.full((), jnp.nan, jnp.float32)
+      return (state, perm, best), early_stop.Curves(step=end.astype(jnp.int32), train_loss=nan,
+                                                    val_loss=nan, val_accuracy=nan)
+
+    def train_interval(carry, start):
+      state, perm, best = carry
       (state, perm), losses = scan_steps(trainer, state, perm, dataset, start, interval,
                                          draw_at=step0)
       end = start + interval
@@ -165,6 +188,13 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
   states, tracker, curves = ticket_map(trainer, one_ticket, (0, 0, None, None, None), live)(
       states, tracker, dataset, step0, count)
   return states, tracker, jax.tree.map(lambda x: x.T, curves)  # -> [capacity, K]
+
+
+def idle(schedule: tuple, start, end) -> jax.Array:
+  """Whether a ticket with per-ticket `schedule` (a TrainState's, see `train.training`) trains at
+  no step of [start, end)."""
+  out = start >= schedule[1]
+  return out | (end <= schedule[2]) if len(schedule) > 2 else out
 
 
 def evaluate(trainer, params, model_state, dataset: Dataset, split: Split):

@@ -79,6 +79,12 @@ class Trainer:
   stretch: optimizers.Stretch | None = None  # the run's warmup and decay, for tickets of longer budgets
 
   @property
+  def branches_per_ticket(self) -> bool:
+    """Whether each ticket runs on its own (one at a time, whole batch), so a `cond` on a ticket's
+    value runs one branch; vmapped or batch-split tickets would run both."""
+    return self.ticket_batch == 1 and self.layout.batch_shards == 1
+
+  @property
   def straight_through(self) -> bool:
     return bool(getattr(self.mask_updates, "straight_through", False))
 
@@ -117,7 +123,7 @@ class Trainer:
     if not state.schedule:
       return self._step(state, images, labels, step)
     active = training(state.schedule, step)
-    if self.ticket_batch == 1 and self.layout.batch_shards == 1:
+    if self.branches_per_ticket:
       # One ticket at a time, so a real branch: outside its steps a ticket (Scratch-B's others, a
       # shorter point beside a longer one, a later rewind point) stands still for the price of
       # a forward pass.
