@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ from conftest import layer_counts
 from ltjax import lineup, wiring
 from ltjax.engine import runtime
 from ltjax.runs import checkpoint, experiment, results
+from ltjax.runs import workdir as workdir_lib
 from tests.conftest import shared_data_dir, tiny_lottery_config
 from tests.test_tensorboard import run_scalars
 
@@ -139,6 +141,18 @@ def test_rerun_of_a_finished_workdir_is_a_no_op(finished):
   assert again == recs
   # config.json names the machine it trained on once, however often the run resumes there.
   assert json.loads((workdir / "config.json").read_text())["machines"] == [runtime.describe_machine()]
+
+
+def test_a_run_resumed_from_before_machines_were_recorded_says_so(finished, tmp_path):
+  cfg, workdir, recs = finished
+  copy = tmp_path / "old"
+  shutil.copytree(workdir, copy)
+  config = json.loads((copy / "config.json").read_text())
+  del config["machines"]
+  (copy / "config.json").write_text(json.dumps(config))
+  assert experiment.train_and_evaluate(cfg, copy, log=lambda _: None) == recs
+  assert json.loads((copy / "config.json").read_text())["machines"] == [
+      workdir_lib.UNRECORDED_MACHINE, runtime.describe_machine()]
 
 
 def test_different_config_is_refused_unless_restarting(finished, tmp_path):

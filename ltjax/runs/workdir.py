@@ -82,9 +82,21 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
     files.remove_stale_temps(directory)
   # Every machine the run has trained on, in order: its records are bit-identical only on one kind.
   machines = [m for m in theirs.get("machines", []) if isinstance(m, str)] if isinstance(theirs, dict) else []
+  if isinstance(theirs, dict) and "machines" not in theirs and _has_records(workdir):
+    machines = [UNRECORDED_MACHINE]  # resumed from rounds trained before config.json said where
   here = runtime.describe_machine()
   mine["machines"] = machines if machines[-1:] == [here] else machines + [here]
   files.write_atomic(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
+
+
+UNRECORDED_MACHINE = "not recorded (rounds trained before config.json named machines)"
+
+
+def _has_records(workdir: pathlib.Path) -> bool:
+  try:
+    return (workdir / results.RESULTS).stat().st_size > 0
+  except OSError:
+    return False
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> str:
