@@ -77,6 +77,32 @@ def test_tables_cover_each_density_and_mark_real_differences(c):
   assert "98.30 (+1.10 \u00b1 0.25*) | 500 (\u221250%)" in side[3]
 
 
+def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_controls(tmp_path):
+  recs = []
+  for t in range(3):  # two twins per network: the trial's barrier is their mean
+    for twin, barrier in ((0, 0.01 * t), (1, 0.01 * t + 0.002)):
+      base = {"trial": t, "draw": twin, "diverged": False, "path_error": [0.02, 0.03, 0.02],
+              "early_stop_step": 100, "steps_trained": 200, "test_accuracy": 0.97}
+      recs.append(dict(base, round=0, kind="twin", density=1.0, instability=barrier))
+      recs.append(dict(base, round=1, kind="twin", density=0.5, instability=barrier / 2))
+      recs.append(dict(base, round=1, kind="twin_reinit", density=0.5, instability=barrier + 0.004))
+    ticket = {"trial": t, "draw": 0, "diverged": False, "kind": "ticket", "early_stop_step": 100,
+              "steps_trained": 200, "test_accuracy": 0.97}
+    recs += [dict(ticket, round=0, density=1.0), dict(ticket, round=1, density=0.5)]
+  root = tmp_path / "results" / "lmc"
+  root.mkdir(parents=True)
+  (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+  c = claims.Claims(claims.Records(tmp_path / "results"))
+  assert c.instability("lmc").startswith("+1.10 [")  # 0.1, 1.1, 2.1 points
+  assert c.instability("lmc", "reinit", 50).startswith("+1.50 [")
+  assert c.instability_gap("lmc", "reinit", 50) == "−0.95 [−2.19, +0.29]"  # -0.45, -0.95, -1.45
+  assert c.instability_highest("lmc") == c.instability("lmc", "reinit", 50).split(", ")[1].rstrip("]").lstrip("+")
+  with pytest.raises(claims.ClaimError, match="no random_mask paths"):
+    c.instability("lmc", "random_mask", 50)
+  with pytest.raises(claims.ClaimError, match="no ticket and random_mask paths"):
+    c.instability_gap("lmc", "random_mask", 50)
+
+
 @pytest.mark.parametrize("expr, message", [
     ('mean("nope", "ticket")', "no record set 'nope'"),
     ('mean("run", "ticket", 33.3)', r"no round at 33.3% remaining \(rounds at: 100.0, 50.0\)"),

@@ -154,6 +154,36 @@ class Claims:
       raise ClaimError(f"finding: need how in mean/min/max and ticket records, got {how!r}")
     return sel.num({"mean": np.mean, "min": min, "max": max}[how](steps), 0)
 
+  def _instability(self, name, density) -> dict:
+    recs, rnd = self._at(name, density)
+    row = next((r for r in stats.instability(recs) if r["round"] == rnd), None)
+    if row is None:
+      raise ClaimError(f"{name}: no linear-mode-connectivity paths in round {rnd}")
+    return row
+
+  def instability(self, name: str, kind: str = "ticket", density: float | None = None) -> str:
+    """`kind`'s instability (the test error barrier on the path to its twin, in points; a
+    trial's twins averaged): mean and 95% interval over trials, as in STATS.md."""
+    row = self._instability(name, density)
+    if kind not in row:
+      raise ClaimError(f"{name}: no {kind} paths at {density}%")
+    return self._interval(row[kind], "acc", f"{kind}'s instability at {density}%")
+
+  def instability_gap(self, name: str, control: str, density: float) -> str:
+    """The ticket's instability minus `control`'s (reinit, random_mask), paired by trial."""
+    row = self._instability(name, density)
+    if f"ticket-{control}" not in row:
+      raise ClaimError(f"{name}: no ticket and {control} paths at {density}%")
+    return self._interval(row[f"ticket-{control}"], "acc", f"ticket - {control} instability at {density}%")
+
+  def instability_highest(self, name: str) -> str:
+    """The highest upper end of any kind's 95% instability interval, in any round (points)."""
+    rows = stats.instability(self.records.get(name))
+    his = [iv.hi for row in rows for k, iv in row.items() if k in stats.TWINS.values() and iv.n >= 2]
+    if not his:
+      raise ClaimError(f"{name}: no instability with an interval")
+    return sel.num(max(his) * 100, 2)
+
   def tail(self, name: str, kind: str) -> str:
     """The worst round's share of `kind`'s early stops in the last 5% of its training."""
     fractions = [f for (_, k), f in stats.truncation(self.records.get(name)).items() if k == kind]
