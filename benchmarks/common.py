@@ -79,6 +79,21 @@ def emit(record: dict[str, Any]) -> None:
   sys.stdout.flush()
 
 
+INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
+
+
+def layout_ok(value: str) -> bool:
+  """A MESH:TICKET_BATCH flag value (`execution.mesh`, then the strategy on each device)."""
+  mesh, _, tb = value.partition(":")
+  parallel.parse_mesh(mesh)
+  return int(tb or 0) >= 0
+
+
+def parse_layouts(values):
+  """MESH:TICKET_BATCH strings (checked when flags are parsed) -> (mesh, ticket_batch or None)."""
+  return [(v.partition(":")[0], int(v.partition(":")[2] or 0) or None) for v in values]
+
+
 def fake_dataset(shape, n=2_000) -> data.Dataset:
   """Random uint8 images of the right shape: throughput does not depend on pixel values."""
   rng = np.random.default_rng(0)

@@ -42,7 +42,7 @@ _DENSITY = flags.DEFINE_float("density", 0.2, "Fraction of weights the masks kee
 cli.check_flag("models", lambda v: v and all(m in models.names() for m in v),
                f"models must be among {', '.join(models.names())}")
 cli.check_flag("tickets", cli.is_int_list, "tickets must be integers >= 1")
-cli.check_flag("layouts", lambda v: v and all(_layout_ok(x) for x in v),
+cli.check_flag("layouts", lambda v: v and all(common.layout_ok(x) for x in v),
                "layouts must be MESH:TICKET_BATCH, e.g. single:2 or auto:1")
 cli.check_flag("cpu_devices", lambda v: v == -1 or v >= 1, "cpu_devices must be -1 (auto) or >= 1")
 for _name in ("steps", "repeats", "batch_size"):
@@ -50,7 +50,6 @@ for _name in ("steps", "repeats", "batch_size"):
 cli.check_flag("unroll", lambda v: v in (-1, 0, 1), "unroll must be -1, 0 or 1")
 cli.check_flag("density", lambda v: 0 < v <= 1, "density must be in (0, 1]")
 
-INPUT_SHAPES = {"lenet_300_100": (28, 28, 1)}  # everything else is a CIFAR-10 net
 
 
 def fixed_batch_scan(trainer, ticket_batch):
@@ -68,7 +67,7 @@ def fixed_batch_scan(trainer, ticket_batch):
 def measure(model_name, k, mesh, ticket_batch, ceiling):
   spec = models.get(model_name)
   module = spec.build(10)
-  ds = common.fake_dataset(INPUT_SHAPES.get(model_name, (32, 32, 3)))
+  ds = common.fake_dataset(common.INPUT_SHAPES.get(model_name, (32, 32, 3)))
   trainer = train.Trainer(module, optax.adam(1e-3), batch_size=_BATCH.value, ticket_batch=ticket_batch)
   states, roles = common.stacked_states(trainer, spec, module, ds, k, _DENSITY.value)
   layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
@@ -103,20 +102,9 @@ def measure(model_name, k, mesh, ticket_batch, ceiling):
   return record
 
 
-def _layout_ok(value: str) -> bool:
-  mesh, _, tb = value.partition(":")
-  parallel.parse_mesh(mesh)
-  return int(tb or 0) >= 0
-
-
-def parse_layouts(values):
-  """MESH:TICKET_BATCH strings (checked when flags are parsed) -> (mesh, ticket_batch or None)."""
-  return [(v.partition(":")[0], int(v.partition(":")[2] or 0) or None) for v in values]
-
-
 def main(argv):
   del argv
-  layouts = parse_layouts(_LAYOUTS.value)
+  layouts = common.parse_layouts(_LAYOUTS.value)
   try:
     runtime.start(_CPU_DEVICES.value, compilation_cache=False)
   except parallel.LayoutError as e:

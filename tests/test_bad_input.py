@@ -202,6 +202,12 @@ FLAGS = {
         "repeats": st.integers(max_value=0), "batch_size": st.integers(max_value=0),
         "unroll": st.sampled_from(["2", "-2"]), "density": st.sampled_from(["0", "1.5", "-0.1"]),
     },
+    "benchmarks.own_schedules": {
+        "models": _BAD_TEXT, "tickets": st.integers(max_value=1), "steps": st.integers(max_value=1),
+        "eval_every": st.integers(max_value=0), "batch_size": st.integers(max_value=0),
+        "shape": st.integers(max_value=-1), "layouts": st.sampled_from(["x:1", "single:-1", "auto:x"]),
+        "repeats": st.integers(max_value=0), "cpu_devices": st.sampled_from(["0", "-2"]),
+    },
     "benchmarks.round": {
         "preset": _BAD_TEXT, "steps": st.integers(max_value=0), "eval_every": st.integers(max_value=0),
         "trials": st.integers(max_value=0), "rounds": st.integers(max_value=-1),

@@ -313,7 +313,7 @@ def test_a_ticket_with_its_own_first_step_stands_still_until_it_and_validates_on
   assert np.isnan(curves.val_loss[:2, 1]).all() == (ticket_batch == 1)
 
 
-@pytest.mark.parametrize("ticket_batch", [None, 1])
+@pytest.mark.parametrize("ticket_batch", [None, 1, "unroll"])
 def test_a_ticket_past_its_budget_stands_still_and_one_at_a_time_skips_its_validation(
     small_mlp, tiny_data, ticket_batch):
   # Scratch-B's ticket and reinit beside it: budgets of 20 and 40 steps in one 40-step program.
@@ -321,13 +321,17 @@ def test_a_ticket_past_its_budget_stands_still_and_one_at_a_time_skips_its_valid
   # it, one ticket at a time skips the forward passes and validations of unchanged weights.
   module, _, params, mask, model_state, keys = _tickets(small_mlp, k=1)
   two = lambda t: jax.tree.map(lambda x: jnp.concatenate([x, x]), t)  # noqa: E731
-  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32, ticket_batch=ticket_batch)
+  # Unrolled (the CPU conv path), the cond would run convolutions slowly: it steps and discards.
+  unroll = ticket_batch == "unroll"
+  trainer = train.Trainer(module, optax.sgd(0.1), batch_size=32, ticket_batch=1 if unroll else ticket_batch,
+                          unroll=unroll)
+  assert trainer.branches_per_ticket == (ticket_batch == 1)
   schedule = (jnp.array([1.0, 1.0], jnp.float32), jnp.array([20, 40], jnp.int32))
   states = trainer.init_states(two(params), two(mask), two(model_state), two(keys), schedule)
   together, tracker, curves = trainer.train(states, tiny_data, steps=40, eval_every=10)
   alone, tr, cv = trainer.train(trainer.init_states(params, mask, model_state, keys), tiny_data,
                                 steps=20, eval_every=10)
-  tol = 1e-6 if ticket_batch == 1 else 1e-2
+  tol = 1e-2 if ticket_batch is None else 1e-6
   chex.assert_trees_all_close(parallel.take(together.params, 0), parallel.take(alone.params, 0), rtol=tol, atol=tol)
   np.testing.assert_allclose(curves.val_loss[:2, 0], cv.val_loss[:, 0], rtol=tol)
   assert int(tracker.step[0]) == int(tr.step[0])
@@ -339,3 +343,13 @@ def test_a_ticket_past_its_budget_stands_still_and_one_at_a_time_skips_its_valid
   else:  # the same weights validated again
     np.testing.assert_array_equal(curves.val_loss[2:, 0], curves.val_loss[1, 0])
   assert np.isfinite(curves.val_loss[:, 1]).all()  # the longer budget trains throughout
+
+
+def test_the_own_schedules_benchmark_prints_its_ratios(binaries):
+  ran = binaries("benchmarks.own_schedules", ["--models=lenet_300_100", "--tickets=2", "--steps=4",
+                                              "--eval_every=2", "--batch_size=8", "--repeats=1"], timeout=300)
+  assert ran.rc == 0, ran.stderr[-2000:]
+  import json
+  (line,) = [json.loads(x) for x in ran.stdout.splitlines() if '"own_schedules"' in x]
+  assert line["model"] == "lenet_300_100" and line["tickets"] == 2
+  assert line["own_over_run"] > 0 and line["half_idle_over_run"] > 0

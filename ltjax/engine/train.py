@@ -80,9 +80,11 @@ class Trainer:
 
   @property
   def branches_per_ticket(self) -> bool:
-    """Whether each ticket runs on its own (one at a time, whole batch), so a `cond` on a ticket's
-    value runs one branch; vmapped or batch-split tickets would run both."""
-    return self.ticket_batch == 1 and self.layout.batch_shards == 1
+    """Whether a `cond` on a ticket's own value should branch: each ticket runs on its own (one
+    at a time, whole batch; vmapped or batch-split tickets would run both branches), and not
+    unrolled, where XLA:CPU runs convolutions inside a conditional ~35x slower (as inside loops,
+    see `ltjax.engine.programs`; measured in BUILD_NOTES), so computing and discarding is cheaper."""
+    return self.ticket_batch == 1 and self.layout.batch_shards == 1 and not self.unroll
 
   @property
   def straight_through(self) -> bool:
@@ -129,7 +131,8 @@ class Trainer:
       # a forward pass.
       return jax.lax.cond(active, lambda: self._step(state, images, labels, step),
                           lambda: (state, self._loss_fn(state, images, labels, step)(state.params)[0]))
-    # Vmapped tickets would run both branches of a cond: keep one step and discard it.
+    # Vmapped tickets would run both branches of a cond, and unrolled ones run its convolutions
+    # slowly: keep one step and discard it.
     new, loss = self._step(state, images, labels, step)
     return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), loss
 
