@@ -51,7 +51,6 @@ cli.check_flag("unroll", lambda v: v in (-1, 0, 1), "unroll must be -1, 0 or 1")
 cli.check_flag("density", lambda v: 0 < v <= 1, "density must be in (0, 1]")
 
 
-
 def fixed_batch_scan(trainer, ticket_batch):
   """The same loops (tickets outside, steps inside) on one fixed batch: no gathering, no shuffles."""
 
