@@ -77,6 +77,21 @@ def test_tables_cover_each_density_and_mark_real_differences(c):
   assert "98.30 (+1.10 \u00b1 0.25*) | 500 (\u221250%)" in side[3]
 
 
+def test_versus_table_pairs_two_record_sets_by_trial_at_their_nearest_rounds(tmp_path):
+  root = _records(tmp_path / "results")
+  recs = [json.loads(line) for line in (root / "run" / "results.jsonl").read_text().splitlines()]
+  for r in recs:  # another method: its round 1 lands at 50.3%, its tickets 0.4/0.5/0.6 points lower
+    if r["round"] == 1:
+      r["density"] = 0.503
+      r["test_accuracy"] -= 0.004 + 0.001 * r["trial"] if r["kind"] == "ticket" else 0.0
+  (root / "other").mkdir()
+  (root / "other" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+  c = claims.Claims(claims.Records(root))
+  table = c.versus_table([("run - other", "run", "ticket", "other", "ticket")], [50.1, 10])
+  assert table.splitlines()[2] == "| run - other | +0.50 [+0.25, +0.75] * | \u2014 |"
+  assert c.versus("run", "ticket", 50, "other", "ticket", 50.3) == "+0.50 [+0.25, +0.75]"
+
+
 def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_controls(tmp_path):
   recs = []
   for t in range(3):  # two twins per network: the trial's barrier is their mean

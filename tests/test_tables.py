@@ -111,3 +111,21 @@ def test_one_criterion_against_another_pairs_trials_at_the_nearest_density():
   # Against Frankle et al. 2021's baselines too: the criterion must beat random pruning at init.
   table = tables.against_reference([("random_init", recs(0.95, 0.50)), ("snip", recs(0.97, 0.51))], "random_init")
   assert "random_init's" in table and "| snip | 51.0% (vs 50.0%): +2.00 [+2.00, +2.00] * |" in table
+
+
+def test_a_comparison_that_links_a_runs_records_compares_against_them_and_lists_them_once(tmp_path):
+  def recs(acc, density):
+    return [{"round": rnd, "trial": t, "kind": "ticket", "draw": 0, "density": d, "early_stop_step": 100,
+             "steps_trained": 1000, "test_accuracy": a + 0.001 * t}
+            for t in range(3) for rnd, d, a in ((0, 1.0, 0.97), (1, density, acc))]
+  write = lambda path, rs: path.write_text("".join(__import__("json").dumps(r) + "\n" for r in rs))  # noqa: E731
+  (tmp_path / "imp_run").mkdir()
+  write(tmp_path / "imp_run" / "results.jsonl", recs(0.98, 0.50))
+  (tmp_path / "comp").mkdir()
+  write(tmp_path / "comp" / "snip.results.jsonl", recs(0.97, 0.51))
+  (tmp_path / "comp" / "imp.results.jsonl").symlink_to("../imp_run/results.jsonl")
+  assert tables.borrowed(tmp_path) == {"comp/imp": "imp_run"}
+  text = tables.generate(tmp_path)
+  assert "## comp/imp\n\nThe records of `imp_run` (a link to its file): see its section.\n" in text
+  assert text.count("| round | density |") == 2  # imp_run's and snip's tables, not the link's
+  assert "| snip | 51.0% (vs 50.0%): -1.00 [-1.00, -1.00] * |" in text
