@@ -19,6 +19,13 @@ class Tables:
 
   records: Records
 
+  @staticmethod
+  def _interval(iv: stats.Interval, field: str, what: str) -> str:
+    """'mean [lo, hi]' of an interval over trials; a claim on fewer than 2 trials has none."""
+    if iv.n < 2:
+      raise ClaimError(f"{what}: {iv.n} trial(s) in common, no interval")
+    return sel.interval_text(iv, *sel.scale_of(field))
+
   def side_by_side(self, name: str, rounds: Sequence[int] = ()) -> str:
     """Per round: test accuracy (its mean Δ against dense ± the 95% half-width over trials) and
     early-stop iteration (% change against dense) of the ticket and each control."""
@@ -100,9 +107,7 @@ class Tables:
           cells.append("\u2014")
           continue
         iv = stats.paired(sel.kind_trials(ra, kind_a, na, f), sel.kind_trials(rb, kind_b, nb, f))
-        if iv.n < 2:
-          raise ClaimError(f"{name_a} against {name_b} at {d}%: {iv.n} trial(s) in common, no interval")
-        cells.append(sel.interval_text(iv, *sel.scale_of(field)) + (" *" if iv.real else ""))
+        cells.append(self._interval(iv, field, f"{name_a} against {name_b} at {d}%") + (" *" if iv.real else ""))
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

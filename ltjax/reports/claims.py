@@ -64,12 +64,6 @@ class Claims(claim_tables.Tables):
     recs, rnd = self._at(name, density)
     return sel.paired(recs, a, b, rnd, field)
 
-  @staticmethod
-  def _interval(iv: stats.Interval, field: str, what: str) -> str:
-    if iv.n < 2:
-      raise ClaimError(f"{what}: {iv.n} trial(s) in common, no interval")
-    return sel.interval_text(iv, *sel.scale_of(field))
-
   def diff(self, name: str, a: str, b: str, density: float, field: str = "acc") -> str:
     """a − b, mean and 95% interval over trials, paired by trial."""
     return self._interval(self._diff(name, a, b, density, field), field, f"{a} - {b} at {density}%")
