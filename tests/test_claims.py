@@ -128,6 +128,8 @@ def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_
     ('mean("run"', "cannot parse claim"),
     ('mean("run", "ticket", 50, "acc", 1)', "takes from"),
     ('where("run", "ticket", "dense", "=")', "sign must be"),
+    ('diff_table((("x", "run", "ticket"),), (50,))', "not enough values to unpack"),
+    ('versus_table((("x", "run", "ticket", "run"),), (50,))', "not enough values to unpack"),
 ])
 def test_bad_claims_fail_with_one_line(c, expr, message):
   with pytest.raises(claims.ClaimError, match=message) as e:

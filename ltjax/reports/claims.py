@@ -262,7 +262,9 @@ def _call(claims: Claims, expr: str) -> str:
     raise ClaimError(f"claim arguments must be literals: {expr!r}") from None
   try:
     return str(fn(*args, **kwargs))
-  except TypeError as e:
+  except ClaimError:
+    raise
+  except (TypeError, ValueError) as e:  # arguments of the wrong type or shape, as a table row too short
     raise ClaimError(f"{expr}: {e}") from None
 
 
