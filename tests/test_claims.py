@@ -30,7 +30,8 @@ def _records(root):
             "wall_seconds": 10.0}
     recs.append(dict(base, round=0, kind="ticket", density=1.0, test_accuracy=dense, early_stop_step=1000))
     recs.append(dict(base, round=1, kind="ticket", density=0.5, test_accuracy=dense + 0.01 + 0.001 * t,
-                     early_stop_step=500, finding_steps=2000, wall_seconds=20.0))
+                     early_stop_step=500, finding_steps=2000, wall_seconds=20.0,
+                     layer_density={"fc/kernel": 0.4 + 0.1 * t, "out/kernel": 0.0}))
     recs.append(dict(base, round=1, kind="reinit", density=0.5, test_accuracy=dense - 0.005 + 0.0005 * t,
                      early_stop_step=1990 if t == 0 else 1500, wall_seconds=20.0))
   (root / "run").mkdir(parents=True)
@@ -47,7 +48,7 @@ def test_values_are_means_over_trials_and_paired_differences(c):
   assert c.mean("run", "dense") == "97.20"
   assert c.mean("run", "ticket", 50.0) == "98.30"
   assert c.mean("run", "ticket", 50, "stop") == "500"
-  assert c.minmax("run", "dense") == "97.00\u201397.40"
+  assert c.minmax("run", "dense") == "97.00\u201397.40" and c.minmax("run", "ticket", 50, "stop") == "500"
   assert c.delta("run", "ticket", "dense", 50) == "+1.10"
   assert c.diff("run", "ticket", "dense", 50) == "+1.10 [+0.85, +1.35]"  # 1.0, 1.1, 1.2 points
   assert c.where("run", "ticket", "reinit", ">") == "50.0%" and c.where("run", "reinit", "dense", ">") == "none"
@@ -58,6 +59,8 @@ def test_values_are_means_over_trials_and_paired_differences(c):
   assert c.stops_after("run", "reinit", 1500) == "1 of 3" and c.latest_stop("run", "reinit") == "1,990"
   assert c.wall("run") == "30 s" and c.trials("run") == "3" and c.density("run", 1) == "50.0%"
   assert c.finding("run", 50) == "2,000"
+  assert c.layer_kept("run", "ticket", "fc/kernel", 50) == "40.0\u201360.0%"
+  assert c.layer_kept("run", "ticket", "out/kernel", 50) == "0.0%"
 
 
 def test_a_claim_whose_direction_reverses_raises(c):
@@ -128,6 +131,7 @@ def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_
     ('mean("run"', "cannot parse claim"),
     ('mean("run", "ticket", 50, "acc", 1)', "takes from"),
     ('where("run", "ticket", "dense", "=")', "sign must be"),
+    ('layer_kept("run", "reinit", "fc/kernel", 50)', "no reinit records with layer 'fc/kernel'"),
     ('diff_table((("x", "run", "ticket"),), (50,))', "not enough values to unpack"),
     ('versus_table((("x", "run", "ticket", "run"),), (50,))', "not enough values to unpack"),
 ])

@@ -54,11 +54,12 @@ class Claims(claim_tables.Tables):
     return sel.num(np.mean(list(sel.kind_trials(recs, kind, rnd, sel.field_name(field)).values())) * scale, digits)
 
   def minmax(self, name: str, kind: str, density: float | None = None, field: str = "acc") -> str:
-    """Lowest and highest single record."""
+    """Lowest and highest single record (one value where every record agrees)."""
     recs, rnd = self._at(name, density)
     scale, digits = sel.scale_of(field)
     v = sel.values(recs, kind, rnd, sel.field_name(field))
-    return f"{sel.num(min(v) * scale, digits)}\u2013{sel.num(max(v) * scale, digits)}"
+    lo, hi = sel.num(min(v) * scale, digits), sel.num(max(v) * scale, digits)
+    return lo if lo == hi else f"{lo}\u2013{hi}"
 
   def _diff(self, name, a, b, density, field) -> stats.Interval:
     recs, rnd = self._at(name, density)
@@ -220,6 +221,17 @@ class Claims(claim_tables.Tables):
     if unit == "h":
       return f"{total / 3600:.2f} h"
     return f"{total:,.0f} s"
+
+  def layer_kept(self, name: str, kind: str, layer: str, density: float) -> str:
+    """The share of `layer` that `kind`'s masks keep at a round, in %: one value, or the range
+    over records (which layers a criterion empties is how it collapses a network)."""
+    recs, rnd = self._at(name, density)
+    v = [r["layer_density"][layer] * 100 for r in recs if r["round"] == rnd and r["kind"] == kind
+         and layer in (r.get("layer_density") or {})]
+    if not v:
+      raise ClaimError(f"{name}: no {kind} records with layer {layer!r} at {density}%")
+    lo, hi = sel.num(min(v), 1), sel.num(max(v), 1)
+    return f"{lo}%" if lo == hi else f"{lo}\u2013{hi}%"
 
   def density(self, name: str, rnd: int) -> str:
     return f"{pct_label(sel.mean_density(self.records.get(name), rnd))}%"
