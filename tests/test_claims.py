@@ -87,12 +87,19 @@ def test_versus_table_pairs_two_record_sets_by_trial_at_their_nearest_rounds(tmp
     if r["round"] == 1:
       r["density"] = 0.503
       r["test_accuracy"] -= 0.004 + 0.001 * r["trial"] if r["kind"] == "ticket" else 0.0
+    else:  # and its dense networks 0.2 points higher (another machine's rounding, say)
+      r["test_accuracy"] += 0.002
   (root / "other").mkdir()
   (root / "other" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
   c = claims.Claims(claims.Records(root))
   table = c.versus_table([("run - other", "run", "ticket", "other", "ticket")], [50.1, 10])
   assert table.splitlines()[2] == "| run - other | +0.50 [+0.25, +0.75] * | \u2014 |"
   assert c.versus("run", "ticket", 50, "other", "ticket", 50.3) == "+0.50 [+0.25, +0.75]"
+  # each against its own dense network: run gains 0.2 more over its (lower) dense than raw says
+  assert c.versus("run", "ticket", 50, "other", "ticket", 50.3, own_dense=True) == "+0.70 [+0.45, +0.95]"
+  own = c.versus_table([("x", "run", "ticket", "other", "ticket")], [50.1], own_dense=True)
+  assert own.splitlines()[2] == "| x | +0.70 [+0.45, +0.95] * |"
+  assert c.versus("run", "dense", None, "other", "dense", None) == "\u22120.20 [\u22120.20, \u22120.20]"
 
 
 def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_controls(tmp_path):

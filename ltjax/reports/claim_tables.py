@@ -91,11 +91,13 @@ class Tables:
     return "\n".join(lines)
 
   def versus_table(self, rows: Sequence[Sequence[Any]], densities: Sequence[float],
-                   field: str = "acc") -> str:
+                   field: str = "acc", own_dense: bool = False) -> str:
     """One row per (label, set a, kind a, set b, kind b): a − b across two record sets at each
-    density (each set's nearest round within 1 point), paired by trial as `versus`, * where its
-    95% interval excludes 0; '—' where either set has no round there."""
+    density (each set's nearest round within 1 point), paired by trial as `versus` (`own_dense`:
+    each side's gain over its own dense network), * where its 95% interval excludes 0; '—' where
+    either set has no round there."""
     f = sel.field_name(field)
+    per_trial = sel.kind_trials_over_dense if own_dense else sel.kind_trials
     lines = ["| | " + " | ".join(f"~{d:g}%" for d in densities) + " |",
              "|---|" + "---|" * len(densities)]
     for label, name_a, kind_a, name_b, kind_b in rows:
@@ -106,7 +108,7 @@ class Tables:
         if na is None or nb is None:
           cells.append("\u2014")
           continue
-        iv = stats.paired(sel.kind_trials(ra, kind_a, na, f), sel.kind_trials(rb, kind_b, nb, f))
+        iv = stats.paired(per_trial(ra, kind_a, na, f), per_trial(rb, kind_b, nb, f))
         cells.append(self._interval(iv, field, f"{name_a} against {name_b} at {d}%") + (" *" if iv.real else ""))
       lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -75,12 +75,14 @@ class Claims(claim_tables.Tables):
     return sel.signed(self._diff(name, a, b, density, field).mean * scale, digits)
 
   def versus(self, name_a: str, kind_a: str, density_a: float | None, name_b: str, kind_b: str,
-             density_b: float | None, field: str = "acc") -> str:
+             density_b: float | None, field: str = "acc", own_dense: bool = False) -> str:
     """Two record sets compared trial by trial (runs of one seed share each trial's theta_0 and
-    data order): mean and 95% interval of a − b."""
+    data order): mean and 95% interval of a − b; with `own_dense`, of each side's gain over its
+    own set's dense network (sets from different machines, whose dense networks differ)."""
     (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
     f = sel.field_name(field)
-    iv = stats.paired(sel.kind_trials(ra, kind_a, na, f), sel.kind_trials(rb, kind_b, nb, f))
+    per_trial = sel.kind_trials_over_dense if own_dense else sel.kind_trials
+    iv = stats.paired(per_trial(ra, kind_a, na, f), per_trial(rb, kind_b, nb, f))
     return self._interval(iv, field, f"{name_a} against {name_b}")
 
   def _change(self, name, kind, density) -> float:

@@ -76,6 +76,13 @@ def kind_trials(recs: Sequence[Record], kind: str, rnd: int, field: str) -> dict
   return got
 
 
+def kind_trials_over_dense(recs: Sequence[Record], kind: str, rnd: int, field: str) -> dict[int, float]:
+  """trial -> `kind_trials` minus that trial's dense network in the same record set: what a set
+  gained over its own dense network, to compare sets whose dense networks differ (machines)."""
+  dense = kind_trials(recs, "dense", 0, field)
+  return {t: v - dense[t] for t, v in kind_trials(recs, kind, rnd, field).items() if t in dense}
+
+
 def values(recs, kind, rnd, field) -> list[float]:
   if kind == "dense":
     kind, rnd = "ticket", 0
