@@ -61,6 +61,18 @@ def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
   assert [t.get_text() for t in fig.legends[0].get_texts()] == ["point 0", "point 1", "point 2"]
 
 
+def test_a_set_of_runs_keeps_one_color_per_run_across_its_figures(run):
+  names = [f"c{i}" for i in range(8)]  # a criteria set: IMP and 7 others, more than the old 6 colors
+  runs = [analysis.Run(run.workdir, name, run.config, run.records) for name in names]
+  panel = next(ax for ax in figures.accuracy_figure(runs).axes if ax.get_title() == "winning ticket")
+  points = [{"criterion": name, "round": 1, "density": 0.5, "finding_model_steps": 10.0 * (i + 1),
+             "test_accuracy": [0.95, 0.96]} for i, name in enumerate(names)]
+  cost = figures.cost_figure(points).axes[0]
+  accuracy_colors = [c.lines[0].get_color() for c in panel.containers]
+  cost_colors = [c.lines[0].get_color() for c in cost.containers]
+  assert accuracy_colors == cost_colors and len(set(cost_colors)) == len(names)  # categorical, distinct
+
+
 def test_cost_figure_puts_each_criterion_on_a_log_cost_axis():
   points = [{"criterion": "imp", "round": r, "density": 0.8 ** r, "finding_model_steps": 100.0 * r,
              "test_accuracy": [0.95, 0.96]} for r in (1, 2)]

@@ -31,7 +31,8 @@ KIND_MARKERS = {"ticket": "o", "reinit": "s", "random_mask": "^", "inverted": "v
                 "scratch": "P", "twin_reinit": "d", "twin_random_mask": "<"}
 KIND_LINES = {"ticket": "-", "reinit": ":", "random_mask": "-.", "inverted": "--", "twin": "-",
               "scratch": (0, (5, 1, 1, 1))}  # with several runs (color = run)
-RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
+RUN_COLORS = ("tab:blue", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:orange",
+              "tab:green", "tab:pink", "tab:gray")
 DPI = 120
 
 # ---------------------------------------------------------------- shared styling
@@ -200,8 +201,7 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
   fig = Figure(figsize=(4.4 * cols, 3.5 * nrows + 0.2 * legend_rows))
   axes = fig.subplots(nrows, cols, squeeze=False).ravel()
   percents = [100 * r["density"] for run in runs for r in run.summary]
-  colors = [RUN_COLORS[i % len(RUN_COLORS)] if len(runs) <= len(RUN_COLORS)
-            else matplotlib.colormaps["viridis"](i / (len(runs) - 1)) for i in range(len(runs))]
+  colors = run_colors(len(runs))
   for ax, kind in zip(axes, kinds):
     plotted = []
     for run, color in zip(runs, colors):
@@ -306,6 +306,14 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
   return fig
 
 
+def run_colors(n: int) -> list:
+  """One color per run, the same for the i-th run in every figure of a set (the accuracy and cost
+  figures name a criterion by color): categorical up to 10 runs, a gradient beyond."""
+  if n <= len(RUN_COLORS):
+    return list(RUN_COLORS[:n])
+  return [matplotlib.colormaps["viridis"](i / (n - 1)) for i in range(n)]
+
+
 # ---------------------------------------------------------------- g: the cost of finding tickets
 def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   """Test accuracy of each criterion's tickets against what finding them cost: the model-steps of
@@ -316,7 +324,8 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   ax = fig.subplots()
   unmeasured = []
   plotted = []
-  for name in dict.fromkeys(p["criterion"] for p in points):
+  names = list(dict.fromkeys(p["criterion"] for p in points))
+  for name, color in zip(names, run_colors(len(names))):
     mine = sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
     cost = [p["finding_model_steps"] + p.get("scoring_steps", 0.0) for p in mine]
     if not max(cost):
@@ -328,10 +337,10 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
     hi = np.array([iv.hi if iv.n > 1 else iv.mean for iv in ivs])
     plotted.append((x, y, hi))
     label = name + (" (cost not measured: at 1)" if name in unmeasured else "")
-    line = ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label)
+    ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label, color=color)
     for xi, yi, p in list(zip(x, y, mine))[-1:] if len(mine) > 4 else zip(x, y, mine):
       ax.annotate(pct(p['density']), (xi, yi), textcoords="offset points", xytext=(4, 4),
-                  fontsize=7, color=line[0].get_color())
+                  fontsize=7, color=color)
   ax.set_xscale("log")
   zoom(ax, plotted, 100 * ACCURACY_WINDOW)
   ax.set_xlabel("cost of finding the ticket, per trial: model-steps of training + scoring "
