@@ -20,6 +20,11 @@
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask;
 #               one reinit draw, the one with twins)
+# studies       the quick-scale studies of RESULTS.md (3 trials, 2,000 iterations: too few and too
+#               short for the early-stop rule) again at this size: 5 trials and the schedule below,
+#               each study's own points, rounds and controls (ltjax/runs/studies.py), one workdir
+#               per study under studies/ (STUDIES="resetting ..." picks some); the scratch study is
+#               liu's, and stability's is the stability run
 #
 # CPU=1 is the schedule a 2-core CPU can carry and that passes the early-stop rule for tickets and
 # reinit (lenet_01_20k_cpu: tickets stop by 10,200 of 20,000, reinit passes the rule down to 3.5%):
@@ -48,9 +53,10 @@ fi
 export LTJAX_DATA_DIR=${LTJAX_DATA_DIR:-$PWD/.gpudata} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 W=${WORKROOT:-/tmp/reviewer}
-IMP_FLAGS=(); FASHION_FLAGS=()
+IMP_FLAGS=(); FASHION_FLAGS=(); STUDY_FLAGS=()
 if [ "${TINY:-0}" = 1 ]; then  # a toy size that exercises every command on a CPU in minutes
   S=400; T=2; D=1; EVAL=100; ROUNDS=2; K1=100; K2=200; LIMIT=600
+  STUDY_FLAGS=(--set.prune.rounds=2)  # the studies' own 8-13 rounds (pruning_rate's points keep theirs)
 elif [ "${CPU:-0}" = 1 ]; then
   S=20000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=0  # timeout 0: none
   W=${WORKROOT:-workdirs/reviewer_cpu}
@@ -154,13 +160,22 @@ run() {
         >> "$OUT/stability.log" 2>&1
       echo "stability wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/stability.log"
       tar czf "$OUT/stability.tgz" -C "$W" --exclude=checkpoints stability ;;
-    *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu stability all)"; exit 2 ;;
+    studies)
+      local t0; t0=$(date +%s)
+      for st in ${STUDIES:-resetting initialization learning_rate network_size normalization pruning_rate}; do
+        timeout "$(left "$t0")" "$PY" -m experiments.sweep --study="$st" --workdir="$W/studies/$st" \
+          --set.train.steps=$S --set.trials=$T --set.train.eval_every=$EVAL "${STUDY_FLAGS[@]}" \
+          >> "$OUT/studies.log" 2>&1 || { echo "studies: $st stopped (rc $?)" | tee -a "$OUT/studies.log"; break; }
+      done
+      echo "studies wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/studies.log"
+      tar czf "$OUT/studies.tgz" -C "$W" --exclude=checkpoints studies ;;
+    *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu stability studies all)"; exit 2 ;;
   esac
 }
 
 for name in "$@"; do
   if [ "$name" = all ]; then
-    for n in imp_1pct imp_1pct_01 fashion criteria liu stability; do
+    for n in imp_1pct imp_1pct_01 fashion criteria liu stability studies; do
       carried_in $n; [ $n = liu ] && carried_in liu_e; run $n
     done
   else
