@@ -58,8 +58,7 @@ class Claims(claim_tables.Tables):
     recs, rnd = self._at(name, density)
     scale, digits = sel.scale_of(field)
     v = sel.values(recs, kind, rnd, sel.field_name(field))
-    lo, hi = sel.num(min(v) * scale, digits), sel.num(max(v) * scale, digits)
-    return lo if lo == hi else f"{lo}\u2013{hi}"
+    return _span(sel.num(min(v) * scale, digits), sel.num(max(v) * scale, digits))
 
   def _diff(self, name, a, b, density, field) -> stats.Interval:
     recs, rnd = self._at(name, density)
@@ -232,8 +231,7 @@ class Claims(claim_tables.Tables):
          and layer in (r.get("layer_density") or {})]
     if not v:
       raise ClaimError(f"{name}: no {kind} records with layer {layer!r} at {density}%")
-    lo, hi = sel.num(min(v), 1), sel.num(max(v), 1)
-    return f"{lo}%" if lo == hi else f"{lo}\u2013{hi}%"
+    return _span(sel.num(min(v), 1), sel.num(max(v), 1)) + "%"
 
   def density(self, name: str, rnd: int) -> str:
     return f"{pct_label(sel.mean_density(self.records.get(name), rnd))}%"
@@ -255,6 +253,11 @@ def _change_at(recs, rnd: int, kind: str) -> float:
   f = sel.field_name("stop")
   dense = np.mean(list(sel.kind_trials(recs, "dense", 0, f).values()))
   return float(np.mean(list(sel.kind_trials(recs, kind, rnd, f).values())) / dense - 1)
+
+
+def _span(lo: str, hi: str) -> str:
+  """'lo–hi' of two printed values, or the one value where they print alike."""
+  return lo if lo == hi else f"{lo}\u2013{hi}"
 
 
 def _call(claims: Claims, expr: str) -> str:
