@@ -5,11 +5,15 @@ r"""What tickets on schedules of their own cost: Scratch-B beside its ticket, re
 
 Trains the same K tickets for `--steps` (validating every `--eval_every`) three ways, as a round
 does (`Trainer.train`): on the run's schedule; each on a schedule of its own that spans the whole
-run; and with half of them stopping halfway (Scratch-B's ticket and reinit beside it). Prints one
-JSON line per (model, layout) with the median seconds of each and two ratios against the first:
+run; and with half of them stopping halfway (Scratch-B's ticket and reinit beside it), every
+other one (`half_idle`), or the first half (`grouped`, as a round lists them: the controls after
+the tickets), the latter also in stacked order over the devices (`grouped_stacked`). Prints one
+JSON line per (model, layout) with the median seconds of each and four ratios:
 `own_over_run` should be about 1 (a per-ticket schedule must not slow training: it was 35x for
 Conv-2 unrolled on the CPU while the train step branched), and `half_idle_over_run` below 1 where
 tickets run one at a time (idle intervals are skipped) and about 1 elsewhere (stepped and discarded).
+`grouped_over_half_idle` should be about 1 (the devices get even shares, `Trainer.shard_order`);
+`stacked_over_grouped` is what that saves, above 1 on a mesh where tickets run one at a time.
 """
 
 from __future__ import annotations
@@ -60,28 +64,35 @@ def measure(model_name: str, mesh: str, ticket_batch: int | None) -> dict:
   states, roles = common.stacked_states(trainer, spec, module, ds, k, 0.2)
   layout = parallel.make_layout(mesh, k, _BATCH.value, splittable=not jax.tree.leaves(states.model_state))
   trainer = dataclasses.replace(trainer, unroll=wiring.unroll(-1, roles), layout=layout)
-  lasts = {"run": None, "own": [steps] * k, "half_idle": [steps // 2 if i % 2 else steps for i in range(k)]}
+  grouped = [steps // 2 if i < k // 2 else steps for i in range(k)]  # as a round lists them
+  lasts = {"run": None, "own": [steps] * k, "half_idle": [steps // 2 if i % 2 else steps for i in range(k)],
+           "grouped": grouped, "grouped_stacked": grouped}
+  stacked = dataclasses.replace(trainer, balance_shards=False)
 
-  def once(last) -> float:
+  def once(name) -> float:
+    last = lasts[name]
     schedule = () if last is None else (jnp.ones(k, jnp.float32), jnp.asarray(last, jnp.int32))
     fresh = dataclasses.replace(jax.tree.map(jnp.copy, states), schedule=schedule)  # train donates
+    runner = stacked if name == "grouped_stacked" else trainer
     jax.block_until_ready(fresh)
     t0 = time.perf_counter()
-    jax.block_until_ready(trainer.train(fresh, ds, steps, _EVAL.value)[0].params)
+    jax.block_until_ready(runner.train(fresh, ds, steps, _EVAL.value)[0].params)
     return time.perf_counter() - t0
 
-  for last in lasts.values():
-    once(last)  # compile
+  for name in lasts:
+    once(name)  # compile
   seconds = {name: [] for name in lasts}
   for rep in range(_REPEATS.value):  # alternated: each lineup goes first in turn
     for name in common.rotated(list(lasts), rep):
-      seconds[name].append(once(lasts[name]))
+      seconds[name].append(once(name))
   med = {name: statistics.median(v) for name, v in seconds.items()}
   return {"bench": "own_schedules", "model": model_name, "tickets": k, "steps": steps,
           "eval_every": _EVAL.value, "layout": layout.describe(), "ticket_batch": ticket_batch or 0,
           "unroll": trainer.unroll, "branches_per_ticket": trainer.branches_per_ticket,
           **{f"{n}_seconds": s for n, s in med.items()},
           "own_over_run": med["own"] / med["run"], "half_idle_over_run": med["half_idle"] / med["run"],
+          "grouped_over_half_idle": med["grouped"] / med["half_idle"],
+          "stacked_over_grouped": med["grouped_stacked"] / med["grouped"],
           **common.device_info()}
 
 

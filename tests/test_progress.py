@@ -10,7 +10,7 @@ from tests.conftest import FakeClock
 
 
 def test_rates_skip_the_compiling_report_and_eta_follows():
-  p = progress.RunProgress(round_tickets=[2, 5, 5], steps=1000)
+  p = progress.RunProgress.uniform(round_tickets=[2, 5, 5], steps=1000)
   assert p.total == 12_000
   first = p.update(0, 100, now=10.0)  # includes compilation: no rate yet
   assert first["model_steps_per_s"] is None and first["run_seconds_left"] is None
@@ -27,9 +27,22 @@ def test_rates_skip_the_compiling_report_and_eta_follows():
 
 
 def test_resumed_runs_count_finished_rounds_as_done():
-  p = progress.RunProgress([1, 3, 3], steps=10, first_round=2)
+  p = progress.RunProgress.uniform([1, 3, 3], steps=10, first_round=2)
   assert p.done_before == 40
   assert p.update(2, 5, now=0.0)["model_steps_done"] == 55
+
+
+def test_tickets_on_budgets_of_their_own_count_only_the_steps_they_train():
+  # A Scratch-B round: two tickets of 100 steps and one scratch net of 200; a later rewind point
+  # (first step 50) trains 50 steps.
+  p = progress.RunProgress([[(0, 100)], [(0, 100), (0, 100), (0, 200), (50, 100)]])
+  assert p.total == 100 + 450 and p.length(1) == 200
+  p.update(1, 100, now=0.0)
+  late = p.update(1, 150, now=1.0)  # only the scratch net trained: 50 model-steps in 1 s
+  assert late["model_steps_per_s"] == pytest.approx(50) and late["training"] == 1
+  assert late["model_steps_done"] == 100 + 350 + 50 and late["round_seconds_left"] == pytest.approx(1.0)
+  assert "1 of 4 tickets training" in progress.RunProgress.line(late)
+  assert p.update(1, 0, now=2.0)["training"] == 3  # the rewind point has not started
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.4, "59s"), (61, "1m01s"), (3725, "1h02m")])

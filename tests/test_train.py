@@ -353,3 +353,4 @@ def test_the_own_schedules_benchmark_prints_its_ratios(binaries):
   (line,) = [json.loads(x) for x in ran.stdout.splitlines() if '"own_schedules"' in x]
   assert line["model"] == "lenet_300_100" and line["tickets"] == 2
   assert line["own_over_run"] > 0 and line["half_idle_over_run"] > 0
+  assert line["grouped_over_half_idle"] > 0 and line["stacked_over_grouped"] > 0

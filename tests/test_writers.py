@@ -31,6 +31,11 @@ def _cfg(**overrides):
   return cfg
 
 
+def _setup(cfg):
+  """What the writers read of a `lottery.Setup`: the config, and points side by side (none)."""
+  return types.SimpleNamespace(cfg=cfg, points=None)
+
+
 def _curves(steps, k):
   step = np.repeat(np.asarray(steps, np.int32)[:, None], k, axis=1)
   loss = (1.0 / step).astype(np.float32)
@@ -108,7 +113,7 @@ def _lineage(round_index, trials=2):
 def test_each_rounds_files_are_on_disk_before_its_checkpoint(tmp_path):
   cfg = _cfg()
   ckpt, logs = _Checkpoints(tmp_path), []
-  sink = writers.WorkdirSink(tmp_path, types.SimpleNamespace(cfg=cfg), ckpt, logs.append)
+  sink = writers.WorkdirSink(tmp_path, _setup(cfg), ckpt, logs.append)
   for r in range(lineup.num_rounds(cfg)):
     result = _result(cfg, r)
     sink.progress(r, 200, None, result.curves)
@@ -204,7 +209,7 @@ def test_processes_save_together_when_process_zero_says_so():
 def test_another_process_only_takes_part_in_checkpoints(tmp_path):
   cfg = _cfg(**{"execution.checkpoint_every": 100})
   ckpt, logs = _Checkpoints(tmp_path), []
-  sink = writers.WorkdirSink(tmp_path, types.SimpleNamespace(cfg=cfg), ckpt, logs.append,
+  sink = writers.WorkdirSink(tmp_path, _setup(cfg), ckpt, logs.append,
                              writer=False)
   result = _result(cfg, 0)
   sink.progress(0, 100, lambda: ({}, {}), result.curves)
@@ -217,7 +222,7 @@ def test_another_process_only_takes_part_in_checkpoints(tmp_path):
 def test_progress_line_goes_to_status_every_time_or_to_the_log_now_and_then():
   cfg = _cfg()
   clock, logs = FakeClock(), []
-  w = writers.ProgressWriter(cfg, logs.append, log_every_s=5.0, clock=clock)
+  w = writers.ProgressWriter(_setup(cfg), logs.append, log_every_s=5.0, clock=clock)
   for now, step in ((0.0, 50), (1.0, 100), (5.5, 150), (6.0, 200)):
     clock.now = now
     w.progress(0, step, None, _curves([step], 2))
@@ -226,7 +231,7 @@ def test_progress_line_goes_to_status_every_time_or_to_the_log_now_and_then():
       "round 0/1 step 50/200", "round 0/1 step 150/200", "round 0/1 step 200/200"]
   assert logs[-1].endswith(f"best val loss {1 / 200:.4f}")
   status = []
-  w = writers.ProgressWriter(cfg, logs.append, status=status.append, first_round=1, clock=clock)
+  w = writers.ProgressWriter(_setup(cfg), logs.append, status=status.append, first_round=1, clock=clock)
   w.progress(1, 50, None, _curves([50], 3))
   w.progress(1, 100, None, _curves([50, 100], 3))
   assert len(status) == 2 and status[1].startswith("round 1/1 step 100/200")
@@ -234,9 +239,25 @@ def test_progress_line_goes_to_status_every_time_or_to_the_log_now_and_then():
   assert logs[-1].startswith("round 1 done in 1.2s\n") and "ticket" in logs[-1]
 
 
+def test_progress_counts_scratch_b_steps_past_the_run_s_budget():
+  # Scratch-B trains twice the steps: the round is 400 steps long and, past 200, only the two
+  # scratch networks of the six tickets train; the time left follows the steps still to train.
+  cfg = _cfg(**{"controls": ("reinit", "scratch"), "scratch.steps_scale": 2.0})
+  clock, logs = FakeClock(), []
+  w = writers.ProgressWriter(_setup(cfg), logs.append, log_every_s=0.0, clock=clock)
+  for now, step in ((0.0, 100), (10.0, 200), (20.0, 300)):
+    clock.now = now
+    w.progress(1, step, None, _curves([step], 6))
+  first, second, third = (line.split(" | ") for line in logs)
+  assert first[:2] == ["round 1/1 step 100/400", "6 tickets"]
+  assert second[2] == "60 model-steps/s"  # 6 x 100 steps in 10 s; then 2 x 100: 0.7 x 60 + 0.3 x 20
+  assert third[:4] == ["round 1/1 step 300/400", "2 of 6 tickets training", "48 model-steps/s", "round left 4s"]
+  assert w.run.total == 2 * 200 + 4 * 200 + 2 * 400 and logs[-1].count("run ") == 1
+
+
 def test_live_tensorboard_curves_come_from_the_reports(tmp_path):
   cfg = _cfg()
-  sink = writers.WorkdirSink(tmp_path, types.SimpleNamespace(cfg=cfg), _Checkpoints(),
+  sink = writers.WorkdirSink(tmp_path, _setup(cfg), _Checkpoints(),
                              lambda _: None)
   sink.progress(0, 100, None, _curves([100], 2))
   sink.progress(0, 200, None, _curves([100, 200], 2))

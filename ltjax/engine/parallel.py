@@ -104,6 +104,26 @@ class Layout:
   def padded(self, k: int) -> int:
     return -(-k // self.ticket_shards) * self.ticket_shards
 
+  def balanced_order(self, work: Sequence[float]) -> np.ndarray | None:
+    """An order of the tickets that spreads `work` (each ticket's cost) evenly over the ticket
+    shards, or None where the given order is as good. Shards take contiguous blocks and the
+    padding fills the last one, so Scratch-B's long-budget controls, listed after the tickets,
+    would otherwise load one device while the other's tickets stand idle."""
+    k, shards = len(work), self.ticket_shards
+    if shards == 1 or k < 2:
+      return None
+    size = self.padded(k) // shards
+    room = [size] * shards
+    room[-1] -= self.padded(k) - k
+    load, owner = [0.0] * shards, [0] * k
+    for i in sorted(range(k), key=lambda i: -work[i]):  # largest first, ties in list order
+      s = min((s for s in range(shards) if room[s]), key=lambda s: load[s])
+      owner[i], room[s], load[s] = s, room[s] - 1, load[s] + work[i]
+    contiguous = [sum(work[s * size:(s + 1) * size]) for s in range(shards)]
+    if max(load) >= max(contiguous):
+      return None
+    return np.array(sorted(range(k), key=lambda i: (owner[i], i)))
+
   def describe(self) -> str:
     if self.mesh is None:
       return f"one device ({jax.devices()[0].platform})"

@@ -123,7 +123,7 @@ def run_intervals(trainer, states, tracker: early_stop.EarlyStop, dataset: Datas
     def interval_body(i, carry):
       start = step0 + i * interval
       schedule = carry[0].schedule
-      if not (schedule and trainer.branches_per_ticket and trainer.mask_updates is None):
+      if not (schedule and trainer.skips_idle):
         return train_interval(carry, start)
       # Outside its own steps (Scratch-B's others after their budget, a later rewind point before
       # its k) a ticket would only repeat a forward pass and a validation of unchanged weights;

@@ -77,6 +77,7 @@ class Trainer:
   layout: parallel.Layout = parallel.Layout()
   mask_updates: Callable | None = None
   stretch: optimizers.Stretch | None = None  # the run's warmup and decay, for tickets of longer budgets
+  balance_shards: bool = True  # False: shards take the tickets in stacked order (benchmarks.own_schedules)
 
   @property
   def branches_per_ticket(self) -> bool:
@@ -85,6 +86,12 @@ class Trainer:
     unrolled, where XLA:CPU runs convolutions inside a conditional ~35x slower (as inside loops,
     see `ltjax.engine.programs`; measured in BUILD_NOTES), so computing and discarding is cheaper."""
     return self.ticket_batch == 1 and self.layout.batch_shards == 1 and not self.unroll
+
+  @property
+  def skips_idle(self) -> bool:
+    """Whether a ticket on a schedule of its own skips the intervals outside its steps instead of
+    running and discarding them (`programs.run_intervals`)."""
+    return self.branches_per_ticket and self.mask_updates is None
 
   @property
   def straight_through(self) -> bool:
@@ -200,6 +207,16 @@ class Trainer:
       return [self.layout.place(tree)]
     return [self.layout.place(parallel.take(tree, slice(i, i + size))) for i in range(0, k, size)]
 
+  def shard_order(self, schedule: tuple, start_step: int, stop_step: int) -> np.ndarray | None:
+    """Where tickets on schedules of their own skip their idle intervals (one at a time on each
+    device), the order that gives each device an even share of the steps in [start, stop);
+    None to keep the stacked order."""
+    if not (self.balance_shards and schedule and self.skips_idle):
+      return None
+    last = np.minimum(np.asarray(parallel.host(schedule[1])), stop_step)
+    first = np.maximum(np.asarray(parallel.host(schedule[2])), start_step) if len(schedule) > 2 else start_step
+    return self.layout.balanced_order(np.maximum(last - first, 0).tolist())
+
   def live(self, k: int) -> int | None:
     """What the programs are told of `k` tickets padded to the mesh: k where padding was added
     (the padding is skipped, `parallel.Layout.map`), None where there is none (and unrolled,
@@ -265,25 +282,35 @@ class Trainer:
     k = parallel.num_tickets(states.params)
     tracker = self.new_tracker(states) if tracker is None else tracker
     dataset = self.layout.replicate(dataset)
+    order = self.shard_order(states.schedule, start_step, stop_step)
+    if order is not None:  # the devices' shares, undone for everything the caller sees
+      states, tracker = _reorder((states, tracker), order)
+      back = np.argsort(order)
+    restore = lambda tree, axis=0: tree if order is None else _reorder(tree, back, axis)  # noqa: E731
     groups = self.place_groups((states, tracker))
     curves: list[Curves] = []
     step = start_step
     if self.unroll:
       intervals_per_call = 1  # compile time grows with the unrolled steps
-    snapshot = lambda: self.gather_groups(groups, k)  # noqa: E731
+    snapshot = lambda: restore(self.gather_groups(groups, k))  # noqa: E731
     live = self.live(k)
     for count, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
       outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), jnp.int32(count),
                                      intervals_per_call, interval, live)
               for s, t in groups]
       groups = [(s, t) for s, t, _ in outs]
-      written = timing.wait(self.gather_groups([c for *_, c in outs], k, axis=1))
+      written = timing.wait(restore(self.gather_groups([c for *_, c in outs], k, axis=1), axis=1))
       curves.append(jax.tree.map(lambda x: np.asarray(x)[:count], written))
       step += count * interval
       if callback is not None:
         callback(step, snapshot, concat_curves(curves))
     states, tracker = snapshot()
     return states, tracker, concat_curves(curves)
+
+
+def _reorder(tree: PyTree, order: np.ndarray, axis: int = 0) -> PyTree:
+  """`tree`'s tickets (on `axis`) in `order`, as complete host arrays."""
+  return jax.tree.map(lambda x: np.take(x, order, axis=axis), parallel.host(tree))
 
 
 def training(schedule: tuple, step) -> jax.Array:

@@ -21,30 +21,44 @@ def duration(seconds: float) -> str:
 
 @dataclasses.dataclass
 class RunProgress:
-  """`round_tickets[r]` tickets train `steps` steps in round r; rounds before `first_round` are done."""
-  round_tickets: list[int]
-  steps: int
+  """Round r trains ticket i over steps [first, last) = `spans[r][i]` (a round's tickets may have
+  budgets of their own: Scratch-B's, a later rewind point's); rounds before `first_round` are done.
+  Work is counted in model-steps actually trained, so rates and times left hold while some
+  tickets stand idle."""
+  spans: list[list[tuple[int, int]]]
   first_round: int = 0
   smoothing: float = 0.3  # weight of the newest rate in the moving average
 
+  @classmethod
+  def uniform(cls, round_tickets: list[int], steps: int, first_round: int = 0) -> RunProgress:
+    """`round_tickets[r]` tickets, each training `steps` steps from 0."""
+    return cls([[(0, steps)] * k for k in round_tickets], first_round)
+
   def __post_init__(self):
-    self.total = sum(self.round_tickets) * self.steps
-    self.done_before = sum(self.round_tickets[:self.first_round]) * self.steps
+    self.total = sum(self._done(r, self.length(r)) for r in range(len(self.spans)))
+    self.done_before = sum(self._done(r, self.length(r)) for r in range(self.first_round))
     self.rate = None  # model-steps/s, moving average
     self._last: tuple[int, int, float] | None = None  # (round, step, time) of the last report
 
+  def length(self, round_index: int) -> int:
+    return max((last for _, last in self.spans[round_index]), default=0)
+
+  def _done(self, round_index: int, step: int) -> int:
+    return sum(min(max(step - first, 0), last - first) for first, last in self.spans[round_index])
+
   def update(self, round_index: int, step: int, now: float) -> dict:
     """Record a report at `step` of `round_index` (steps count from 0 in each round)."""
-    k = self.round_tickets[round_index]
+    spans, done_here = self.spans[round_index], self._done(round_index, step)
     if self._last is not None and self._last[0] == round_index and step > self._last[1]:
-      rate = (step - self._last[1]) * k / max(now - self._last[2], 1e-9)
+      rate = (done_here - self._done(round_index, self._last[1])) / max(now - self._last[2], 1e-9)
       self.rate = rate if self.rate is None else (1 - self.smoothing) * self.rate + self.smoothing * rate
     self._last = (round_index, step, now)
-    done = sum(self.round_tickets[:round_index]) * self.steps + step * k
-    round_left = (self.steps - step) * k
-    return {"round": round_index, "rounds": len(self.round_tickets), "step": step,
-            "steps": self.steps, "tickets": k, "model_steps_done": done,
-            "model_steps_total": self.total, "model_steps_per_s": self.rate,
+    done = sum(self._done(r, self.length(r)) for r in range(round_index)) + done_here
+    round_left = self._done(round_index, self.length(round_index)) - done_here
+    return {"round": round_index, "rounds": len(self.spans), "step": step,
+            "steps": self.length(round_index), "tickets": len(spans),
+            "training": sum(first <= step < last for first, last in spans),
+            "model_steps_done": done, "model_steps_total": self.total, "model_steps_per_s": self.rate,
             "round_seconds_left": None if not self.rate else round_left / self.rate,
             "run_seconds_left": None if not self.rate else (self.total - done) / self.rate}
 
@@ -52,7 +66,8 @@ class RunProgress:
   def line(p: dict, best_val_loss: float | None = None) -> str:
     rate = p["model_steps_per_s"]
     parts = [f"round {p['round']}/{p['rounds'] - 1} step {p['step']}/{p['steps']}",
-             f"{p['tickets']} tickets",
+             f"{p['tickets']} tickets" if p["training"] in (0, p["tickets"])
+             else f"{p['training']} of {p['tickets']} tickets training",
              f"{rate:,.0f} model-steps/s" if rate else "compiling/measuring",
              f"round left {duration(p['round_seconds_left'])}" if rate else None,
              f"run {100 * p['model_steps_done'] / p['model_steps_total']:.1f}%"

@@ -152,7 +152,7 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
                                     quiet, first_round=lineage.round), p, setup, c)
              for p, (w, c, ck) in enumerate(zip(workdirs, configs, ckpts))]
     sink = FanOut(*sinks, SideBySideMidround(mid, base, configs, names),
-                  ProgressWriter(base, log, status, lineage.round))
+                  ProgressWriter(setup, log, status, lineage.round))
     log(f"{len(points)} points side by side: {lineup.num_rounds(base)} rounds from round "
         f"{lineage.round}, {setup.trainer.layout.describe()}, ticket_batch {setup.trainer.ticket_batch}")
     try:

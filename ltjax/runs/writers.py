@@ -210,15 +210,17 @@ class ProgressWriter(Sink):
   each round's end."""
   label = "progress"
 
-  def __init__(self, cfg, log: Callable[[str], None], status: Callable[[str], None] | None = None,
+  def __init__(self, setup, log: Callable[[str], None], status: Callable[[str], None] | None = None,
                first_round: int = 0, log_every_s: float = 5.0,
                clock: Callable[[], float] = time.perf_counter):
-    self.cfg, self.log, self.status = cfg, log, status
+    self.cfg, self.log, self.status = setup.cfg, log, status
     self.log_every_s, self.clock = log_every_s, clock
     self._last_log: float | None = None  # none yet: the first report is always shown
-    self.run = progress.RunProgress(
-        [len(lineup.lineup(cfg, r)) for r in range(lineup.num_rounds(cfg))], cfg.train.steps,
-        first_round)
+    spans = []
+    for r in range(lineup.num_rounds(setup.cfg)):
+      ids = lineup.lineup(setup.cfg, r)
+      spans.append(list(zip(lineup.first_steps(setup, ids, r).tolist(), lineup.last_steps(setup, ids, r).tolist())))
+    self.run = progress.RunProgress(spans, first_round)
 
   def progress(self, round_index, step, snapshot, curves):
     now = self.clock()
@@ -229,7 +231,7 @@ class ProgressWriter(Sink):
     if self.status is not None:
       self.status(line)
     elif (self._last_log is None or now - self._last_log >= self.log_every_s
-          or step == self.cfg.train.steps):
+          or step == self.run.length(round_index)):
       self._last_log = now
       self.log(line)
 
@@ -329,5 +331,5 @@ class WorkdirSink(FanOut):
       super().__init__(ckpts)
       return
     super().__init__(RecordsWriter(workdir, cfg.seed), CurvesWriter(workdir), LineageWriter(workdir, cfg), ckpts,
-                     ProgressWriter(cfg, log, status, first_round, log_every_s),
+                     ProgressWriter(setup, log, status, first_round, log_every_s),
                      TensorBoardWriter(workdir, cfg))
