@@ -88,6 +88,24 @@ def test_cost_figure_puts_each_criterion_on_a_log_cost_axis():
   assert ax.containers[2].lines[0].get_xdata()[0] == 350.0  # its scoring, in training steps
 
 
+def test_criteria_of_about_one_cost_are_set_side_by_side_in_order_of_cost():
+  # The at-init criteria of the 20K comparison: 5.0-6.9 training-step equivalents each.
+  cost = {"magnitude_init": 5.03, "snip": 5.07, "grasp": 5.66, "random_init": 6.94, "synflow": 303.66}
+  points = [{"criterion": name, "round": r, "density": 0.8 ** r, "finding_model_steps": 0.0,
+             "scoring_steps": c, "test_accuracy": [0.95, 0.96]} for name, c in cost.items() for r in (1, 2)]
+  ax = figures.cost_figure(points).axes[0]
+  x = {c.get_label(): c.lines[0].get_xdata() for c in ax.containers}
+  assert all(len(set(v)) == 1 for v in x.values())  # one cost per criterion, moved as a whole
+  order = sorted(cost, key=cost.get)
+  placed = [x[name][0] for name in order]
+  assert np.all(np.diff(placed) > 0) and np.min(np.asarray(placed[1:]) / placed[:-1]) > 1.1
+  assert x["synflow"][0] == cost["synflow"]  # far from the others: where it is
+  assert 4.0 < placed[0] < cost["magnitude_init"] and cost["random_init"] <= x["random_init"][0] < 8.0  # moved little
+  assert "side by side" in ax.get_title()
+  alone = [p for p in points if p["criterion"] in ("snip", "synflow")]
+  assert "side by side" not in figures.cost_figure(alone).axes[0].get_title()
+
+
 def test_one_collapsed_mean_does_not_flatten_the_accuracy_axis():
   fig = figures.Figure()
   ax = fig.subplots()

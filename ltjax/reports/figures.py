@@ -141,6 +141,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   fig = Figure(figsize=(8.5, 5.2))
   ax = fig.subplots()
   multi = len(runs) > 1
+  colors = run_colors(len(runs))
   series = [(i, run, kind) for i, run in enumerate(runs) for kind in run.kinds]
   percents = [100 * r["density"] for run in runs for r in run.summary]
   span = math.log(max(percents) / min(percents)) if percents else 0.0
@@ -159,7 +160,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
     label = f"{run.label}: {kind_label(kind, [run])}" if multi else kind_label(kind, [run])
     plotted.append((x * dodge, mean, hi))
-    color = RUN_COLORS[i % len(RUN_COLORS)] if multi else KIND_COLORS.get(kind)
+    color = colors[i] if multi else KIND_COLORS.get(kind)
     ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
                 marker=KIND_MARKERS.get(kind, "o"), markersize=5, color=color,
                 linestyle=KIND_LINES.get(kind, "-") if multi else "-", linewidth=1.5)
@@ -170,7 +171,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     if dense:
       who = f"{run.label}: " if multi else ""
       ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=1,
-                 color=RUN_COLORS[i % len(RUN_COLORS)] if multi else "0.4",
+                 color=colors[i] if multi else "0.4",
                  label=f"{who}dense network (round 0, mean)")
   percent_axis(ax, percents)
   if field == "test_accuracy":
@@ -315,6 +316,32 @@ def run_colors(n: int) -> list:
 
 
 # ---------------------------------------------------------------- g: the cost of finding tickets
+SIDE_GAP = 0.03  # the least gap between criteria of one cost each, as a fraction of the log x axis
+
+
+def _side_by_side(cost: dict[str, float], step: float) -> dict[str, float]:
+  """x factors for criteria of one cost each (the at-init ones: 5-7 training-step equivalents
+  apiece) that would share a vertical line: each run of criteria closer than `step` (a ratio) is
+  spread `step` apart around its geometric middle, in order of cost, merging runs until none is
+  closer than that to the next."""
+  runs = [[name] for name in sorted(cost, key=cost.get)]
+
+  def placed(run):
+    if len(run) == 1:
+      return [cost[run[0]]]
+    middle = math.exp(np.mean([math.log(cost[n]) for n in run]))
+    return [middle * step ** (j - (len(run) - 1) / 2) for j in range(len(run))]
+  merged = True
+  while merged:
+    merged = False
+    for i in range(len(runs) - 1):
+      if placed(runs[i + 1])[0] < step * placed(runs[i])[-1] * (1 - 1e-9):
+        runs[i:i + 2] = [runs[i] + runs[i + 1]]
+        merged = True
+        break
+  return {n: x / cost[n] for run in runs for n, x in zip(run, placed(run))}
+
+
 def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   """Test accuracy of each criterion's tickets against what finding them cost: the model-steps of
   training spent per trial plus scoring, in training-step equivalents (`scoring_steps`, measured by
@@ -325,12 +352,18 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   unmeasured = []
   plotted = []
   names = list(dict.fromkeys(p["criterion"] for p in points))
+  by_name = {name: sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
+             for name in names}
+  costs = {name: [max(p["finding_model_steps"] + p.get("scoring_steps", 0.0), 1.0) for p in mine]
+           for name, mine in by_name.items()}
+  every = [c for cs in costs.values() for c in cs]
+  step = 10 ** (SIDE_GAP * max(math.log10(max(every) / min(every)), 1.0))
+  shift = _side_by_side({name: c[0] for name, c in costs.items() if min(c) == max(c)}, step)
   for name, color in zip(names, run_colors(len(names))):
-    mine = sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
-    cost = [p["finding_model_steps"] + p.get("scoring_steps", 0.0) for p in mine]
-    if not max(cost):
+    mine = by_name[name]
+    if max(costs[name]) == 1.0:
       unmeasured.append(name)
-    x = np.array([max(c, 1.0) for c in cost])
+    x = np.array(costs[name]) * shift.get(name, 1.0)
     ivs = [stats.interval(100 * np.asarray(p["test_accuracy"])) for p in mine]
     y = np.array([iv.mean for iv in ivs])
     lo = np.array([iv.lo if iv.n > 1 else iv.mean for iv in ivs])
@@ -345,8 +378,10 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   zoom(ax, plotted, 100 * ACCURACY_WINDOW)
   ax.set_xlabel("cost of finding the ticket, per trial: model-steps of training + scoring "
                 "(training-step equivalents)")
+  side = ("\ncriteria of about equal cost are set side by side (x apart by a factor of "
+          f"{step:.2g} each)") if any(f != 1.0 for f in shift.values()) else ""
   finish(ax, "Test accuracy against the cost of finding the ticket; bars = 95% interval\n"
-          "labels: % of weights remaining (IMP: its sparsest round)",
+          f"labels: % of weights remaining (IMP: its sparsest round){side}",
           "test accuracy at early stop (%)")
   tight(fig)
   return fig
