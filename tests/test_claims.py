@@ -30,7 +30,7 @@ def _records(root):
             "wall_seconds": 10.0}
     recs.append(dict(base, round=0, kind="ticket", density=1.0, test_accuracy=dense, early_stop_step=1000))
     recs.append(dict(base, round=1, kind="ticket", density=0.5, test_accuracy=dense + 0.01 + 0.001 * t,
-                     early_stop_step=500, finding_steps=2000, wall_seconds=20.0,
+                     final_test_accuracy=dense + 0.008, early_stop_step=500, finding_steps=2000, wall_seconds=20.0,
                      layer_density={"fc/kernel": 0.4 + 0.1 * t, "out/kernel": 0.0}))
     recs.append(dict(base, round=1, kind="reinit", density=0.5, test_accuracy=dense - 0.005 + 0.0005 * t,
                      early_stop_step=1990 if t == 0 else 1500, wall_seconds=20.0))
@@ -48,6 +48,7 @@ def test_values_are_means_over_trials_and_paired_differences(c):
   assert c.mean("run", "dense") == "97.20"
   assert c.mean("run", "ticket", 50.0) == "98.30"
   assert c.mean("run", "ticket", 50, "stop") == "500"
+  assert c.mean("run", "ticket", 50, "final") == "98.00"  # after the whole budget, not at the early stop
   assert c.minmax("run", "dense") == "97.00\u201397.40" and c.minmax("run", "ticket", 50, "stop") == "500"
   assert c.delta("run", "ticket", "dense", 50) == "+1.10"
   assert c.diff("run", "ticket", "dense", 50) == "+1.10 [+0.85, +1.35]"  # 1.0, 1.1, 1.2 points

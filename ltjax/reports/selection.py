@@ -14,7 +14,10 @@ import numpy as np
 from ltjax.reports import stats, tables
 
 Record = Mapping[str, Any]
-FIELDS = {"acc": "test_accuracy", "stop": "early_stop_step", "instability": "instability"}
+# "final": the test accuracy after the whole budget, the measure of papers that train a fixed
+# schedule without early stopping (Liu et al. 2019).
+FIELDS = {"acc": "test_accuracy", "final": "final_test_accuracy", "stop": "early_stop_step",
+          "instability": "instability"}
 
 
 class ClaimError(ValueError):
