@@ -41,6 +41,12 @@
 #
 # (a name whose workdir is missing starts from results/unfinished/<name> where that exists).
 #
+# A finished run goes into results/ as its records, configs and figures (no lineage files), in the
+# layout of the committed studies, before RESULTS.md quotes it:
+#
+#   CPU=1 bash experiments/reviewer_runs.sh --publish liu liu_20k_cpu               # lr=0.1.results.jsonl, ...
+#   CPU=1 bash experiments/reviewer_runs.sh --publish liu_e liu_20k_cpu scratch_e_  # scratch_e_lr=0.1...
+#
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
 # RESULTS.md as claims (`python -m experiments.report --results=results`).
@@ -99,6 +105,40 @@ keep() {  # records, curves, masks and lineage files of a run (live or not), to 
       --exclude='lineage*.npz' --exclude='.*.tmp' . | tar xf - -C "$part" &&
     rm -rf "${UNFINISHED:?}/$1" && mv "$part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
 }
+publish() {  # a finished run's records into results/$2 in the committed layout (POINT.results.jsonl
+             # and POINT.config.json per sweep point, the sweep's sweep.json; $3 before each name),
+             # then its figures; refuses an unfinished run and never overwrites
+  [ -d "$W/$1" ] || { echo "--publish: no workdir $W/$1"; exit 2; }
+  "$PY" - "$W/$1" "results/$2" "${3:-}" <<'EOF' || exit 2
+import json, pathlib, shutil, sys
+src, dst, prefix = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+sweep = src / "sweep.json"
+points = ([(p["name"], src / p["name"]) for p in json.loads(sweep.read_text())["points"]]
+          if sweep.is_file() else [(src.name, src)])
+names = [f"{prefix}{n}.{f}" for n, _ in points for f in ("results.jsonl", "config.json")]
+names += [f"{prefix}sweep.json"] if sweep.is_file() else []
+for name, d in points:
+  p = json.loads((d / "config.json").read_text())["config"]["prune"]
+  want = 1 + (p["rounds"] if p["mode"] == "iterative" else len(p["densities"]))
+  got = {json.loads(x)["round"] for x in (d / "results.jsonl").read_text().splitlines() if x.strip()}
+  if len(got) < want:
+    sys.exit(f"--publish: {d} has {len(got)} of its {want} rounds: not finished")
+if clash := [n for n in names if (dst / n).exists()]:
+  sys.exit(f"--publish: {dst / clash[0]} exists")
+dst.mkdir(parents=True, exist_ok=True)
+for name, d in points:
+  for f in ("results.jsonl", "config.json"):
+    shutil.copyfile(d / f, dst / f"{prefix}{name}.{f}")
+if sweep.is_file():
+  shutil.copyfile(sweep, dst / f"{prefix}sweep.json")
+print(f"published {len(points)} record set(s) of {src} to {dst}")
+EOF
+  "$PY" -m experiments.report --records="results/$2"
+}
+if [ "${1:-}" = --publish ]; then  # --publish NAME DIR [PREFIX]
+  [ $# -ge 3 ] || { echo "usage: reviewer_runs.sh --publish NAME DIR [PREFIX]"; exit 2; }
+  publish "$2" "$3" "${4:-}"; exit 0
+fi
 if [ "${1:-}" = --keep ]; then
   shift
   for name in "$@"; do
