@@ -176,3 +176,11 @@ def test_report_binary_leaves_the_document_alone_when_a_claim_fails(binaries, tm
   assert doc.read_text() == "<!--c:mean('run', 'dense')-->97.20<!--/c-->\n"
   shutil.rmtree(root)
 
+
+
+def test_a_bound_that_rounds_to_zero_shows_its_side_of_zero():
+  from ltjax.reports import selection, stats
+  text = lambda lo, hi: selection.interval_text(stats.Interval((lo + hi) / 2, lo, hi, 5), 100.0, 2)  # noqa: E731
+  assert text(0.00003, 0.0078) == "+0.39 [+0.003, +0.78]"      # real: the bound is above 0
+  assert text(-0.000001, 0.0046) == "+0.23 [\u22120.0001, +0.46]"  # not real: below 0
+  assert text(-0.0024, 0.0078) == "+0.27 [\u22120.24, +0.78]" and text(0.0, 0.0) == "0.00 [0.00, 0.00]"

@@ -144,6 +144,12 @@ def scale_of(field: str) -> tuple[float, int]:
 
 
 def interval_text(iv: stats.Interval, scale: float, digits: int) -> str:
-  """'mean [lo, hi]', each signed."""
-  return f"{signed(iv.mean * scale, digits)} [{signed(iv.lo * scale, digits)}, {signed(iv.hi * scale, digits)}]"
+  """'mean [lo, hi]', each signed; a bound that rounds to 0 but is not 0 gets up to two more
+  digits, so that which side of 0 it lies on (whether the difference is real) can be read."""
+  def bound(x: float) -> str:
+    for d in range(digits, digits + 3):
+      if (text := signed(x * scale, d))[0] in "+\u2212":
+        return text
+    return signed(x * scale, digits)
+  return f"{signed(iv.mean * scale, digits)} [{bound(iv.lo)}, {bound(iv.hi)}]"
 
