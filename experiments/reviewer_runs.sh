@@ -118,6 +118,8 @@ points = ([(p["name"], src / p["name"]) for p in json.loads(sweep.read_text())["
 names = [f"{prefix}{n}.{f}" for n, _ in points for f in ("results.jsonl", "config.json")]
 names += [f"{prefix}sweep.json"] if sweep.is_file() else []
 for name, d in points:
+  if not (d / "config.json").is_file() or not (d / "results.jsonl").is_file():
+    sys.exit(f"--publish: {d} is not a lottery workdir (no config.json and results.jsonl) nor a sweep's root")
   p = json.loads((d / "config.json").read_text())["config"]["prune"]
   want = 1 + (p["rounds"] if p["mode"] == "iterative" else len(p["densities"]))
   got = {json.loads(x)["round"] for x in (d / "results.jsonl").read_text().splitlines() if x.strip()}
@@ -137,7 +139,7 @@ EOF
 }
 if [ "${1:-}" = --publish ]; then  # --publish NAME DIR [PREFIX]
   [ $# -ge 3 ] || { echo "usage: reviewer_runs.sh --publish NAME DIR [PREFIX]"; exit 2; }
-  publish "$2" "$3" "${4:-}"; exit 0
+  publish "$2" "$3" "${4:-}"; exit $?
 fi
 if [ "${1:-}" = --keep ]; then
   shift

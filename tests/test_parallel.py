@@ -144,6 +144,21 @@ def test_balanced_order_leaves_room_for_the_padding_and_keeps_balanced_orders():
   assert _Shards(1).balanced_order([1, 9]) is None and layout.balanced_order([4]) is None
 
 
+def test_balanced_order_with_more_padding_than_a_shard():
+  # 10 tickets on 8 devices: padded to 16, 2 per device, the last 3 devices hold only padding.
+  work = [1] * 5 + [3] * 5
+  assert _loads(range(10), work, 8, 16)[:5] == [2, 2, 4, 6, 6]
+  order = _Shards(8).balanced_order(work)
+  assert sorted(order.tolist()) == list(range(10)) and _loads(order, work, 8, 16) == [4] * 5 + [0] * 3
+
+
+def test_balanced_order_keeps_the_stacked_order_where_calls_would_wait_longer():
+  # Per compiled call: A trains in the first, B in the second, C and D in both. Stacked, each call
+  # has 2 steps per device; spreading the totals (2 each) would give 3 + 3.
+  work = [[2, 0], [0, 2], [1, 1], [1, 1]]
+  assert _Shards(2).balanced_order(work) is None
+
+
 _BALANCED_TRAINING = """
 import dataclasses, jax, jax.numpy as jnp, numpy as np, optax
 from ltjax import data, models
@@ -159,11 +174,19 @@ trainer = train.Trainer(module, optax.sgd(0.1), batch_size=30, ticket_batch=1, l
 # Scratch-B's line-up: 3 runs of 20 steps, then 3 of 40 (grouped, as the controls follow the tickets).
 schedule = (jnp.ones(6, jnp.float32), jnp.array([20, 20, 20, 40, 40, 40], jnp.int32))
 fresh = lambda: trainer.init_states(params, jax.vmap(masks.ones)(params), jax.vmap(lambda _: {})(keys), keys, schedule)
-assert trainer.shard_order(fresh().schedule, 0, 40) is not None
+assert trainer.shard_order(fresh().schedule, [(0, 20), (20, 40)]) is not None
 plain = dataclasses.replace(trainer, balance_shards=False)
-assert plain.shard_order(fresh().schedule, 0, 40) is None
-outs = [t.train(fresh(), ds, steps=40, eval_every=10) for t in (trainer, plain)]
+assert plain.shard_order(fresh().schedule, [(0, 40)]) is None
+outs, snaps = [], []
+for t in (trainer, plain):  # two calls of 2 intervals: a mid-round snapshot after the first
+  calls = []
+  outs.append(t.train(fresh(), ds, steps=40, eval_every=10, intervals_per_call=2,
+                      callback=lambda step, snapshot, curves: calls.append((step, snapshot(), curves))))
+  snaps.append(calls[0])
+assert snaps[0][0] == 20
 for a, b in zip(*[jax.tree.leaves(parallel.host(o)) for o in outs], strict=True):
+  np.testing.assert_array_equal(a, b)
+for a, b in zip(*[jax.tree.leaves(parallel.host(x)) for x in snaps], strict=True):
   np.testing.assert_array_equal(a, b)
 print("ok")
 """

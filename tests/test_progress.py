@@ -82,3 +82,12 @@ def test_status_line_shows_the_first_line_whatever_the_uptime(uptime):
   piped = io.StringIO()
   cli.StatusLine(piped, piped_every_s=3600, clock=clock, stamp=lambda: "T")("first")
   assert piped.getvalue() == "[T] first\n"
+
+
+def test_tickets_stepped_and_discarded_cost_the_whole_round():
+  # Vmapped tickets run every step and keep only their own: an idle one costs as much as training.
+  p = progress.RunProgress([[(0, 100), (0, 200)]], idle_costs=True)
+  assert p.total == 400
+  p.update(0, 100, now=0.0)
+  late = p.update(0, 150, now=1.0)
+  assert late["model_steps_per_s"] == pytest.approx(100) and late["training"] == 1

@@ -31,9 +31,10 @@ def _cfg(**overrides):
   return cfg
 
 
-def _setup(cfg):
-  """What the writers read of a `lottery.Setup`: the config, and points side by side (none)."""
-  return types.SimpleNamespace(cfg=cfg, points=None)
+def _setup(cfg, skips_idle=True):
+  """What the writers read of a `lottery.Setup`: the config, points side by side (none), and
+  whether idle tickets skip their steps (one at a time) or are stepped and discarded (vmapped)."""
+  return types.SimpleNamespace(cfg=cfg, points=None, trainer=types.SimpleNamespace(skips_idle=skips_idle))
 
 
 def _curves(steps, k):
@@ -253,6 +254,9 @@ def test_progress_counts_scratch_b_steps_past_the_run_s_budget():
   assert second[2] == "60 model-steps/s"  # 6 x 100 steps in 10 s; then 2 x 100: 0.7 x 60 + 0.3 x 20
   assert third[:4] == ["round 1/1 step 300/400", "2 of 6 tickets training", "48 model-steps/s", "round left 4s"]
   assert w.run.total == 2 * 200 + 4 * 200 + 2 * 400 and logs[-1].count("run ") == 1
+  # Vmapped, the idle tickets are stepped and discarded: every one costs the whole round.
+  stepped = writers.ProgressWriter(_setup(cfg, skips_idle=False), logs.append)
+  assert stepped.run.total == 2 * 200 + 6 * 400
 
 
 def test_live_tensorboard_curves_come_from_the_reports(tmp_path):

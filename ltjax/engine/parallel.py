@@ -104,25 +104,30 @@ class Layout:
   def padded(self, k: int) -> int:
     return -(-k // self.ticket_shards) * self.ticket_shards
 
-  def balanced_order(self, work: Sequence[float]) -> np.ndarray | None:
-    """An order of the tickets that spreads `work` (each ticket's cost) evenly over the ticket
-    shards, or None where the given order is as good. Shards take contiguous blocks and the
-    padding fills the last one, so Scratch-B's long-budget controls, listed after the tickets,
-    would otherwise load one device while the other's tickets stand idle."""
+  def balanced_order(self, work: np.ndarray) -> np.ndarray | None:
+    """An order of the tickets that evens out their work over the ticket shards, or None where
+    the stacked order is as fast. `work[i, c]` is ticket i's share of compiled call c: devices
+    wait for each other at the end of each call, so an order costs the sum over calls of its
+    busiest shard. Shards take contiguous blocks, the padding at the end (and is skipped), so
+    Scratch-B's long-budget controls, listed after the tickets, would otherwise keep one device
+    busy while the other's tickets stand idle. Greedy: the most work first, onto the shard with
+    room that has the least so far."""
+    work = np.asarray(work, np.float64).reshape(len(work), -1)
     k, shards = len(work), self.ticket_shards
     if shards == 1 or k < 2:
       return None
     size = self.padded(k) // shards
-    room = [size] * shards
-    room[-1] -= self.padded(k) - k
-    load, owner = [0.0] * shards, [0] * k
-    for i in sorted(range(k), key=lambda i: -work[i]):  # largest first, ties in list order
+    room = [max(0, min(size, k - s * size)) for s in range(shards)]  # live tickets per shard
+    load, owner = np.zeros(shards), np.zeros(k, np.int64)
+    for i in sorted(range(k), key=lambda i: -work[i].sum()):  # ties in list order
       s = min((s for s in range(shards) if room[s]), key=lambda s: load[s])
-      owner[i], room[s], load[s] = s, room[s] - 1, load[s] + work[i]
-    contiguous = [sum(work[s * size:(s + 1) * size]) for s in range(shards)]
-    if max(load) >= max(contiguous):
-      return None
-    return np.array(sorted(range(k), key=lambda i: (owner[i], i)))
+      owner[i], room[s], load[s] = s, room[s] - 1, load[s] + work[i].sum()
+    order = np.array(sorted(range(k), key=lambda i: (owner[i], i)))
+
+    def cost(order):  # the sum over calls of the busiest shard's work
+      padded = np.concatenate([work[order], np.zeros((self.padded(k) - k, work.shape[1]))])
+      return padded.reshape(shards, size, -1).sum(1).max(0).sum()
+    return order if cost(order) < cost(np.arange(k)) else None
 
   def describe(self) -> str:
     if self.mesh is None:

@@ -207,15 +207,16 @@ class Trainer:
       return [self.layout.place(tree)]
     return [self.layout.place(parallel.take(tree, slice(i, i + size))) for i in range(0, k, size)]
 
-  def shard_order(self, schedule: tuple, start_step: int, stop_step: int) -> np.ndarray | None:
+  def shard_order(self, schedule: tuple, windows: list[tuple[int, int]]) -> np.ndarray | None:
     """Where tickets on schedules of their own skip their idle intervals (one at a time on each
-    device), the order that gives each device an even share of the steps in [start, stop);
-    None to keep the stacked order."""
+    device), the order that evens out the devices' steps in each compiled call ([start, stop)
+    `windows`); None to keep the stacked order."""
     if not (self.balance_shards and schedule and self.skips_idle):
       return None
-    last = np.minimum(np.asarray(parallel.host(schedule[1])), stop_step)
-    first = np.maximum(np.asarray(parallel.host(schedule[2])), start_step) if len(schedule) > 2 else start_step
-    return self.layout.balanced_order(np.maximum(last - first, 0).tolist())
+    last = np.asarray(parallel.host(schedule[1]))[:, None]
+    first = np.asarray(parallel.host(schedule[2]))[:, None] if len(schedule) > 2 else 0
+    starts, stops = (np.array([w[j] for w in windows])[None, :] for j in (0, 1))
+    return self.layout.balanced_order(np.maximum(np.minimum(last, stops) - np.maximum(first, starts), 0))
 
   def live(self, k: int) -> int | None:
     """What the programs are told of `k` tickets padded to the mesh: k where padding was added
@@ -282,7 +283,11 @@ class Trainer:
     k = parallel.num_tickets(states.params)
     tracker = self.new_tracker(states) if tracker is None else tracker
     dataset = self.layout.replicate(dataset)
-    order = self.shard_order(states.schedule, start_step, stop_step)
+    if self.unroll:
+      intervals_per_call = 1  # compile time grows with the unrolled steps
+    plan = call_plan(stop_step - start_step, eval_every, intervals_per_call)
+    bounds = start_step + np.cumsum([0] + [count * interval for count, interval in plan])
+    order = self.shard_order(states.schedule, list(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
     if order is not None:  # the devices' shares, undone for everything the caller sees
       states, tracker = _reorder((states, tracker), order)
       back = np.argsort(order)
@@ -290,11 +295,9 @@ class Trainer:
     groups = self.place_groups((states, tracker))
     curves: list[Curves] = []
     step = start_step
-    if self.unroll:
-      intervals_per_call = 1  # compile time grows with the unrolled steps
     snapshot = lambda: restore(self.gather_groups(groups, k))  # noqa: E731
     live = self.live(k)
-    for count, interval in call_plan(stop_step - start_step, eval_every, intervals_per_call):
+    for count, interval in plan:
       outs = [programs.run_intervals(self, s, t, dataset, jnp.int32(step), jnp.int32(count),
                                      intervals_per_call, interval, live)
               for s, t in groups]

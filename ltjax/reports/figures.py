@@ -354,14 +354,14 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
   names = list(dict.fromkeys(p["criterion"] for p in points))
   by_name = {name: sorted((p for p in points if p["criterion"] == name), key=lambda p: p["finding_model_steps"])
              for name in names}
-  costs = {name: [max(p["finding_model_steps"] + p.get("scoring_steps", 0.0), 1.0) for p in mine]
-           for name, mine in by_name.items()}
-  every = [c for cs in costs.values() for c in cs]
+  raw = {name: [p["finding_model_steps"] + p.get("scoring_steps", 0.0) for p in mine] for name, mine in by_name.items()}
+  costs = {name: [max(c, 1.0) for c in cs] for name, cs in raw.items()}
+  every = [c for cs in costs.values() for c in cs] or [1.0]
   step = 10 ** (SIDE_GAP * max(math.log10(max(every) / min(every)), 1.0))
   shift = _side_by_side({name: c[0] for name, c in costs.items() if min(c) == max(c)}, step)
   for name, color in zip(names, run_colors(len(names))):
     mine = by_name[name]
-    if max(costs[name]) == 1.0:
+    if not max(raw[name]):
       unmeasured.append(name)
     x = np.array(costs[name]) * shift.get(name, 1.0)
     ivs = [stats.interval(100 * np.asarray(p["test_accuracy"])) for p in mine]

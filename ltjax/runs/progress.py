@@ -23,10 +23,12 @@ def duration(seconds: float) -> str:
 class RunProgress:
   """Round r trains ticket i over steps [first, last) = `spans[r][i]` (a round's tickets may have
   budgets of their own: Scratch-B's, a later rewind point's); rounds before `first_round` are done.
-  Work is counted in model-steps actually trained, so rates and times left hold while some
-  tickets stand idle."""
+  Work is counted in model-steps computed: only the trained ones where idle tickets skip their
+  steps (`Trainer.skips_idle`), every ticket's over the whole round where they are stepped and
+  discarded (`idle_costs`), so that rates and times left hold either way."""
   spans: list[list[tuple[int, int]]]
   first_round: int = 0
+  idle_costs: bool = False
   smoothing: float = 0.3  # weight of the newest rate in the moving average
 
   @classmethod
@@ -44,7 +46,11 @@ class RunProgress:
     return max((last for _, last in self.spans[round_index]), default=0)
 
   def _done(self, round_index: int, step: int) -> int:
-    return sum(min(max(step - first, 0), last - first) for first, last in self.spans[round_index])
+    spans = self.spans[round_index]
+    if self.idle_costs and spans:
+      start, end = min(first for first, _ in spans), self.length(round_index)
+      spans = [(start, end)] * len(spans)
+    return sum(min(max(step - first, 0), last - first) for first, last in spans)
 
   def update(self, round_index: int, step: int, now: float) -> dict:
     """Record a report at `step` of `round_index` (steps count from 0 in each round)."""

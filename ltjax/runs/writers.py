@@ -220,7 +220,7 @@ class ProgressWriter(Sink):
     for r in range(lineup.num_rounds(setup.cfg)):
       ids = lineup.lineup(setup.cfg, r)
       spans.append(list(zip(lineup.first_steps(setup, ids, r).tolist(), lineup.last_steps(setup, ids, r).tolist())))
-    self.run = progress.RunProgress(spans, first_round)
+    self.run = progress.RunProgress(spans, first_round, idle_costs=not setup.trainer.skips_idle)
 
   def progress(self, round_index, step, snapshot, curves):
     now = self.clock()
