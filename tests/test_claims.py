@@ -49,6 +49,8 @@ def test_values_are_means_over_trials_and_paired_differences(c):
   assert c.mean("run", "ticket", 50.0) == "98.30"
   assert c.mean("run", "ticket", 50, "stop") == "500"
   assert c.mean("run", "ticket", 50, "final") == "98.00"  # after the whole budget, not at the early stop
+  with pytest.raises(claims.ClaimError, match="reinit records of round 1 have no final_test_accuracy"):
+    c.mean("run", "reinit", 50, "final")
   assert c.minmax("run", "dense") == "97.00\u201397.40" and c.minmax("run", "ticket", 50, "stop") == "500"
   assert c.delta("run", "ticket", "dense", 50) == "+1.10"
   assert c.diff("run", "ticket", "dense", 50) == "+1.10 [+0.85, +1.35]"  # 1.0, 1.1, 1.2 points

@@ -73,9 +73,12 @@ def kind_trials(recs: Sequence[Record], kind: str, rnd: int, field: str) -> dict
   """trial -> the field's mean over that trial's records of `kind` ('dense': round 0's tickets)."""
   if kind == "dense":
     kind, rnd = "ticket", 0
-  got = stats.per_trial([r for r in recs if r["round"] == rnd and r["kind"] == kind], field)
+  mine = [r for r in recs if r["round"] == rnd and r["kind"] == kind]
+  got = stats.per_trial(mine, field)
   if not got:
-    raise ClaimError(f"no {kind} records in round {rnd}")
+    lacking = mine and not any(field in r for r in mine)
+    raise ClaimError(f"the {kind} records of round {rnd} have no {field}" if lacking
+                     else f"no {kind} records in round {rnd}")
   return got
 
 
