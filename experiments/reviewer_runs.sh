@@ -111,6 +111,7 @@ publish() {  # a finished run's records into results/$2 in the committed layout 
   [ -d "$W/$1" ] || { echo "--publish: no workdir $W/$1"; exit 2; }
   "$PY" - "$W/$1" "results/$2" "${3:-}" <<'EOF' || exit 2
 import json, pathlib, shutil, sys
+from ltjax.reports.analysis import planned_rounds
 src, dst, prefix = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
 sweep = src / "sweep.json"
 points = ([(p["name"], src / p["name"]) for p in json.loads(sweep.read_text())["points"]]
@@ -120,8 +121,7 @@ names += [f"{prefix}sweep.json"] if sweep.is_file() else []
 for name, d in points:
   if not (d / "config.json").is_file() or not (d / "results.jsonl").is_file():
     sys.exit(f"--publish: {d} is not a lottery workdir (no config.json and results.jsonl) nor a sweep's root")
-  p = json.loads((d / "config.json").read_text())["config"]["prune"]
-  want = 1 + (p["rounds"] if p["mode"] == "iterative" else len(p["densities"]))
+  want = planned_rounds(json.loads((d / "config.json").read_text())["config"])
   got = {json.loads(x)["round"] for x in (d / "results.jsonl").read_text().splitlines() if x.strip()}
   if len(got) < want:
     sys.exit(f"--publish: {d} has {len(got)} of its {want} rounds: not finished")

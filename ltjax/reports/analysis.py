@@ -168,6 +168,12 @@ def spread(items: Sequence[Any], k: int) -> list[Any]:
 
 
 # ---------------------------------------------------------------- reading a workdir
+def planned_rounds(config: Mapping[str, Any]) -> int:
+  """The rounds a run's config (its config.json's `config`) plans, the dense round 0 included."""
+  p = config.get("prune", {})
+  return 1 + (p.get("rounds", 0) if p.get("mode", "iterative") == "iterative" else len(p.get("densities", ())))
+
+
 @dataclasses.dataclass
 class Run:
   """One workdir's results, read lazily: records now, curves/masks/initial weights on demand."""

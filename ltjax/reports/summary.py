@@ -252,7 +252,7 @@ def config_lines(run: Run) -> list[str]:
   if not c:
     return ["(no config.json)"]
   t, p = c.get("train", {}), c.get("prune", {})
-  total = 1 + (p.get("rounds", 0) if p.get("mode", "iterative") == "iterative" else len(p.get("densities", ())))
+  total = analysis.planned_rounds(c)
   mode, densities = p.get("mode", "iterative"), ", ".join(f"{d:g}" for d in p.get("densities", ()))
   if mode == "at_init":
     pruning = (f"at initialization by {p.get('score')} ({p.get('scope')}) to densities {densities}, "

@@ -37,20 +37,21 @@ class RunProgress:
     return cls([[(0, steps)] * k for k in round_tickets], first_round)
 
   def __post_init__(self):
-    self.total = sum(self._done(r, self.length(r)) for r in range(len(self.spans)))
-    self.done_before = sum(self._done(r, self.length(r)) for r in range(self.first_round))
+    self._lengths = [max((last for _, last in spans), default=0) for spans in self.spans]
+    # What each ticket computes: its own span, or (stepped and discarded) the round's.
+    self._work = [[(min(f for f, _ in spans), end)] * len(spans) if self.idle_costs and spans else spans
+                  for spans, end in zip(self.spans, self._lengths)]
+    self._round_work = [self._done(r, end) for r, end in enumerate(self._lengths)]
+    self.total = sum(self._round_work)
+    self.done_before = sum(self._round_work[:self.first_round])
     self.rate = None  # model-steps/s, moving average
     self._last: tuple[int, int, float] | None = None  # (round, step, time) of the last report
 
   def length(self, round_index: int) -> int:
-    return max((last for _, last in self.spans[round_index]), default=0)
+    return self._lengths[round_index]
 
   def _done(self, round_index: int, step: int) -> int:
-    spans = self.spans[round_index]
-    if self.idle_costs and spans:
-      start, end = min(first for first, _ in spans), self.length(round_index)
-      spans = [(start, end)] * len(spans)
-    return sum(min(max(step - first, 0), last - first) for first, last in spans)
+    return sum(min(max(step - first, 0), last - first) for first, last in self._work[round_index])
 
   def update(self, round_index: int, step: int, now: float) -> dict:
     """Record a report at `step` of `round_index` (steps count from 0 in each round)."""
@@ -59,8 +60,8 @@ class RunProgress:
       rate = (done_here - self._done(round_index, self._last[1])) / max(now - self._last[2], 1e-9)
       self.rate = rate if self.rate is None else (1 - self.smoothing) * self.rate + self.smoothing * rate
     self._last = (round_index, step, now)
-    done = sum(self._done(r, self.length(r)) for r in range(round_index)) + done_here
-    round_left = self._done(round_index, self.length(round_index)) - done_here
+    done = sum(self._round_work[:round_index]) + done_here
+    round_left = self._round_work[round_index] - done_here
     return {"round": round_index, "rounds": len(self.spans), "step": step,
             "steps": self.length(round_index), "tickets": len(spans),
             "training": sum(first <= step < last for first, last in spans),
