@@ -14,8 +14,9 @@
 #               early-bird keep IMP's layerwise rates), 3 reinit draws, the schedule that passes the
 #               early-stop rule (50K; 20K with CPU=1), with random and magnitude pruning at init
 # liu           Liu et al.'s setting: SGD with momentum 0.9 and weight decay 1e-4 at lr 0.1 and 0.01,
-#               divided by 10 at 50% and 75% of the budget (Scratch-B's own, stretched), Scratch-E
-#               and Scratch-B (the two rates side by side as one program; Scratch-E in liu_e)
+#               divided by 10 at 50% and 75% of the budget (Scratch-B's own, stretched), with
+#               random reinit and Scratch-B (the two rates side by side as one program)
+# liu_e         the same tickets again beside Scratch-E (same seed: the same lineages as liu's)
 # stability     linear mode connectivity, 30 points on the path, 3 initializations (trials) x 3 data
 #               orders (2 twins per ticket), with rewinding to k in {0, 500, 2000}, and
 #               the same for the random-reinit and random-mask controls (twin_reinit, twin_random_mask;
@@ -144,7 +145,7 @@ fi
 if [ "${1:-}" = --keep ]; then
   shift
   for name in "$@"; do
-    keep "$name"; if [ "$name" = liu ] && [ -d "$W/liu_e" ]; then keep liu_e; fi
+    keep "$name"
   done
   exit 0
 fi
@@ -181,19 +182,22 @@ run() {
         --reinit_draws=$D --scope=global ${CRITERIA:+--criteria=$CRITERIA} >> "$OUT/criteria.log" 2>&1
       echo "criteria wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/criteria.log"
       tar czf "$OUT/criteria.tgz" -C "$W" --exclude=checkpoints criteria ;;
-    liu)  # Scratch-B beside the tickets and reinit; then Scratch-E, beside the same tickets again (the
-          # same seed: the same lineages), rather than both budgets in one program whose every
-          # round runs Scratch-B's length for all (a third more compute)
+    liu|liu_e)  # Scratch-B beside the tickets and reinit (liu); then Scratch-E beside the same tickets
+                # again (liu_e: the same seed, so the same lineages), rather than both budgets in one
+                # program whose every round runs Scratch-B's length for all (a third more compute)
       local t0; t0=$(date +%s)
       local sgd=(--config=lenet_mnist --set.train.steps=$S --set.trials=$T --set.prune.rounds=$LIU_ROUNDS
                  --set.train.optimizer=sgd --set.train.momentum=0.9 --set.train.weight_decay=1e-4
                  --set.train.milestones="($((S / 2)),$((S * 3 / 4)))" --sweep.train.lr=0.1,0.01)
-      timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu" --set.reinit_draws=$LIU_D \
-        --set.controls='(reinit,scratch)' --set.scratch.steps_scale=2 >> "$OUT/liu.log" 2>&1 &&
-      timeout "$(left "$t0")" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu_e" \
-        --set.controls='(scratch,)' --set.scratch.steps_scale=1 >> "$OUT/liu.log" 2>&1
-      echo "liu wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/liu.log"
-      tar czf "$OUT/liu.tgz" -C "$W" --exclude=checkpoints $(cd "$W" && ls -d liu liu_e 2>/dev/null) ;;
+      if [ "$1" = liu ]; then
+        timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu" --set.reinit_draws=$LIU_D \
+          --set.controls='(reinit,scratch)' --set.scratch.steps_scale=2 >> "$OUT/liu.log" 2>&1
+      else
+        timeout "$LIMIT" "$PY" -m experiments.sweep "${sgd[@]}" --workdir="$W/liu_e" \
+          --set.controls='(scratch,)' --set.scratch.steps_scale=1 >> "$OUT/liu_e.log" 2>&1
+      fi
+      echo "$1 wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/$1.log"
+      tar czf "$OUT/$1.tgz" -C "$W" --exclude=checkpoints "$1" ;;
     stability)
       local t0; t0=$(date +%s)
       timeout "$LIMIT" "$PY" -m experiments.sweep --config=lenet_mnist --workdir="$W/stability" \
@@ -211,17 +215,17 @@ run() {
       done
       echo "studies wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/studies.log"
       tar czf "$OUT/studies.tgz" -C "$W" --exclude=checkpoints studies ;;
-    *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu stability studies all)"; exit 2 ;;
+    *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu liu_e stability studies all)"; exit 2 ;;
   esac
 }
 
 for name in "$@"; do
   if [ "$name" = all ]; then
-    for n in imp_1pct imp_1pct_01 fashion criteria liu stability studies; do
-      carried_in $n; [ $n = liu ] && carried_in liu_e; run $n
+    for n in imp_1pct imp_1pct_01 fashion criteria liu liu_e stability studies; do
+      carried_in $n; run $n
     done
   else
-    carried_in "$name"; [ "$name" = liu ] && carried_in liu_e; run "$name"
+    carried_in "$name"; run "$name"
   fi
 done
 ls -la "$OUT"

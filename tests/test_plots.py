@@ -32,6 +32,25 @@ def test_accuracy_figure_follows_the_paper(run):
   assert dense and dense[0].get_ydata()[0] == pytest.approx(expected)
 
 
+def test_final_accuracy_figure_plots_the_end_of_training_without_the_rule(run):
+  # Every early stop at the last step: the rule fails everywhere, which hollows the early-stop
+  # accuracy's markers but not the final accuracy's, a measure the rule does not concern.
+  cut = [dict(r, early_stop_step=r["steps_trained"], final_test_accuracy=0.9 + 0.01 * r["round"])
+         for r in run.records]
+  late = analysis.Run(run.workdir, "late", run.config, cut)
+
+  def hollow(fig):
+    return [x for x in fig.axes[0].get_lines() if x.get_markerfacecolor() == "white"]
+  assert hollow(figures.accuracy_figure([late]))
+  fig = figures.final_accuracy_figure([late])
+  assert not hollow(fig) and "end of training" in fig.axes[0].get_ylabel()
+  dense = [x for x in fig.axes[0].get_lines() if x.get_linestyle() == "--"]
+  assert dense and dense[0].get_ydata()[0] == pytest.approx(90.0)
+  ticket = next(c for c in fig.axes[0].containers if c.get_label() == "winning ticket")
+  rounds = sorted({r["round"] for r in cut if r["kind"] == "ticket"})
+  assert list(ticket.lines[0].get_ydata()) == pytest.approx([90.0 + r for r in rounds])
+
+
 def test_overlay_labels_each_run(run):
   other = analysis.Run(run.workdir, "other", run.config, run.records)
   labels = _labels(figures.early_stop_figure([run, other]).axes[0])

@@ -19,7 +19,7 @@ from tests.conftest import REPO, shared_data_dir, tiny_lottery_config
 DATA_DIR = shared_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="prepared MNIST not found "
                                  "($LTJAX_DATA_DIR or ../shared/datasets/tfds)")
-FIGURES = ("accuracy", "early_stop", "curves", "init_values", "mask_overlap", "connectivity",
+FIGURES = ("accuracy", "final_accuracy", "early_stop", "curves", "init_values", "mask_overlap", "connectivity",
            "input_connectivity")
 
 

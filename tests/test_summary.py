@@ -32,7 +32,7 @@ def checkpointed(tmp_path_factory):
 
 def test_write_report_renders_and_notes_skips(run, tmp_path):
   text = summary.write_report([run], tmp_path).read_text()
-  for name in ("accuracy", "early_stop", "curves", "mask_overlap", "connectivity"):
+  for name in ("accuracy", "final_accuracy", "early_stop", "curves", "mask_overlap", "connectivity"):
     assert f"]({name}.png)" in text
     image = matplotlib.image.imread(tmp_path / f"{name}.png")
     assert image.shape[0] > 200 and image.shape[1] > 200
@@ -102,7 +102,7 @@ def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
                 ("snip.results.jsonl", "synflow.results.jsonl", "scoring_cost.jsonl"))
   assert ran.rc == 0, ran.stderr
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-      "accuracy.png", "cost.json", "cost.png", "early_stop.png"]
+      "accuracy.png", "cost.json", "cost.png", "early_stop.png", "final_accuracy.png"]
   points = json.loads((tmp_path / "out" / "cost.json").read_text())
   synflow = [p["scoring_steps"] for p in points if p["criterion"] == "synflow"]
   assert synflow and all(s > 100 for s in synflow)  # 100 rounds of scoring and selection
@@ -118,7 +118,7 @@ def test_report_binary_redraws_a_committed_studys_stability(binaries, tmp_path):
                 ("rewind_step=0.results.jsonl", "rewind_step=500.results.jsonl", "sweep.json"))
   assert ran.rc == 0, ran.stderr
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-      "accuracy.png", "early_stop.png", "instability.png", "stability_path.png"]
+      "accuracy.png", "early_stop.png", "final_accuracy.png", "instability.png", "stability_path.png"]
   for manifest, message in (('{"points": 3}', "not a sweep manifest"),
                             ('{"points": [{"name": "rewind_step=0", "values": {"prune": 1, "prune.rewind_step": 0}}]}',
                              "sets prune and a field inside it"),

@@ -80,6 +80,7 @@ def save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
   return path
 
 
+ACCURACY_FIELDS = ("test_accuracy", "final_test_accuracy")
 ACCURACY_WINDOW = 0.08  # accuracy axes span at most 8 points below the best mean ...
 
 
@@ -130,14 +131,14 @@ RULE_NOTE = "hollow: the early-stop rule fails (>10% of the stops in the last 5%
 
 
 def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
-                      scale: float = 1.0) -> Figure:
+                      scale: float = 1.0, rule: bool = True) -> Figure:
   """`field` ('test_accuracy', 'early_stop_step') per round vs percent remaining: mean over trials
   with 95% interval bars (`stats.interval` over trials; a trial's reinit draws averaged first),
-  one line per kind (and per run), the dense net (round 0) dashed; hollow markers where the kind
-  fails the early-stop rule. More than two runs (a sweep) get a panel per kind instead, one color
-  per run."""
+  one line per kind (and per run), the dense net (round 0) dashed; with `rule`, hollow markers
+  where the kind fails the early-stop rule. More than two runs (a sweep) get a panel per kind
+  instead, one color per run."""
   if len(runs) > 2:
-    return _panels_per_kind(runs, field, ylabel, title, scale)
+    return _panels_per_kind(runs, field, ylabel, title, scale, rule)
   fig = Figure(figsize=(8.5, 5.2))
   ax = fig.subplots()
   multi = len(runs) > 1
@@ -164,7 +165,8 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     ax.errorbar(x * dodge, mean, yerr=[mean - lo, hi - mean], label=label, capsize=3,
                 marker=KIND_MARKERS.get(kind, "o"), markersize=5, color=color,
                 linestyle=KIND_LINES.get(kind, "-") if multi else "-", linewidth=1.5)
-    _hollow(ax, x * dodge, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 5)
+    if rule:
+      _hollow(ax, x * dodge, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 5)
   for i, run in enumerate(runs):
     dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]),
                  None)
@@ -174,7 +176,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
                  color=colors[i] if multi else "0.4",
                  label=f"{who}dense network (round 0, mean)")
   percent_axis(ax, percents)
-  if field == "test_accuracy":
+  if field in ACCURACY_FIELDS:
     zoom(ax, plotted, ACCURACY_WINDOW * scale)
   counts = sorted({iv.n for run in runs for kind in run.kinds for _, iv in intervals(run, kind, field)})
   n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
@@ -194,7 +196,8 @@ def intervals(run: Run, kind: str, field: str) -> list[tuple[float, stats.Interv
   return sorted(out, key=lambda x: -x[0])
 
 
-def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float) -> Figure:
+def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float,
+                     rule: bool) -> Figure:
   kinds = list(dict.fromkeys(k for run in runs for k in run.kinds))
   cols = min(len(kinds), 3)
   nrows = math.ceil(len(kinds) / cols)
@@ -215,12 +218,13 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
         plotted.append((x, mean, hi))
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
                     markersize=4, color=color, linewidth=1.2, label=run.label)
-        _hollow(ax, x, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 4)
+        if rule:
+          _hollow(ax, x, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 4)
       dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
       if dense:
         ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=0.8, color=color)
     percent_axis(ax, percents)
-    if field == "test_accuracy":
+    if field in ACCURACY_FIELDS:
       zoom(ax, plotted, ACCURACY_WINDOW * scale)
     finish(ax, kind_label(kind, runs), ylabel if ax in axes[::cols] else "", legend=False)
   for ax in axes[len(kinds):]:
@@ -239,6 +243,13 @@ def accuracy_figure(runs: Sequence[Run]) -> Figure:
   if any(not stats.early_stop_valid(run.records, k) for run in runs for k in run.kinds):
     title += f"\n{RULE_NOTE}: a lower bound there"
   return metric_vs_density(runs, "test_accuracy", "test accuracy at early stop (%)", title, scale=100.0)
+
+
+def final_accuracy_figure(runs: Sequence[Run]) -> Figure:
+  """Test accuracy at the end of training: Liu et al.'s and most pruning papers' measure, and the
+  fair one where a kind is still learning when its budget ends (no early-stop rule applies)."""
+  return metric_vs_density(runs, "final_test_accuracy", "test accuracy at the end of training (%)",
+                           "Test accuracy at the end of training", scale=100.0, rule=False)
 
 
 def early_stop_figure(runs: Sequence[Run]) -> Figure:

@@ -48,6 +48,7 @@ def write_comparison_figures(runs: Sequence[Run], points: Sequence[dict[str, Any
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   paths = [save(figures.accuracy_figure(runs), out / "accuracy.png"),
+           save(figures.final_accuracy_figure(runs), out / "final_accuracy.png"),
            save(figures.early_stop_figure(runs), out / "early_stop.png")]
   if stability_figures.has_stability(runs):
     paths += [save(fig, out / name) for fig, name in (
@@ -95,6 +96,9 @@ def write_report(runs: Sequence[Run], out: pathlib.Path | str,
   emit(figures.accuracy_figure(runs), "accuracy.png", "Test accuracy vs. weights remaining",
        "Test accuracy at the early-stop iteration (minimum validation loss) for each ticket kind; "
        "dashed: the dense network.", "")
+  emit(figures.final_accuracy_figure(runs), "final_accuracy.png", "Final test accuracy vs. weights remaining",
+       "Test accuracy after the whole budget (each kind's own: Scratch-B's is longer), the measure of "
+       "Liu et al. and most pruning papers; fair where a kind is still learning when training ends.", "")
   emit(figures.early_stop_figure(runs), "early_stop.png", "Early-stop iteration vs. weights remaining",
        "Iteration of minimum validation loss: lower means the network learns faster.", "")
   if stability_figures.has_stability(runs):
