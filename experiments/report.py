@@ -11,6 +11,7 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
+import json
 import os
 import pathlib
 
@@ -110,12 +111,27 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
     points = None  # a study's points, not a comparison of ways to find tickets: no cost figure
   configs = _point_configs(root)
   from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
-  runs = [analysis.Run(root, name, configs.get(name, {}), recs) for name, recs in named]
+  runs = [analysis.Run(root, name, _saved_config(root, name) or configs.get(name, {}), recs) for name, recs in named]
   try:
     for path in summary.write_comparison_figures(runs, points, out):
       print(f"wrote: {path}")
   except OSError as e:
     cli.fail(f"out: cannot write to {out}: {e.strerror or e}")
+
+
+def _saved_config(root: pathlib.Path, name: str) -> dict:
+  """NAME.config.json's whole config where the record set has one (reviewer_runs.sh --publish
+  copies it), else {} (the older committed sets: their sweep.json's point values only)."""
+  path = root / f"{name}.config.json"
+  if not path.is_file():
+    return {}
+  try:
+    config = json.loads(path.read_text())["config"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    cli.fail(f"records: {path} is not a run's config.json ({e})")
+  if not isinstance(config, dict):
+    cli.fail(f"records: {path} is not a run's config.json (its config is not a mapping)")
+  return config
 
 
 def _point_configs(root: pathlib.Path) -> dict[str, dict]:

@@ -97,6 +97,22 @@ def _redraw(binaries, tmp_path, committed: str, names=()):
   return binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
 
 
+def test_report_records_read_a_published_sets_own_config(binaries, tmp_path, monkeypatch):
+  # reviewer_runs.sh --publish copies each point's config.json: the figures name its controls by it.
+  from experiments import report
+  for name in ("lr=0.1.results.jsonl", "lr=0.1.config.json"):
+    (tmp_path / name).write_text((REPO / "results" / "liu_20k_cpu" / name).read_text())
+  drawn = []
+  monkeypatch.setattr(summary, "write_comparison_figures", lambda runs, points, out: drawn.extend(runs) or [])
+  report._redraw(tmp_path, tmp_path / "out")
+  assert [run.config["train"]["lr"] for run in drawn] == [0.1]
+  assert analysis.kind_label("scratch", drawn) == "Scratch-B (2x steps)"
+  (tmp_path / "lr=0.1.config.json").write_text('{"ltjax_version": "0"}')
+  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  assert ran.rc == 1 and "lr=0.1.config.json is not a run's config.json" in ran.stderr
+  assert ran.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
 def test_report_binary_redraws_a_committed_comparison(binaries, tmp_path):
   ran = _redraw(binaries, tmp_path, "criteria_5k_global",
                 ("snip.results.jsonl", "synflow.results.jsonl", "scoring_cost.jsonl"))
@@ -232,3 +248,14 @@ def test_a_sparse_training_runs_networks_are_named_by_their_method():
   imp = SimpleNamespace(config={"prune": {"mode": "iterative"}})
   assert kind_label("ticket", [rigl]) == "RigL network" and kind_label("reinit", [rigl]) == "random reinit"
   assert kind_label("ticket", [imp]) == "winning ticket" and kind_label("ticket", [rigl, imp]) == "winning ticket"
+
+
+def test_scratch_is_named_by_its_budget_where_the_runs_agree():
+  from types import SimpleNamespace
+
+  from ltjax.reports.analysis import kind_label
+  b, e = (SimpleNamespace(config={"scratch": {"steps_scale": s}}) for s in (2.0, 1.0))
+  assert kind_label("scratch", [b, b]) == "Scratch-B (2x steps)"
+  assert kind_label("scratch", [e]) == "Scratch-E (same steps)"
+  unknown = SimpleNamespace(config={})  # a mixed set, or configs without the field: the general name
+  assert kind_label("scratch", [b, e]) == kind_label("scratch", [unknown]) == "scratch (own schedule)"

@@ -48,6 +48,10 @@ def kind_label(kind: str, runs: Sequence["Run"] = ()) -> str:
   found = {((run.config or {}).get("prune") or {}).get("mode") for run in runs}
   if kind == "ticket" and len(found) == 1 and next(iter(found)) in SPARSE_TRAINED:
     return SPARSE_TRAINED[next(iter(found))]
+  budgets = {((run.config or {}).get("scratch") or {}).get("steps_scale") for run in runs}
+  if kind == "scratch" and len(budgets) == 1 and isinstance(scale := next(iter(budgets)), (int, float)):
+    # Liu et al.'s names: Scratch-E trains as many steps as the ticket, Scratch-B more.
+    return "Scratch-E (same steps)" if scale == 1 else f"Scratch-B ({scale:g}x steps)"
   return KIND_LABELS.get(kind, kind)
 
 
