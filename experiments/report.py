@@ -11,7 +11,6 @@ r"""Figures and a summary of finished (or running) lottery workdirs; reads resul
 Writes PNG figures and summary.md (per-round table, config, figures) into --out.
 """
 
-import json
 import os
 import pathlib
 
@@ -111,7 +110,10 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
     points = None  # a study's points, not a comparison of ways to find tickets: no cost figure
   configs = _point_configs(root)
   from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only once the input is known to be good
-  runs = [analysis.Run(root, name, _saved_config(root, name) or configs.get(name, {}), recs) for name, recs in named]
+  runs = []
+  for name, recs in named:
+    config, machines = _saved_config(root, name)
+    runs.append(analysis.Run(root, name, config or configs.get(name, {}), recs, machines=machines))
   try:
     for path in summary.write_comparison_figures(runs, points, out):
       print(f"wrote: {path}")
@@ -119,19 +121,21 @@ def _redraw(root: pathlib.Path, out: pathlib.Path) -> None:
     cli.fail(f"out: cannot write to {out}: {e.strerror or e}")
 
 
-def _saved_config(root: pathlib.Path, name: str) -> dict:
-  """NAME.config.json's whole config where the record set has one (reviewer_runs.sh --publish
-  copies it), else {} (the older committed sets: their sweep.json's point values only)."""
+def _saved_config(root: pathlib.Path, name: str) -> tuple[dict, tuple[str, ...]]:
+  """NAME.config.json's whole config and machines where the record set has one (reviewer_runs.sh
+  --publish copies it), else ({}, ()) (the older committed sets: their sweep.json's point values only)."""
   path = root / f"{name}.config.json"
   if not path.is_file():
-    return {}
+    return {}, ()
   try:
-    config = json.loads(path.read_text())["config"]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    cli.fail(f"records: {path} is not a run's config.json ({e})")
-  if not isinstance(config, dict):
-    cli.fail(f"records: {path} is not a run's config.json (its config is not a mapping)")
-  return config
+    config, machines = analysis.read_config(path)
+  except analysis.ReportError as e:
+    cli.fail(f"records: {e}")
+  except OSError as e:
+    cli.fail(f"records: cannot read {path}: {e.strerror or e}")
+  if not config or not isinstance(config, dict):
+    cli.fail(f"records: {path} is not a run's config.json (no config mapping)")
+  return config, machines
 
 
 def _point_configs(root: pathlib.Path) -> dict[str, dict]:

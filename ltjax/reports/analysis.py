@@ -283,13 +283,15 @@ def load_run(workdir: pathlib.Path | str, label: str | None = None) -> Run:
     raise ReportError(str(e)) from None
   if not recs:
     raise ReportError(f"{workdir / results.RESULTS} holds no records")
-  config, machines = {}, ()
   path = workdir / "config.json"
-  if path.exists():
-    try:
-      saved = json.loads(path.read_text())
-      config = saved.get("config", {})
-      machines = tuple(m for m in saved.get("machines", ()) if isinstance(m, str))
-    except (json.JSONDecodeError, AttributeError, TypeError):
-      raise ReportError(f"{path} is not valid JSON") from None
+  config, machines = read_config(path) if path.exists() else ({}, ())
   return Run(workdir, label or workdir.resolve().name, config, recs, machines=machines)
+
+
+def read_config(path: pathlib.Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+  """A run's config.json: its config ({} where it has none) and the machines it trained on."""
+  try:
+    saved = json.loads(path.read_text())
+    return saved.get("config", {}), tuple(m for m in saved.get("machines", ()) if isinstance(m, str))
+  except (json.JSONDecodeError, AttributeError, TypeError):
+    raise ReportError(f"{path} is not valid JSON") from None
