@@ -80,6 +80,23 @@ def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
   assert [t.get_text() for t in fig.legends[0].get_texts()] == ["point 0", "point 1", "point 2"]
 
 
+def test_scratch_of_two_budgets_gets_a_panel_each_and_every_run_a_legend_entry(run):
+  # Scratch-B runs beside a Scratch-E run with no other kind: in no panel but its own.
+  def scratch(config, scale, only_scratch=False):
+    kinds = {"scratch"} if only_scratch else {"ticket", "scratch", "reinit", "random_mask"}
+    recs = [dict(r, kind="scratch") if r["kind"] == "reinit" else r for r in run.records]
+    return dict(config, scratch={"steps_scale": scale}), [r for r in recs if r["kind"] in kinds]
+  runs = [analysis.Run(run.workdir, f"B {i}", *scratch(run.config, 2)) for i in range(2)]
+  runs.append(analysis.Run(run.workdir, "E", *scratch(run.config, 1, only_scratch=True)))
+  fig = figures.final_accuracy_figure(runs)
+  titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+  assert titles == ["winning ticket", "random mask", "Scratch-B (2x steps)", "Scratch-E (same steps)"]
+  panel = {ax.get_title(): ax for ax in fig.axes}
+  assert [c.get_label() for c in panel["Scratch-B (2x steps)"].containers] == ["B 0", "B 1"]
+  assert [c.get_label() for c in panel["Scratch-E (same steps)"].containers] == ["E"]
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == ["B 0", "B 1", "E"]
+
+
 def test_a_set_of_runs_keeps_one_color_per_run_across_its_figures(run):
   names = [f"c{i}" for i in range(8)]  # a criteria set: IMP and 7 others, more than the old 6 colors
   runs = [analysis.Run(run.workdir, name, run.config, run.records) for name in names]

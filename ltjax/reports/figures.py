@@ -155,10 +155,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     # Side by side (the first series in place), so overlapping error bars stay readable.
     slot = (j + 1) // 2 * (-1) ** j  # 0, -1, 1, -2, 2, ...
     dodge = math.exp(0.012 * span * slot)
-    mean = np.array([scale * iv.mean for _, iv in rows])
-    # One trial has no interval: its bar is the point itself.
-    lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
-    hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
+    mean, lo, hi = bars([iv for _, iv in rows], scale)
     label = f"{run.label}: {kind_label(kind, [run])}" if multi else kind_label(kind, [run])
     plotted.append((x * dodge, mean, hi))
     color = colors[i] if multi else KIND_COLORS.get(kind)
@@ -168,8 +165,7 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
     if rule:
       _hollow(ax, x * dodge, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 5)
   for i, run in enumerate(runs):
-    dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]),
-                 None)
+    dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
     if dense:
       who = f"{run.label}: " if multi else ""
       ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=1,
@@ -185,6 +181,12 @@ def metric_vs_density(runs: Sequence[Run], field: str, ylabel: str, title: str,
   return fig
 
 
+def bars(ivs: Sequence[stats.Interval], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Means and bar ends of intervals, times `scale`; one trial has no interval: its bar is the point."""
+  return tuple(np.array([scale * (getattr(iv, end) if iv.n > 1 else iv.mean) for iv in ivs])
+               for end in ("mean", "lo", "hi"))
+
+
 def intervals(run: Run, kind: str, field: str) -> list[tuple[float, stats.Interval]]:
   """(density, interval of `field` over trials) per round of `kind`, densest first."""
   out = []
@@ -198,23 +200,22 @@ def intervals(run: Run, kind: str, field: str) -> list[tuple[float, stats.Interv
 
 def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, scale: float,
                      rule: bool) -> Figure:
-  kinds = list(dict.fromkeys(k for run in runs for k in run.kinds))
-  cols = min(len(kinds), 3)
-  nrows = math.ceil(len(kinds) / cols)
+  panels = list(dict.fromkeys(_panel(k, run) for run in runs for k in run.kinds))
+  cols = min(len(panels), 3)
+  nrows = math.ceil(len(panels) / cols)
   legend_rows = math.ceil(len(runs) / 4)
   fig = Figure(figsize=(4.4 * cols, 3.5 * nrows + 0.2 * legend_rows))
   axes = fig.subplots(nrows, cols, squeeze=False).ravel()
   percents = [100 * r["density"] for run in runs for r in run.summary]
   colors = run_colors(len(runs))
-  for ax, kind in zip(axes, kinds):
+  for ax, (kind, key) in zip(axes, panels):
     plotted = []
-    for run, color in zip(runs, colors):
+    members = [run for run in runs if _panel(kind, run) == (kind, key)]
+    for run, color in ((run, color) for run, color in zip(runs, colors) if run in members):
       rows = intervals(run, kind, field)
       if rows:
         x = np.array([100 * d for d, _ in rows])
-        mean = np.array([scale * iv.mean for _, iv in rows])
-        lo = np.array([scale * (iv.lo if iv.n > 1 else iv.mean) for _, iv in rows])
-        hi = np.array([scale * (iv.hi if iv.n > 1 else iv.mean) for _, iv in rows])
+        mean, lo, hi = bars([iv for _, iv in rows], scale)
         plotted.append((x, mean, hi))
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
                     markersize=4, color=color, linewidth=1.2, label=run.label)
@@ -226,16 +227,22 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
     percent_axis(ax, percents)
     if field in ACCURACY_FIELDS:
       zoom(ax, plotted, ACCURACY_WINDOW * scale)
-    finish(ax, kind_label(kind, runs), ylabel if ax in axes[::cols] else "", legend=False)
-  for ax in axes[len(kinds):]:
+    finish(ax, kind_label(kind, members), ylabel if ax in axes[::cols] else "", legend=False)
+  for ax in axes[len(panels):]:
     ax.set_visible(False)
-  handles, labels = axes[0].get_legend_handles_labels()
-  fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
+  legend = {label: handle for ax in axes[::-1] for handle, label in zip(*ax.get_legend_handles_labels())}
+  order = [run.label for run in runs if run.label in legend]
+  fig.legend([legend[x] for x in order], order, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
   first, _, rest = title.partition("\n")
   fig.suptitle(f"{first}: mean over trials, bars = 95% interval; dashed: each run's dense network"
                + (f"\n{rest}" if rest else ""))
   tight(fig, bottom=0.15 + 0.2 * legend_rows)
   return fig
+
+
+def _panel(kind: str, run: Run) -> tuple[str, str]:
+  # Scratch runs of different budgets (Scratch-B beside Scratch-E) are different controls: a panel each.
+  return kind, kind_label(kind, [run]) if kind == "scratch" else kind
 
 
 def accuracy_figure(runs: Sequence[Run]) -> Figure:
@@ -267,8 +274,7 @@ def early_stop_figure(runs: Sequence[Run]) -> Figure:
 def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
   """Validation accuracy over training for `rounds`, one panel per kind, one line per round
   (mean over trials); the dense round 0 appears in every panel for reference."""
-  loaded = {r: run.curves(r) for r in rounds}
-  loaded = {r: c for r, c in loaded.items() if c is not None}
+  loaded = {r: c for r in rounds if (c := run.curves(r)) is not None}
   if not loaded:
     return None
   kinds = run.kinds
@@ -303,8 +309,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
       ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("training iteration" + (" (log scale)" if log_x else ""))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-    finish(ax, kind_label(kind, [run]), "validation accuracy (%)" if ax is axes[0] else "",
-            loc="lower right")
+    finish(ax, kind_label(kind, [run]), "validation accuracy (%)" if ax is axes[0] else "", loc="lower right")
   # Zoom from the third evaluation on: the first ones (near chance) would flatten the rest.
   starts = [m[2:] if len(m) >= 10 else m for m in means]
   values = np.concatenate([v[np.isfinite(v)] for v in starts]) if starts else np.array([])
@@ -312,8 +317,7 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
     lo, hi = values.min(), values.max()
     pad = max(0.05 * (hi - lo), 0.05)
     axes[0].set_ylim(lo - pad, min(100.0, hi + pad))
-  fig.suptitle(f"{run.label}: validation accuracy during training (mean over "
-               f"{run.trials} trials; y axis zoomed)")
+  fig.suptitle(f"{run.label}: validation accuracy during training (mean over {run.trials} trials; y axis zoomed)")
   tight(fig)
   return fig
 
@@ -376,9 +380,7 @@ def cost_figure(points: Sequence[dict[str, Any]]) -> Figure:
       unmeasured.append(name)
     x = np.array(costs[name]) * shift.get(name, 1.0)
     ivs = [stats.interval(100 * np.asarray(p["test_accuracy"])) for p in mine]
-    y = np.array([iv.mean for iv in ivs])
-    lo = np.array([iv.lo if iv.n > 1 else iv.mean for iv in ivs])
-    hi = np.array([iv.hi if iv.n > 1 else iv.mean for iv in ivs])
+    y, lo, hi = bars(ivs)
     plotted.append((x, y, hi))
     label = name + (" (cost not measured: at 1)" if name in unmeasured else "")
     ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label, color=color)
