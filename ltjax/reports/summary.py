@@ -15,7 +15,7 @@ import pathlib
 import re
 from typing import Any, Sequence
 
-from ltjax.reports import analysis, figures, mask_figures, stability_figures, stats
+from ltjax.reports import analysis, cost_figures, figures, mask_figures, stability_figures, stats
 from ltjax.reports.analysis import KIND_LABELS, Run, kind_label
 from ltjax.reports.figures import pct, save
 
@@ -34,7 +34,7 @@ def write_criteria_report(runs: Sequence[Run], points: Sequence[dict[str, Any]],
   out.mkdir(parents=True, exist_ok=True)
   if overlaid:
     log(f"report: {write_report(runs, out, log=log)}")
-  save(figures.cost_figure(points), out / "cost.png")
+  save(cost_figures.cost_figure(points), out / "cost.png")
   (out / "cost.json").write_text(json.dumps(list(points), indent=1) + "\n")
   return out / "cost.png"
 
@@ -55,7 +55,7 @@ def write_comparison_figures(runs: Sequence[Run], points: Sequence[dict[str, Any
         (stability_figures.path_figure(runs), "stability_path.png"),
         (stability_figures.instability_figure(runs), "instability.png")) if fig is not None]
   if points is not None:
-    paths.append(save(figures.cost_figure(points), out / "cost.png"))
+    paths.append(save(cost_figures.cost_figure(points), out / "cost.png"))
     (out / "cost.json").write_text(json.dumps(list(points), indent=1) + "\n")
     paths.append(out / "cost.json")
   return paths
