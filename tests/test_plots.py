@@ -72,8 +72,15 @@ def test_percent_ticks_never_crowd():
   assert len(kept) <= 10 and kept[0] == 100
 
 
+def _point(run, label, i, config=None, records=None):
+  """`run` as sweep point i: its accuracies moved by i/1000 (points of identical records are drawn once)."""
+  shift = {f: lambda r, f=f: r[f] + i / 1000 for f in ("test_accuracy", "final_test_accuracy")}
+  recs = [dict(r, **{f: move(r) for f, move in shift.items() if f in r}) for r in records or run.records]
+  return analysis.Run(run.workdir, label, config or run.config, recs)
+
+
 def test_a_sweep_gets_a_panel_per_kind_and_a_color_per_run(run):
-  runs = [analysis.Run(run.workdir, f"point {i}", run.config, run.records) for i in range(3)]
+  runs = [_point(run, f"point {i}", i) for i in range(3)]
   fig = figures.accuracy_figure(runs)
   shown = [ax for ax in fig.axes if ax.get_visible()]
   assert [ax.get_title() for ax in shown] == ["winning ticket", "random reinit", "random mask"]
@@ -86,8 +93,8 @@ def test_scratch_of_two_budgets_gets_a_panel_each_and_every_run_a_legend_entry(r
     kinds = {"scratch"} if only_scratch else {"ticket", "scratch", "reinit", "random_mask"}
     recs = [dict(r, kind="scratch") if r["kind"] == "reinit" else r for r in run.records]
     return dict(config, scratch={"steps_scale": scale}), [r for r in recs if r["kind"] in kinds]
-  runs = [analysis.Run(run.workdir, f"B {i}", *scratch(run.config, 2)) for i in range(2)]
-  runs.append(analysis.Run(run.workdir, "E", *scratch(run.config, 1, only_scratch=True)))
+  runs = [_point(run, f"B {i}", i, *scratch(run.config, 2)) for i in range(2)]
+  runs.append(_point(run, "E", 2, *scratch(run.config, 1, only_scratch=True)))
   fig = figures.final_accuracy_figure(runs)
   titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
   assert titles == ["winning ticket", "random mask", "Scratch-B (2x steps)", "Scratch-E (same steps)"]
@@ -97,9 +104,20 @@ def test_scratch_of_two_budgets_gets_a_panel_each_and_every_run_a_legend_entry(r
   assert [t.get_text() for t in fig.legends[0].get_texts()] == ["B 0", "B 1", "E"]
 
 
+def test_identical_records_of_two_sets_are_drawn_once_and_said_so(run):
+  # liu_e's tickets are liu's record for record: one line, not one hiding the other.
+  runs = [_point(run, "lr=0.1", 0), _point(run, "lr=0.01", 1), _point(run, "again_lr=0.1", 0)]
+  fig = figures.accuracy_figure(runs)
+  ticket = next(ax for ax in fig.axes if ax.get_title() == "winning ticket")
+  assert [c.get_label() for c in ticket.containers] == ["lr=0.1", "lr=0.01"]
+  assert "identical records, drawn once: again_lr=0.1's winning ticket = lr=0.1's" in fig._suptitle.get_text()
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == ["lr=0.1", "lr=0.01"]  # drawn nowhere else
+  assert "identical" not in figures.accuracy_figure(runs[:2] + [_point(run, "x", 2)])._suptitle.get_text()
+
+
 def test_a_set_of_runs_keeps_one_color_per_run_across_its_figures(run):
   names = [f"c{i}" for i in range(8)]  # a criteria set: IMP and 7 others, more than the old 6 colors
-  runs = [analysis.Run(run.workdir, name, run.config, run.records) for name in names]
+  runs = [_point(run, name, i) for i, name in enumerate(names)]
   panel = next(ax for ax in figures.accuracy_figure(runs).axes if ax.get_title() == "winning ticket")
   points = [{"criterion": name, "round": 1, "density": 0.5, "finding_model_steps": 10.0 * (i + 1),
              "test_accuracy": [0.95, 0.96]} for i, name in enumerate(names)]

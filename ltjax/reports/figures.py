@@ -209,19 +209,24 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
   axes = fig.subplots(nrows, cols, squeeze=False).ravel()
   percents = [100 * r["density"] for run in runs for r in run.summary]
   colors = run_colors(len(runs))
+  same = []
   for ax, (kind, key) in zip(axes, panels):
-    plotted = []
+    plotted, drawn = [], {}
     members = [run for run in runs if _panel(kind, run) == (kind, key)]
     for run, color in ((run, color) for run, color in zip(runs, colors) if run in members):
       rows = intervals(run, kind, field)
-      if rows:
-        x = np.array([100 * d for d, _ in rows])
-        mean, lo, hi = bars([iv for _, iv in rows], scale)
-        plotted.append((x, mean, hi))
-        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
-                    markersize=4, color=color, linewidth=1.2, label=run.label)
-        if rule:
-          _hollow(ax, x, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 4)
+      series = tuple((d, iv.mean, iv.lo, iv.hi, iv.n) for d, iv in rows)
+      if not rows or series in drawn:  # two sets of the same records (liu_e's tickets are liu's): once
+        same += [f"{run.label}'s {kind_label(kind, [run])} = {drawn[series]}'s"] if rows else []
+        continue
+      drawn[series] = run.label
+      x = np.array([100 * d for d, _ in rows])
+      mean, lo, hi = bars([iv for _, iv in rows], scale)
+      plotted.append((x, mean, hi))
+      ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], capsize=2, marker=KIND_MARKERS.get(kind, "o"),
+                  markersize=4, color=color, linewidth=1.2, label=run.label)
+      if rule:
+        _hollow(ax, x, mean, rows, failing_rounds(run, kind), color, KIND_MARKERS.get(kind, "o"), 4)
       dense = next((r for r in run.summary if r["round"] == 0 and r["kind"] == "ticket" and r[field]), None)
       if dense:
         ax.axhline(scale * dense[field]["mean"], linestyle="--", linewidth=0.8, color=color)
@@ -235,8 +240,9 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
   order = [run.label for run in runs if run.label in legend]
   fig.legend([legend[x] for x in order], order, loc="lower center", ncol=min(len(runs), 4), fontsize="small")
   first, _, rest = title.partition("\n")
-  fig.suptitle(f"{first}: mean over trials, bars = 95% interval; dashed: each run's dense network"
-               + (f"\n{rest}" if rest else ""))
+  same = ["identical records, drawn once: " + ", ".join(same)] if same else []
+  fig.suptitle("\n".join([f"{first}: mean over trials, bars = 95% interval; dashed: each run's dense network",
+                          *([rest] if rest else []), *same]))
   tight(fig, bottom=0.15 + 0.2 * legend_rows)
   return fig
 
