@@ -103,6 +103,16 @@ def test_versus_table_pairs_two_record_sets_by_trial_at_their_nearest_rounds(tmp
   own = c.versus_table([("x", "run", "ticket", "other", "ticket")], [50.1], own_dense=True)
   assert own.splitlines()[2] == "| x | +0.70 [+0.45, +0.95] * |"
   assert c.versus("run", "dense", None, "other", "dense", None) == "\u22120.20 [\u22120.20, \u22120.20]"
+  assert c.where_versus("run", "ticket", "other", "ticket", ">") == "50.0%"  # same rounds, densities within 1%
+  assert c.where_versus("run", "ticket", "other", "ticket", "<") == "none"
+  assert c.where_versus("run", "reinit", "other", "reinit", ">") == "none"  # equal: the interval is 0
+  assert c.same_records("run", "other", "reinit") == "3 of 3" and c.same_records("run", "other", "ticket") == "0 of 6"
+  assert c.same_records("run", "run", "ticket", "final") == "3 of 3"  # round 0 has no final accuracy: not counted
+  for r in recs:
+    r["density"] = 0.4 if r["round"] == 1 else r["density"]
+  (root / "other" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+  with pytest.raises(claims.ClaimError, match="differ in density at round 1: not one design"):
+    claims.Claims(claims.Records(root)).where_versus("run", "ticket", "other", "ticket", ">")
 
 
 def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_controls(tmp_path):
@@ -141,6 +151,8 @@ def test_instability_claims_average_a_trials_twins_and_pair_the_ticket_with_its_
     ('mean("run"', "cannot parse claim"),
     ('mean("run", "ticket", 50, "acc", 1)', "takes from"),
     ('where("run", "ticket", "dense", "=")', "sign must be"),
+    ('where_versus("run", "ticket", "run", "dense", "<=")', "sign must be"),
+    ('same_records("run", "run", "twin")', "run: no twin records with test_accuracy"),
     ('layer_kept("run", "reinit", "fc/kernel", 50)', "no reinit records with layer 'fc/kernel'"),
     ('diff_table((("x", "run", "ticket"),), (50,))', "not enough values to unpack"),
     ('versus_table((("x", "run", "ticket", "run"),), (50,))', "not enough values to unpack"),

@@ -119,15 +119,34 @@ class Claims(claim_tables.Tables):
 
   def where(self, name: str, a: str, b: str, sign: str, field: str = "acc") -> str:
     """The densities at which the interval of a − b lies wholly below ('<') or above ('>') 0."""
+    return self.where_versus(name, a, name, b, sign, field)
+
+  def where_versus(self, name_a: str, kind_a: str, name_b: str, kind_b: str, sign: str, field: str = "acc") -> str:
+    """`where` across two record sets of one design (the same rounds, densities and seeds: liu's
+    reinit against liu_e's Scratch-E), paired by trial."""
     if sign not in ("<", ">"):
       raise ClaimError(f"sign must be '<' or '>', got {sign!r}")
-    recs = self.records.get(name)
+    ra, rb, f = self.records.get(name_a), self.records.get(name_b), sel.field_name(field)
     out = []
-    for rnd in sorted({r["round"] for r in recs if r["round"] > 0}):
-      iv = sel.paired(recs, a, b, rnd, field)
+    for rnd in sorted({r["round"] for r in ra if r["round"] > 0} & {r["round"] for r in rb}):
+      density = sel.mean_density(ra, rnd)
+      if abs(sel.mean_density(rb, rnd) / density - 1) > 0.01:
+        raise ClaimError(f"{name_a} and {name_b} differ in density at round {rnd}: not one design")
+      iv = stats.paired(sel.kind_trials(ra, kind_a, rnd, f), sel.kind_trials(rb, kind_b, rnd, f))
       if iv.real and (iv.hi < 0 if sign == "<" else iv.lo > 0):
-        out.append(f"{pct_label(sel.mean_density(recs, rnd))}%")
+        out.append(f"{pct_label(density)}%")
     return ", ".join(out) if out else "none"
+
+  def same_records(self, name_a: str, name_b: str, kind: str, field: str = "acc") -> str:
+    """'k of n': how many of `name_a`'s `kind` records (by round, trial and draw) `name_b` holds
+    with the same `field`, bit for bit: the same seed and settings give the same networks."""
+    f = sel.field_name(field)
+    key = lambda r: (r["round"], r["trial"], r.get("draw", 0))  # noqa: E731
+    theirs = {key(r): r[f] for r in self.records.get(name_b) if r["kind"] == kind and f in r}
+    mine = [r for r in self.records.get(name_a) if r["kind"] == kind and f in r]
+    if not mine:
+      raise ClaimError(f"{name_a}: no {kind} records with {f}")
+    return f"{sum(key(r) in theirs and theirs[key(r)] == r[f] for r in mine)} of {len(mine)}"
 
   def all_beat(self, name: str, a: str, b: str) -> str:
     """The highest density from which down every record of `a` is more accurate than every one of
