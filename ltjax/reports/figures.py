@@ -121,11 +121,12 @@ def failing_rounds(run: Run, kind: str) -> set[float]:
 
 
 def _hollow(ax, x, mean, rows, failing, color, marker, size) -> None:
-  """White-faced markers over the points whose round fails the early-stop rule."""
+  """White-faced markers over the points whose round fails the early-stop rule (a size larger, so
+  that thin ones such as the scratch control's plus read as hollow)."""
   pick = np.array([d in failing for d, _ in rows])
   if pick.any():
-    ax.plot(x[pick], mean[pick], linestyle="none", marker=marker, markersize=size, markerfacecolor="white",
-            markeredgecolor=color, zorder=4)
+    ax.plot(x[pick], mean[pick], linestyle="none", marker=marker, markersize=size + 2, markerfacecolor="white",
+            markeredgecolor=color, markeredgewidth=1.2, zorder=4)
 
 
 RULE_NOTE = "hollow: the early-stop rule fails (>10% of the stops in the last 5% of training)"
