@@ -135,6 +135,7 @@ def _saved_config(root: pathlib.Path, name: str) -> tuple[dict, tuple[str, ...]]
     cli.fail(f"records: cannot read {path}: {e.strerror or e}")
   if not config or not isinstance(config, dict):
     cli.fail(f"records: {path} is not a run's config.json (no config mapping)")
+  print(f"config: {path}")  # where the figures' names of its controls come from
   return config, machines
 
 

@@ -29,3 +29,20 @@ def test_the_lottery_binary_reads_the_words_one_by_one(binaries, tmp_path):
   ran = binaries("experiments.lottery", [f"--workdir={tmp_path / 'w'}", "--config.controls=(reinit,nope)"])
   assert ran.rc == 1 and "controls: item 1 must be one of" in ran.stderr and "got 'nope'" in ran.stderr, ran.stderr
   assert not (tmp_path / "w").exists()
+
+
+def test_the_suite_imports_at_most_one_binary_that_defines_flags():
+  # absl flags are global: two binaries imported into one pytest worker (report and sweep both
+  # define --workdir) raise DuplicateFlagError, in whichever test comes second there.
+  import re
+
+  from tests.conftest import REPO
+  defines = {p.stem for p in (REPO / "experiments").glob("*.py") if "flags.DEFINE" in p.read_text()}
+  imported = set()
+  for test in (REPO / "tests").glob("*.py"):
+    for line in test.read_text().splitlines():
+      if m := re.match(r"\s*from experiments import ([\w, ]+)", line):
+        imported |= {name.split(" as ")[0].strip() for name in m.group(1).split(",")} & defines
+      if m := re.match(r"\s*import experiments\.(\w+)", line):
+        imported |= {m.group(1)} & defines
+  assert defines and len(imported) <= 1, f"binaries imported in-process: {sorted(imported)}; run them as binaries"

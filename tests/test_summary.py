@@ -4,6 +4,7 @@ skips with a note, summary.md's tables, the criteria report, and what the report
 import ast
 import json
 import pathlib
+import shutil
 
 import matplotlib.image
 import numpy as np
@@ -97,17 +98,20 @@ def _redraw(binaries, tmp_path, committed: str, names=()):
   return binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
 
 
-def test_report_records_read_a_published_sets_own_config(binaries, tmp_path, monkeypatch):
+def test_report_records_read_a_published_sets_own_config(binaries, tmp_path):
   # reviewer_runs.sh --publish copies each point's config.json: the figures name its controls by it.
-  from experiments import report
+  # (The binary runs in a process of its own: importing it here would define its absl flags a
+  # second time beside another binary's in this worker.)
   for name in ("lr=0.1.results.jsonl", "lr=0.1.config.json"):
     (tmp_path / name).write_text((REPO / "results" / "liu_20k_cpu" / name).read_text())
-  drawn = []
-  monkeypatch.setattr(summary, "write_comparison_figures", lambda runs, points, out: drawn.extend(runs) or [])
-  report._redraw(tmp_path, tmp_path / "out")
-  assert [run.config["train"]["lr"] for run in drawn] == [0.1]
-  assert analysis.kind_label("scratch", drawn) == "Scratch-B (2x steps)"
+  ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
+  assert ran.rc == 0, ran.stderr
+  assert f"config: {tmp_path / 'lr=0.1.config.json'}" in ran.stdout
+  config, _ = analysis.read_config(tmp_path / "lr=0.1.config.json")
+  run = analysis.Run(tmp_path, "lr=0.1", config, [])
+  assert config["train"]["lr"] == 0.1 and analysis.kind_label("scratch", [run]) == "Scratch-B (2x steps)"
   (tmp_path / "lr=0.1.config.json").write_text('{"ltjax_version": "0"}')
+  shutil.rmtree(tmp_path / "out")
   ran = binaries("experiments.report", [f"--records={tmp_path}", f"--out={tmp_path / 'out'}"])
   assert ran.rc == 1 and "lr=0.1.config.json is not a run's config.json" in ran.stderr
   assert ran.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
