@@ -133,7 +133,7 @@ def _saved_config(root: pathlib.Path, name: str) -> tuple[dict, tuple[str, ...]]
     cli.fail(f"records: {e}")
   except OSError as e:
     cli.fail(f"records: cannot read {path}: {e.strerror or e}")
-  if not config or not isinstance(config, dict):
+  if not config:  # read_config refuses a config that is not a mapping
     cli.fail(f"records: {path} is not a run's config.json (no config mapping)")
   print(f"config: {path}")  # where the figures' names of its controls come from
   return config, machines

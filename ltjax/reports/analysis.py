@@ -292,6 +292,9 @@ def read_config(path: pathlib.Path) -> tuple[dict[str, Any], tuple[str, ...]]:
   """A run's config.json: its config ({} where it has none) and the machines it trained on."""
   try:
     saved = json.loads(path.read_text())
-    return saved.get("config", {}), tuple(m for m in saved.get("machines", ()) if isinstance(m, str))
+    config, machines = saved.get("config", {}), tuple(m for m in saved.get("machines", ()) if isinstance(m, str))
   except (json.JSONDecodeError, AttributeError, TypeError):
     raise ReportError(f"{path} is not valid JSON") from None
+  if not isinstance(config, dict):
+    raise ReportError(f"{path} is not a run's config.json (no config mapping)")
+  return config, machines

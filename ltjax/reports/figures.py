@@ -217,8 +217,10 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
     for run, color in ((run, color) for run, color in zip(runs, colors) if run in members):
       rows = intervals(run, kind, field)
       series = tuple((d, iv.mean, iv.lo, iv.hi, iv.n) for d, iv in rows)
-      if not rows or series in drawn:  # two sets of the same records (liu_e's tickets are liu's): once
-        same += [f"{run.label}'s {kind_label(kind, [run])} = {drawn[series]}'s"] if rows else []
+      if not rows:
+        continue
+      if series in drawn:  # two sets of the same records (liu_e's tickets are liu's): drawn once
+        same.append(f"{run.label}'s {kind_label(kind, [run])} = {drawn[series]}'s")
         continue
       drawn[series] = run.label
       x = np.array([100 * d for d, _ in rows])
