@@ -105,7 +105,8 @@ def zoom(ax, plotted: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], windo
         placed.append(float(xi))
         ax.plot([xi], [floor], marker="v", color="0.2", markersize=6, clip_on=False, zorder=5)
         ax.annotate(f"{m:.1f}", (xi, floor), textcoords="offset points", xytext=(0, 5 + 9 * n),
-                    ha="center", fontsize=7, color="0.2")
+                    ha="center", fontsize=7, color="0.2", zorder=6,  # above the lines it labels
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.8})
 
 
 def pct(x: float) -> str:
