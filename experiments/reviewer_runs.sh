@@ -47,6 +47,9 @@
 #
 #   CPU=1 bash experiments/reviewer_runs.sh --publish liu liu_20k_cpu               # lr=0.1.results.jsonl, ...
 #   CPU=1 bash experiments/reviewer_runs.sh --publish liu_e liu_20k_cpu scratch_e_  # scratch_e_lr=0.1...
+#   CPU=1 bash experiments/reviewer_runs.sh --publish studies/resetting study_resetting_20k_cpu
+#
+# (`studies` skips a study already published as results/study_NAME_20k_cpu, or _50k_gpu on a GPU).
 #
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
@@ -66,6 +69,7 @@ if [ "${TINY:-0}" = 1 ]; then  # a toy size that exercises every command on a CP
   STUDY_FLAGS=(--set.prune.rounds=2)  # the studies' own 8-13 rounds (pruning_rate's points keep theirs)
 elif [ "${CPU:-0}" = 1 ]; then
   S=20000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=0  # timeout 0: none
+  PUBLISHED=_20k_cpu  # where --publish puts a finished study (study_NAME_20k_cpu)
   W=${WORKROOT:-workdirs/reviewer_cpu}
   IMP_FLAGS=("--config.controls=('reinit',)")
   # criteria without IMP: its tickets and reinit draws would be lenet_std_20k_cpu's record for
@@ -79,7 +83,7 @@ else
   # A lent GPU runs a command for at most 10 minutes: each run stops at LIMIT and still writes its
   # report and tarball (the records of its finished rounds; a later call resumes from a carried
   # workdir, or the CPU schedule finishes it)
-  S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-480}
+  S=50000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=${LIMIT:-480}; PUBLISHED=_50k_gpu
 fi
 OUT=${OUT:-$W/out}  # the tarballs and each run's whole log
 mkdir -p "$OUT"
@@ -209,12 +213,15 @@ run() {
     studies)
       local t0; t0=$(date +%s)
       for st in ${STUDIES:-resetting initialization learning_rate network_size normalization pruning_rate}; do
+        # a study published at this schedule is done: a later machine goes on with the next one
+        [ -n "${PUBLISHED:-}" ] && [ -f "results/study_${st}$PUBLISHED/sweep.json" ] && { echo "studies: $st is in results/study_${st}$PUBLISHED" |
+          tee -a "$OUT/studies.log"; continue; }
         timeout "$(left "$t0")" "$PY" -m experiments.sweep --study="$st" --workdir="$W/studies/$st" \
           --set.train.steps=$S --set.trials=$T --set.train.eval_every=$EVAL "${STUDY_FLAGS[@]}" \
           >> "$OUT/studies.log" 2>&1 || { echo "studies: $st stopped (rc $?)" | tee -a "$OUT/studies.log"; break; }
       done
       echo "studies wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/studies.log"
-      tar czf "$OUT/studies.tgz" -C "$W" --exclude=checkpoints studies ;;
+      [ ! -d "$W/studies" ] || tar czf "$OUT/studies.tgz" -C "$W" --exclude=checkpoints studies ;;
     *) echo "unknown run $1 (imp_1pct imp_1pct_01 fashion criteria liu liu_e stability studies all)"; exit 2 ;;
   esac
 }
