@@ -66,7 +66,7 @@ W=${WORKROOT:-/tmp/reviewer}
 IMP_FLAGS=(); FASHION_FLAGS=(); STUDY_FLAGS=()
 if [ "${TINY:-0}" = 1 ]; then  # a toy size that exercises every command on a CPU in minutes
   S=400; T=2; D=1; EVAL=100; ROUNDS=2; K1=100; K2=200; LIMIT=600
-  STUDY_FLAGS=(--set.prune.rounds=2)  # the studies' own 8-13 rounds (pruning_rate's points keep theirs)
+  STUDY_FLAGS=(--set.prune.rounds=2)  # the studies' own 8-13 rounds (not pruning_rate's: its points set them)
 elif [ "${CPU:-0}" = 1 ]; then
   S=20000; T=5; D=3; EVAL=100; ROUNDS=20; K1=500; K2=2000; LIMIT=0  # timeout 0: none
   PUBLISHED=_20k_cpu  # where --publish puts a finished study (study_NAME_20k_cpu)
@@ -216,8 +216,9 @@ run() {
         # a study published at this schedule is done: a later machine goes on with the next one
         [ -n "${PUBLISHED:-}" ] && [ -f "results/study_${st}$PUBLISHED/sweep.json" ] && { echo "studies: $st is in results/study_${st}$PUBLISHED" |
           tee -a "$OUT/studies.log"; continue; }
+        local own=("${STUDY_FLAGS[@]}"); [ "$st" != pruning_rate ] || own=()
         timeout "$(left "$t0")" "$PY" -m experiments.sweep --study="$st" --workdir="$W/studies/$st" \
-          --set.train.steps=$S --set.trials=$T --set.train.eval_every=$EVAL "${STUDY_FLAGS[@]}" \
+          --set.train.steps=$S --set.trials=$T --set.train.eval_every=$EVAL "${own[@]}" \
           >> "$OUT/studies.log" 2>&1 || { echo "studies: $st stopped (rc $?)" | tee -a "$OUT/studies.log"; break; }
       done
       echo "studies wall seconds: $(( $(date +%s) - t0 ))" | tee -a "$OUT/studies.log"

@@ -284,6 +284,8 @@ _SWEEP = ["--config=lenet_quick", "--workdir=w"]
 @pytest.mark.parametrize("module, args, name", [
     ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1", "--sweep.train.lr=0.2"], "train.lr"),  # the later won
     ("experiments.sweep", [*_SWEEP, "--sweep.train.lr=0.1,0.2", "--set.train.lr=0.2"], "train.lr"),
+    ("experiments.sweep", ["--study=initialization", "--workdir=w", "--set.model_kwargs.init=he_normal"],
+     "model_kwargs.init"),  # the study sets it per point
     ("experiments.criteria", ["--workdir=w", "--criteria=imp,oneshot,imp"], "criteria"),  # a workdir run twice
     ("experiments.criteria", ["--workdir=w", "--set.trials=2", "--set.trials=3"], "trials"),
     ("experiments.criteria", ["--workdir=w", "--trials=2", "--set.trials=3"], "trials")])

@@ -44,6 +44,19 @@ def test_bad_sweeps_are_one_line_errors(grid, message):
     studies.expand(studies.Study("s"), fixed={"train.steps": 2000}, grid=grid)
 
 
+@pytest.mark.parametrize("study, fixed, grid, message", [
+    ("resetting", {"prune.reset": "none"}, {}, r"^--set.prune.reset: the study sets it per point \(start, none\)"),
+    ("initialization", {"model_kwargs.init": "zeros"}, {}, "^--set.model_kwargs.init: the study sets it per point"),
+    ("pruning_rate", {"prune.rounds": 2}, {}, r"^--set.prune.rounds: the study sets it per point \(12, 6, 4, 2\)"),
+    ("learning_rate", {}, {"train.lr": (0.1, 0.2)}, "^--sweep.train.lr: the study sets it per point"),
+])
+def test_a_value_the_study_sets_per_point_is_refused_not_overridden(study, fixed, grid, message):
+  # before, the point's value won silently: --set.model_kwargs.init=zeros trained Glorot networks
+  with pytest.raises(validation.UsageError, match=message):
+    studies.expand(studies.get(study), fixed=fixed, grid=grid)
+  studies.expand(studies.get("normalization"), fixed={"train.steps": 20000})  # the study's fixed: the user's wins
+
+
 def _manifest(config="lenet_quick", names=("seed=1", "seed=2")):
   return sweeps.manifest(None, config, {"controls": ("reinit",)},
                          [(n, None, {"seed": int(n[-1])}) for n in names])

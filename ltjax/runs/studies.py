@@ -86,7 +86,17 @@ def combine(study: Study, grid: Mapping[str, Sequence[Any]]) -> list[dict[str, A
     if not values:
       raise validation.ConfigError(field, "the sweep gives no values")
   own = [dict(p) for p in study.points] or _product(study.grid)
+  _refuse_point_fields(own, grid, "--sweep")
   return [{**a, **b} for a in own for b in _product(grid)]
+
+
+def _refuse_point_fields(own: Sequence[Mapping[str, Any]], given: Mapping[str, Any], how: str) -> None:
+  """A field the study sets per point would silently override (or collide with) the user's value."""
+  for field in given:
+    values = dict.fromkeys(_short(p[field]) for p in own if field in p)
+    if values:
+      raise validation.UsageError(f"{how}.{field}: the study sets it per point ({', '.join(values)}); run the "
+                                  "preset with --sweep instead of the study to choose its values")
 
 
 def _product(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -125,6 +135,7 @@ def expand(study: Study, base=None, fixed: Mapping[str, Any] | None = None,
   study's own; `grid` crosses the study's points with more fields.
   """
   points = combine(study, grid or {})
+  _refuse_point_fields([dict(p) for p in study.points] or _product(study.grid), fixed or {}, "--set")
   if not points or points == [{}]:
     raise validation.UsageError("nothing to sweep: give a study or --sweep.FIELD=V1,V2,...")
   out, seen = [], set()
