@@ -86,6 +86,7 @@ CROSS = [
     ("prune.densities", {"prune.mode": "oneshot", "prune.densities": ()}),
     ("prune.densities", {"prune.mode": "at_init", "prune.densities": (1e-6,)}),
     ("controls", {"prune.mode": "iterative", "controls": ("inverted",)}),
+    ("controls", {"controls": ("reinit", "random_mask", "reinit")}),  # trained twice under one id: n doubled
     ("prune.reset", {"prune.reset": "none", "train.steps": 200, "prune.rewind_step": 100,
                      "train.eval_every": 100}),
     ("prune.reset", {"prune.reset": "none", "prune.mode": "oneshot"}),

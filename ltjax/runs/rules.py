@@ -98,6 +98,7 @@ class Seq:
   item: Any
   min_len: int = 0
   increasing: bool = False
+  distinct: bool = False  # a repeated item means the user meant something else
 
   def problem(self, v) -> str | None:
     if not isinstance(v, (tuple, list)):
@@ -110,6 +111,8 @@ class Seq:
         return f"item {i} {p}"
     if self.increasing and any(b <= a for a, b in zip(v, v[1:])):
       return f"must be strictly increasing, got {tuple(v)!r}"
+    if self.distinct and (twice := [x for i, x in enumerate(v) if x in v[:i]]):
+      return f"names {twice[0]!r} twice: {tuple(v)!r}"
     return None
 
 

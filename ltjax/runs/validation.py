@@ -75,7 +75,7 @@ SCHEMA: dict[str, Any] = {
     "prune.masks_from": Str(),
     "roles": RoleOverrides(),
     "trials": Int(lo=1),
-    "controls": Seq(Choice(("",) + tickets.KINDS[1:])),
+    "controls": Seq(Choice(("",) + tickets.KINDS[1:]), distinct=True),
     "reinit_draws": Int(lo=1),
     "seed": Int(0, 2**32 - 1),
     "stability.points": Int(2, 1001),  # each point is a network evaluated per trial
