@@ -51,7 +51,10 @@ def invalid(rule):
     return st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=8).map(
         lambda t: "z_" + t).filter(lambda v: v not in values)
   if isinstance(rule, validation.Seq):
-    return invalid(rule.item).map(lambda v: (v,))
+    bad = invalid(rule.item).map(lambda v: (v,))
+    if rule.distinct and isinstance(rule.item, validation.Choice):  # a good item twice
+      return st.one_of(bad, st.sampled_from(rule.item.values()).map(lambda v: (v, v)))
+    return bad
   if isinstance(rule, validation.Mesh):
     return st.sampled_from(["x", "0", "-1", "2x", "ax2", "1x1x1", "0x2"])
   if isinstance(rule, validation.Model):

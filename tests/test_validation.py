@@ -29,7 +29,7 @@ def valid(rule):
   if isinstance(rule, validation.Choice):
     return st.sampled_from(rule.values())
   if isinstance(rule, validation.Seq):
-    return st.lists(valid(rule.item), max_size=3).map(tuple)
+    return st.lists(valid(rule.item), max_size=3, unique=rule.distinct).map(tuple)
   if isinstance(rule, validation.Mesh):
     return st.sampled_from(["auto", "single", "2", "2x1", "1x2"])
   if isinstance(rule, validation.Model):
