@@ -49,7 +49,8 @@
 #   CPU=1 bash experiments/reviewer_runs.sh --publish liu_e liu_20k_cpu scratch_e_  # scratch_e_lr=0.1...
 #   CPU=1 bash experiments/reviewer_runs.sh --publish studies/resetting study_resetting_20k_cpu
 #
-# (`studies` skips a study already published as results/study_NAME_20k_cpu, or _50k_gpu on a GPU).
+# (`studies` skips a study already published as results/study_NAME_20k_cpu, or _50k_gpu on a GPU,
+# and `--keep studies` leaves it out).
 #
 # Afterwards, on the dev machine: unpack into workdirs/, `python -m experiments.report
 # --workdir=... --out=results/<name>`, commit the records and figures, and quote them in
@@ -107,8 +108,13 @@ keep() {  # records, curves, masks and lineage files of a run (live or not), to 
   rm -rf "$part" && mkdir -p "$part" &&
     (cd "$W/$1" && find . -name 'lineage*.npz' -print0 | tar cf - --null -T -) | tar xf - -C "$part" &&
     tar cf - -C "$W/$1" --exclude=checkpoints --exclude=tensorboard --exclude=.lock --exclude=report \
-      --exclude='lineage*.npz' --exclude='.*.tmp' . | tar xf - -C "$part" &&
-    rm -rf "${UNFINISHED:?}/$1" && mv "$part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
+      --exclude='lineage*.npz' --exclude='.*.tmp' . | tar xf - -C "$part" || exit 2
+  if [ "$1" = studies ] && [ -n "${PUBLISHED:-}" ]; then  # a published study is done: not carried
+    for d in "$part"/*/; do
+      [ ! -f "results/study_$(basename "$d")$PUBLISHED/sweep.json" ] || rm -rf "$d"
+    done
+  fi
+  rm -rf "${UNFINISHED:?}/$1" && mv "$part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
 }
 publish() {  # a finished run's records into results/$2 in the committed layout (POINT.results.jsonl
              # and POINT.config.json per sweep point, the sweep's sweep.json; $3 before each name),
