@@ -44,8 +44,8 @@ cli.check_flag("results", lambda v: v is None or os.path.isdir(v), "results must
 cli.check_flag("records", lambda v: v is None or os.path.isdir(v), "records must be an existing directory")
 cli.check_flag("sweep", lambda v: v is None or os.path.isfile(os.path.join(v, sweeps.MANIFEST)),
                f"sweep must be a directory written by experiments.sweep (with {sweeps.MANIFEST})")
-cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
-               "out must be a directory path (not empty, not an existing file)")
+cli.check_flag("out", lambda v: v is None or (v.strip() and (os.path.isdir(v) or not os.path.exists(v))),
+               "out must be a directory path (not empty, not an existing file or device)")
 cli.check_flag("workdir", lambda v: v is None or all(w.strip() for w in v), "workdir must not be empty")
 
 

@@ -35,8 +35,8 @@ cli.check_flag("optimizer", lambda v: v in xor.OPTIMIZERS, f"optimizer must be o
 cli.check_flag("activation", lambda v: v in xor.ACTIVATIONS, f"activation must be one of {', '.join(xor.ACTIVATIONS)}")
 cli.check_flag("inputs", lambda v: v in xor.INPUTS, f"inputs must be one of {', '.join(xor.INPUTS)}")
 cli.check_flag("zl_threshold", lambda v: 0 < v < math.log(2), "zl_threshold must be in (0, log 2)")
-cli.check_flag("out", lambda v: v is None or (v.strip() and not os.path.isfile(v)),
-               "out must be a directory path (not empty, not an existing file)")
+cli.check_flag("out", lambda v: v is None or (v.strip() and (os.path.isdir(v) or not os.path.exists(v))),
+               "out must be a directory path (not empty, not an existing file or device)")
 
 
 def main(argv):

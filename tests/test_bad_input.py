@@ -197,7 +197,7 @@ FLAGS = {
         "learning_rate": st.sampled_from(["0", "-1", "nan", "inf", "abc"]),
         "optimizer": _BAD_TEXT, "activation": _BAD_TEXT, "inputs": _BAD_TEXT,
         "zl_threshold": st.sampled_from(["0", "-0.1", "0.7", "nan"]),
-        "out": st.sampled_from(["", "/etc/hostname"]),
+        "out": st.sampled_from(["", "/etc/hostname", "/dev/null"]),
     },
     "benchmarks.throughput": {
         "models": _BAD_TEXT, "tickets": st.sampled_from(["0", "-1", "x", "1,x", ""]),
@@ -257,7 +257,7 @@ FLAGS = {
                                  "nprocs": st.sampled_from(["x", "0", "-2"])},
     "experiments.report": {"workdir": st.sampled_from(["/nonexistent", "", "/etc"]),
                            "sweep": st.sampled_from(["/nonexistent", "", "/etc"]),
-                           "out": st.sampled_from(["/etc/hostname"])},
+                           "out": st.sampled_from(["/etc/hostname", "/dev/null"])},
 }
 _CASES = [(module, flag) for module, flags in FLAGS.items() for flag in flags]
 
