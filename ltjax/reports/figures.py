@@ -278,6 +278,8 @@ def early_stop_figure(runs: Sequence[Run]) -> Figure:
   fig = metric_vs_density(runs, "early_stop_step", "early-stop iteration (training steps)", title)
   for ax in fig.axes:
     ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    if ax.get_ylim()[0] < 0:  # a wide t-interval of a few trials can reach below step 0, no stop can
+      ax.set_ylim(bottom=0)
   return fig
 
 
