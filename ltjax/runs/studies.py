@@ -132,7 +132,8 @@ def expand(study: Study, base=None, fixed: Mapping[str, Any] | None = None,
   """(name, config, point) for every point, each config checked (ConfigError names the point).
 
   `base` defaults to the study's preset; `fixed` overrides apply to every point after the
-  study's own; `grid` crosses the study's points with more fields.
+  study's own fixed fields; `grid` crosses the study's points with more fields. Neither may
+  name a field the study's points set (UsageError).
   """
   points = combine(study, grid or {})
   _refuse_point_fields([dict(p) for p in study.points] or _product(study.grid), fixed or {}, "--set")
