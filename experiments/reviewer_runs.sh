@@ -101,6 +101,9 @@ carried_in() {  # a run's workdir from what an earlier machine kept, unless this
   fi
   cp -r "$UNFINISHED/$1" "$W/$1" && echo "$1: continuing from $UNFINISHED/$1" | tee -a "$OUT/$1.log"
 }
+published() {  # study $1 is in results/ at this schedule: done, neither run nor carried again
+  [ -n "${PUBLISHED:-}" ] && [ -f "results/study_$1$PUBLISHED/sweep.json" ]
+}
 keep() {  # records, curves, masks and lineage files of a run (live or not), to commit: the lineage
           # files first, so that the records beside them are never older than they are
   [ -d "$W/$1" ] || { echo "--keep: no workdir $W/$1"; exit 2; }
@@ -109,9 +112,9 @@ keep() {  # records, curves, masks and lineage files of a run (live or not), to 
     (cd "$W/$1" && find . -name 'lineage*.npz' -print0 | tar cf - --null -T -) | tar xf - -C "$part" &&
     tar cf - -C "$W/$1" --exclude=checkpoints --exclude=tensorboard --exclude=.lock --exclude=report \
       --exclude='lineage*.npz' --exclude='.*.tmp' . | tar xf - -C "$part" || exit 2
-  if [ "$1" = studies ] && [ -n "${PUBLISHED:-}" ]; then  # a published study is done: not carried
+  if [ "$1" = studies ]; then
     for d in "$part"/*/; do
-      [ ! -f "results/study_$(basename "$d")$PUBLISHED/sweep.json" ] || rm -rf "$d"
+      ! published "$(basename "$d")" || rm -rf "$d"
     done
   fi
   rm -rf "${UNFINISHED:?}/$1" && mv "$part" "$UNFINISHED/$1" && du -sh "$UNFINISHED/$1"
@@ -219,9 +222,7 @@ run() {
     studies)
       local t0; t0=$(date +%s)
       for st in ${STUDIES:-resetting initialization learning_rate network_size normalization pruning_rate}; do
-        # a study published at this schedule is done: a later machine goes on with the next one
-        [ -n "${PUBLISHED:-}" ] && [ -f "results/study_${st}$PUBLISHED/sweep.json" ] && { echo "studies: $st is in results/study_${st}$PUBLISHED" |
-          tee -a "$OUT/studies.log"; continue; }
+        published "$st" && { echo "studies: $st is in results/study_${st}$PUBLISHED" | tee -a "$OUT/studies.log"; continue; }
         local own=("${STUDY_FLAGS[@]}"); [ "$st" != pruning_rate ] || own=()
         timeout "$(left "$t0")" "$PY" -m experiments.sweep --study="$st" --workdir="$W/studies/$st" \
           --set.train.steps=$S --set.trials=$T --set.train.eval_every=$EVAL "${own[@]}" \

@@ -141,6 +141,7 @@ def test_one_collapsed_mean_does_not_flatten_the_accuracy_axis():
   figures.zoom(calm, plotted[:1], 8.0)
   assert not calm.texts and calm.get_ylim() != (90.0, pytest.approx(100.0))
 
+
 def test_the_early_stop_axis_never_reaches_below_step_0(run):
   # two trials far apart: the t-interval of their mean reaches far below 0; no stop can
   spread = [dict(r, early_stop_step=100 if r["trial"] == 0 else r["steps_trained"]) for r in run.records]

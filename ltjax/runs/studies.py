@@ -85,9 +85,13 @@ def combine(study: Study, grid: Mapping[str, Sequence[Any]]) -> list[dict[str, A
   for field, values in grid.items():
     if not values:
       raise validation.ConfigError(field, "the sweep gives no values")
-  own = [dict(p) for p in study.points] or _product(study.grid)
+  own = _own_points(study)
   _refuse_point_fields(own, grid, "--sweep")
   return [{**a, **b} for a in own for b in _product(grid)]
+
+
+def _own_points(study: Study) -> list[dict[str, Any]]:
+  return [dict(p) for p in study.points] or _product(study.grid)
 
 
 def _refuse_point_fields(own: Sequence[Mapping[str, Any]], given: Mapping[str, Any], how: str) -> None:
@@ -136,7 +140,7 @@ def expand(study: Study, base=None, fixed: Mapping[str, Any] | None = None,
   name a field the study's points set (UsageError).
   """
   points = combine(study, grid or {})
-  _refuse_point_fields([dict(p) for p in study.points] or _product(study.grid), fixed or {}, "--set")
+  _refuse_point_fields(_own_points(study), fixed or {}, "--set")
   if not points or points == [{}]:
     raise validation.UsageError("nothing to sweep: give a study or --sweep.FIELD=V1,V2,...")
   out, seen = [], set()
