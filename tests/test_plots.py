@@ -115,6 +115,20 @@ def test_identical_records_of_two_sets_are_drawn_once_and_said_so(run):
   assert "identical" not in figures.accuracy_figure(runs[:2] + [_point(run, "x", 2)])._suptitle.get_text()
 
 
+def test_a_scratch_e_run_made_from_a_runs_masks_takes_that_runs_color(run):
+  # liu's scratch_e_lr=0.1 trains lr=0.1's masks: its Scratch-E line reads against lr=0.1's, so one color.
+  def scratch_e(i):
+    recs = [dict(r, kind="scratch") if r["kind"] == "reinit" else r for r in run.records if r["kind"] != "random_mask"]
+    return _point(run, f"scratch_e {i}", i, dict(run.config, scratch={"steps_scale": 1}), recs)
+  runs = [_point(run, "lr=0.1", 0), _point(run, "lr=0.01", 1), scratch_e(0), scratch_e(1)]
+  fig = figures.accuracy_figure(runs)
+  color = {c.get_label(): c.lines[0].get_color() for ax in fig.axes for c in ax.containers}
+  assert color["scratch_e 0"] == color["lr=0.1"] and color["scratch_e 1"] == color["lr=0.01"]
+  assert color["lr=0.1"] != color["lr=0.01"]
+  other = figures.accuracy_figure(runs[:2] + [_point(run, "x", 2)])  # no shared tickets: a color each
+  assert len({c.lines[0].get_color() for ax in other.axes for c in ax.containers}) == 3
+
+
 def test_a_set_of_runs_keeps_one_color_per_run_across_its_figures(run):
   names = [f"c{i}" for i in range(8)]  # a criteria set: IMP and 7 others, more than the old 6 colors
   runs = [_point(run, name, i) for i, name in enumerate(names)]

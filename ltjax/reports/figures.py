@@ -210,7 +210,7 @@ def _panels_per_kind(runs: Sequence[Run], field: str, ylabel: str, title: str, s
   fig = Figure(figsize=(4.4 * cols, 3.5 * nrows + 0.2 * legend_rows))
   axes = fig.subplots(nrows, cols, squeeze=False).ravel()
   percents = [100 * r["density"] for run in runs for r in run.summary]
-  colors = run_colors(len(runs))
+  colors = shared_colors(runs)
   same = []
   for ax, (kind, key) in zip(axes, panels):
     plotted, drawn = [], {}
@@ -333,6 +333,18 @@ def curves_figure(run: Run, rounds: Sequence[int]) -> Figure | None:
   fig.suptitle(f"{run.label}: validation accuracy during training (mean over {run.trials} trials; y axis zoomed)")
   tight(fig)
   return fig
+
+
+def shared_colors(runs: Sequence[Run]) -> list:
+  """`run_colors`, except that a run whose tickets are an earlier run's records (Scratch-E runs made
+  from a run's masks) takes that run's color, so its control panel reads against the same line."""
+  tickets = [tuple(sorted((r["round"], r["trial"], r["test_accuracy"], r["early_stop_step"])
+                          for r in run.records if r["kind"] == "ticket")) for run in runs]
+  owner = [next(j for j in range(i + 1) if tickets[j] == tickets[i] and tickets[i]) if tickets[i] else i
+           for i in range(len(runs))]
+  palette = run_colors(len(set(owner)))
+  index = {o: k for k, o in enumerate(dict.fromkeys(owner))}
+  return [palette[index[o]] for o in owner]
 
 
 def run_colors(n: int) -> list:
