@@ -117,6 +117,16 @@ def test_a_density_given_twice_is_refused_where_each_density_is_a_round():
   validation.check(cfg)
 
 
+def test_densities_given_to_iterative_pruning_are_refused_not_ignored():
+  # IMP prunes prune.rounds times at the role rates: densities set for it would silently do nothing.
+  cfg = _with("prune.densities", (0.1, 0.05))
+  with pytest.raises(validation.ConfigError, match=r"^prune.densities: prune.mode='iterative' .*prune.rounds"):
+    validation.check(cfg)
+  validation.check(_with("prune.densities", configs.get("lenet_quick").prune.densities))  # the default
+  cfg.prune.mode = "oneshot"
+  validation.check(cfg)
+
+
 def test_a_model_factory_that_builds_no_network_is_named_once():
   with pytest.raises(validation.ConfigError, match=r"^model: expected a flax.linen.Module .*got FakeClock$"):
     validation.check(_with("model", "tests.conftest:FakeClock"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ltjax import data, importpath, lottery, models  # noqa: F401 -- lottery registers the built-in modes
+from ltjax.configs import base
 from ltjax.core import distributions, pruning, scores, structure, tickets
 from ltjax.engine import optimizers, runtime
 from ltjax.methods import modes
@@ -95,6 +96,9 @@ SCHEMA: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------- rules that relate fields
+_DEFAULT_DENSITIES = tuple(base.get_config().prune.densities)
+
+
 def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
   """(field, problem) for each broken rule between fields; `c` maps dotted names to values."""
   steps = c["train.steps"]
@@ -120,6 +124,10 @@ def _cross(c: dict[str, Any]) -> Iterable[tuple[str, str]]:
       yield "prune.densities", f"prune.mode={mode!r} needs at least one density"
     elif twice:  # each density is a round: a repeat is the same round again
       yield "prune.densities", f"{twice[0]:g} is given twice (each density is one round)"
+  elif mode == "iterative" and tuple(c["prune.densities"]) != _DEFAULT_DENSITIES:  # else silently unused
+    yield "prune.densities", ("prune.mode='iterative' prunes prune.rounds times at the role rates "
+                              "(prune.fc_rate, prune.conv_rate, prune.output_rate) and reads no densities; "
+                              "set prune.rounds, or a mode that prunes to densities (e.g. 'oneshot')")
   if tickets.INVERTED in c["controls"] and not found_by.inverts:
     inverting = ", ".join(repr(n) for n in modes.names() if modes.get(n).inverts)
     yield "controls", (f"the {tickets.INVERTED!r} control inverts a one-shot criterion's scores; "
