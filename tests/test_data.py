@@ -347,6 +347,19 @@ def test_missing_dataset_fails_fast(tmp_path, name, no_waiting):
   assert isinstance(info.value, ValueError)
 
 
+def test_a_config_naming_a_tfds_version_loads_that_version_not_a_python_loader(mnist):
+  # 'mnist:3.0.1' is TFDS's own syntax; 'package.module:function' names a loader of yours.
+  from ltjax import configs
+  from ltjax.runs import experiment
+  dataset, data_dir, _ = mnist
+  version = data.prepared_dir("mnist", data_dir).name
+  assert data.is_versioned(f"mnist:{version}") and not data.is_versioned("examples.data:blobs")
+  cfg = configs.get("lenet_quick")
+  cfg.dataset, cfg.data_dir = f"mnist:{version}", str(data_dir)
+  loaded = experiment.load_dataset(cfg)
+  assert loaded.name == "mnist" and len(loaded.train) == len(dataset.train)
+
+
 def test_prepared_dir_picks_newest_version(tmp_path):
   for v in ("1.2.0", "1.10.0", "2.0.0"):
     (tmp_path / "ds" / v).mkdir(parents=True)

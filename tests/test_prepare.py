@@ -84,6 +84,9 @@ def test_an_unreachable_host_is_refused_within_the_timeout(tmp_path, monkeypatch
 def test_unknown_dataset_and_bad_manual_dir(tmp_path):
   with pytest.raises(data.DatasetNotFoundError, match="^dataset: unknown TFDS dataset 'nosuchdataset'"):
     prepare.prepare("nosuchdataset", tmp_path)
+  with pytest.raises(data.DatasetNotFoundError, match=r"^dataset: 'mnist:9.9.9' .* can prepare mnist at 3.0.1 only"):
+    prepare.prepare("mnist:9.9.9", tmp_path / "tfds")  # refused before any download, offline or not
+  assert not (tmp_path / "tfds").exists()
   with pytest.raises(ValueError, match="manual_dir"):
     prepare.prepare("mnist", tmp_path, manual_dir=tmp_path / "missing")
 

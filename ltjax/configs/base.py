@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ('head/kernel=fixed', 'Dense_0/kernel=output'); roles: conv, fc, output, fixed.
   c.roles = ()
 
-  # A prepared TFDS image dataset ('mnist', 'fashion_mnist', 'cifar10', ...), 'synthetic', or
+  # A prepared TFDS image dataset ('mnist', 'fashion_mnist', 'cifar10', 'mnist:3.0.1', ...), 'synthetic', or
   # 'package.module:function' returning ((train_images, train_labels), (test_images, test_labels)).
   c.dataset = "mnist"
   c.data_dir = ""                 # '' -> $LTJAX_DATA_DIR, else ~/tensorflow_datasets

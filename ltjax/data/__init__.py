@@ -12,6 +12,7 @@ from ltjax.data.datasets import (
                                  Split,
                                  channel_stats,
                                  from_arrays,
+                                 is_versioned,
                                  load,
                                  normalization_stats,
                                  prepared_dir,
@@ -22,5 +23,5 @@ from ltjax.data.datasets import (
 from ltjax.data.sources import DataError, from_import, from_user_arrays
 
 __all__ = ["DATA_DIR_ENV", "NORMALIZATIONS", "DataError", "Dataset", "DatasetNotFoundError", "Split",
-           "channel_stats", "from_arrays", "from_import", "from_user_arrays", "load", "normalization_stats",
-           "prepared_dir", "resolve_data_dir", "source_fingerprint", "synthetic"]
+           "channel_stats", "from_arrays", "from_import", "from_user_arrays", "is_versioned", "load",
+           "normalization_stats", "prepared_dir", "resolve_data_dir", "source_fingerprint", "synthetic"]

@@ -155,6 +155,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
   return pathlib.Path(data_dir).expanduser()
 
 
+def is_versioned(name: str) -> bool:
+  """'mnist:3.0.1' names a TFDS dataset at a version, not a 'package.module:function' loader."""
+  base, sep, version = name.partition(":")
+  return bool(base and sep and _VERSION_RE.match(version))
+
+
 def _parse_name(name: str) -> tuple[str, str | None]:
   """'mnist' -> ('mnist', None); 'mnist:3.0.1' -> ('mnist', '3.0.1'); 'a/config' passes through."""
   base, _, version = name.partition(":")

@@ -45,7 +45,7 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None,
     ValueError: a bad `manual_dir`.
     ImportError: the dataset needs TensorFlow to prepare and it is not installed.
   """
-  base, _ = datasets._parse_name(name)  # pylint: disable=protected-access
+  base, version = datasets._parse_name(name)  # pylint: disable=protected-access
   builder_name = base.split("/")[0]
   manual = None if manual_dir is None else pathlib.Path(manual_dir).expanduser()
   if manual is not None and not manual.is_dir():
@@ -62,6 +62,10 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None,
   except Exception as e:  # tfds raises its own DatasetNotFoundError (a ValueError) and others
     raise datasets.DatasetNotFoundError(f"dataset: unknown TFDS dataset {builder_name!r} "
                                     f"({str(e).splitlines()[0]})") from None
+  preparable = [str(v) for v in (cls.VERSION, *getattr(cls, "SUPPORTED_VERSIONS", ())) if v]
+  if version and version not in preparable:  # TFDS prepares the versions its builder has, no other
+    raise datasets.DatasetNotFoundError(f"dataset: {name!r} is not prepared in data_dir {data_dir}, and TFDS "
+                                        f"can prepare {builder_name} at {', '.join(preparable)} only")
   if builder_name in WITHOUT_TENSORFLOW:
     builder = _idx_builder(cls)(data_dir=str(data_dir), file_format="array_record")
     host = urllib.parse.urlparse(cls.URL).hostname

@@ -49,7 +49,7 @@ def load_dataset(cfg, log: Callable[[str], None] = print, arrays=None) -> data.D
     if arrays is not None:
       return data.from_user_arrays(arrays, name=cfg.dataset, validation_size=cfg.validation_size,
                                    normalization=cfg.normalization)
-    if ":" in cfg.dataset:
+    if ":" in cfg.dataset and not data.is_versioned(cfg.dataset):
       return data.from_import(cfg.dataset, cfg.validation_size, cfg.normalization)
   except data.DataError as e:
     raise UsageError(str(e)) from None
