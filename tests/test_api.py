@@ -86,7 +86,7 @@ def test_the_report_reads_the_workdir(own_run, tmp_path):
   assert list((tmp_path / "report").glob("*.png"))
   # One path is one workdir, not a list of its characters; no workdir at all is one line.
   assert pathlib.Path(ltjax.report(str(workdir), tmp_path / "one")).read_text() == summary.read_text()
-  with pytest.raises(ValueError, match="^no workdirs"):
+  with pytest.raises(ltjax.UsageError, match="^no workdirs"):  # caught as a run's bad input is
     ltjax.report([], tmp_path / "none")
   assert not (tmp_path / "none").exists()
 
@@ -133,6 +133,11 @@ def test_bad_input_through_the_api_is_one_line_and_writes_nothing(tmp_path, kwar
     ltjax.run(_cfg(), tmp_path / "w", log=lambda _: None, **args)
   assert "\n" not in str(e.value)
   assert not (tmp_path / "w").exists()
+
+
+def test_a_workdir_that_is_not_a_path_is_one_line():
+  with pytest.raises(ltjax.UsageError, match="^workdir: expected a path, got int$"):
+    ltjax.run(_cfg(), 5, log=lambda _: None, model=_MLP(num_classes=4), dataset=example_data.blobs(600, 200))
 
 
 def test_config_refuses_unknown_presets_and_fields():

@@ -107,6 +107,8 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   it goes to `log` every few seconds. `network` and `arrays` (see `run`) stand in for the
   config's model and dataset.
   """
+  if not isinstance(workdir, (str, os.PathLike)):
+    raise UsageError(f"workdir: expected a path, got {type(workdir).__name__}")
   if not str(workdir).strip():
     raise UsageError("workdir: must not be empty (give the directory for results and checkpoints)")
   validate(cfg, network)
