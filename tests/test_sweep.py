@@ -31,6 +31,16 @@ def test_a_grid_crosses_fields_and_points_move_together():
   assert grid[-1][1].model_kwargs.width == 2.0 and not dict(configs.get("lenet_quick").model_kwargs)
 
 
+def test_densities_held_fixed_beside_a_mode_sweep_go_to_the_modes_that_read_them():
+  # IMP refuses densities (it would ignore them); beside oneshot in one sweep they are oneshot's.
+  fixed = {"prune.densities": (0.3, 0.1)}
+  points = studies.expand(studies.Study("s"), fixed=fixed, grid={"prune.mode": ("iterative", "oneshot")})
+  by_mode = {cfg.prune.mode: cfg.prune.densities for _, cfg, _ in points}
+  assert by_mode == {"iterative": configs.get("lenet_quick").prune.densities, "oneshot": (0.3, 0.1)}
+  with pytest.raises(validation.UsageError, match="^point seed=1: prune.densities: prune.mode='iterative'"):
+    studies.expand(studies.Study("s"), fixed=fixed, grid={"seed": (1, 2)})  # IMP alone: refused
+
+
 @pytest.mark.parametrize("grid, message", [
     ({}, "nothing to sweep"),
     ({"prune.fc_rate": ()}, "^prune.fc_rate: the sweep gives no values"),

@@ -151,6 +151,9 @@ def expand(study: Study, base=None, fixed: Mapping[str, Any] | None = None,
     name = point_name(point)
     for field, value in point.items():
       set_field(cfg, field, value)
+    if "prune.mode" in point and "prune.densities" not in point and cfg.prune.mode == "iterative":
+      # --set.prune.densities beside --sweep.prune.mode=iterative,oneshot is for the points that read it
+      set_field(cfg, "prune.densities", (configs.get(study.preset) if base is None else base).prune.densities)
     if name in seen:
       raise validation.UsageError(f"two sweep points are both {name!r}; give each value once")
     seen.add(name)
