@@ -75,6 +75,10 @@ def run(config, workdir: str | os.PathLike, *, model=None, dataset=None, roles=N
 
 def report(workdirs: Sequence[str | os.PathLike], out: str | os.PathLike,
            labels: Sequence[str] | None = None):
-  """Figures and summary.md for finished runs (overlaid when several); returns the summary's path."""
-  from ltjax.reports import summary  # noqa: PLC0415 -- matplotlib only where a report is drawn
-  return summary.report(workdirs, out, labels)
+  """Figures and summary.md for finished runs (overlaid when several); returns the summary's path.
+  Bad input is a UsageError, as it is for `run`."""
+  from ltjax.reports import analysis, summary  # noqa: PLC0415 -- matplotlib only where a report is drawn
+  try:
+    return summary.report(workdirs, out, labels)
+  except analysis.ReportError as e:
+    raise UsageError(str(e)) from None

@@ -52,7 +52,8 @@ def test_rigl_and_its_static_start_keep_the_erk_counts(tmp_path, mode):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"prune.mode": "iterative", "prune.distribution": "erk"}, "^prune.distribution: spreads the density of"),
+    ({"prune.mode": "iterative", "prune.densities": (0.5, 0.2, 0.1), "prune.distribution": "erk"},
+     "^prune.distribution: spreads the density of"),
     ({"prune.sparsity_type": "units"},
      "^prune.sparsity_type: units sparsity is pruned by prune.mode 'gmp', 'iterative', 'ste', not by 'rigl'"),
     ({"prune.sparsity_type": "3:3"}, "^prune.sparsity_type: N:M sparsity needs 0 < N < M"),

@@ -22,7 +22,6 @@ import numpy as np
 from ltjax.core.masks import path_str
 from ltjax.runs import checkpoint, results
 from ltjax.runs.results import unpack_masks  # noqa: F401  (also part of this module's API)
-from ltjax.runs.validation import UsageError
 
 # Input shapes of the datasets a run may name: the input-connectivity figure draws pixels.
 INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "kmnist": (28, 28, 1),
@@ -56,9 +55,8 @@ def kind_label(kind: str, runs: Sequence["Run"] = ()) -> str:
   return KIND_LABELS.get(kind, kind)
 
 
-class ReportError(UsageError):
-  """Bad input (missing workdir, no results): reported to the user as one line; a UsageError, so
-  an API caller catches the report's bad input as it catches the run's."""
+class ReportError(ValueError):
+  """Bad input (missing workdir, no results): reported to the user as one line."""
 
 
 # ---------------------------------------------------------------- mask overlap
