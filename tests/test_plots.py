@@ -3,6 +3,7 @@ training): labels, axes, legends, the paper's percent axis, overlays and sweeps.
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from ltjax.reports import analysis, cost_figures, figures
 from tests.report_workdirs import write_workdir
@@ -70,6 +71,19 @@ def test_percent_ticks_never_crowd():
   levels = [100 * 0.8 ** k for k in range(20)]
   kept = figures._thin(levels)
   assert len(kept) <= 10 and kept[0] == 100
+
+
+def test_percent_ticks_leave_a_label_between_them_on_a_narrow_panel():
+  # the pruning-rate sweep's rounds merged: 10.8% beside 7.87% collided in a third of a figure
+  levels = [100, 80, 64.1, 60.1, 51.3, 41.1, 40.1, 36.1, 32.9, 26.3, 21.7, 21.1, 20.2, 16.9, 16.1,
+            13.5, 13.1, 10.8, 8.7, 7.87, 7.0, 6.5, 4.75, 4.1, 2.64]
+  fig = Figure(figsize=(15, 4))
+  ax = fig.subplots(1, 3)[0]
+  figures.percent_axis(ax, levels)
+  ticks = sorted(ax.xaxis.get_major_locator().tick_values(1, 100), reverse=True)
+  width = ax.get_position().width * 15
+  gaps = [np.log(a / b) / np.log(100 / 2.64) * width for a, b in zip(ticks, ticks[1:])]
+  assert ticks[0] == 100 and len(ticks) >= 5 and min(gaps) >= 0.3
 
 
 def _point(run, label, i, config=None, records=None):
