@@ -106,6 +106,12 @@ def test_versus_table_pairs_two_record_sets_by_trial_at_their_nearest_rounds(tmp
   assert c.where_versus("run", "ticket", "other", "ticket", ">") == "50.0%"  # same rounds, densities within 1%
   assert c.where_versus("run", "ticket", "other", "ticket", "<") == "none"
   assert c.where_versus("run", "reinit", "other", "reinit", ">") == "none"  # equal: the interval is 0
+  # the ticket's lead over reinit shrinks by each trial's 0.4/0.5/0.6 in `other`
+  assert c.gap_versus("run", 50, "other", 50.3) == "+0.50 [+0.25, +0.75]"
+  assert c.gap_versus("run", 50, "other", 50.3, "ticket", "dense") == "+0.70 [+0.45, +0.95]"
+  assert c.gap_versus("run", 50, "run", 50) == "0.00 [0.00, 0.00]"
+  assert c.where_gap("run", "other", ">") == "50.0%" and c.where_gap("run", "other", "<") == "none"
+  assert c.where_gap("other", "run", "<") == "50.3%" and c.where_gap("run", "run", ">") == "none"
   assert c.same_records("run", "other", "reinit") == "3 of 3" and c.same_records("run", "other", "ticket") == "0 of 6"
   assert c.same_records("run", "run", "ticket", "final") == "3 of 3"  # round 0 has no final accuracy: not counted
   for r in recs:

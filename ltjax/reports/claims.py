@@ -84,6 +84,32 @@ class Claims(claim_tables.Tables):
     iv = stats.paired(per_trial(ra, kind_a, na, f), per_trial(rb, kind_b, nb, f))
     return self._interval(iv, field, f"{name_a} against {name_b}")
 
+  def gap_versus(self, name_a: str, density_a: float, name_b: str, density_b: float, a: str = "ticket",
+                 b: str = "reinit", field: str = "acc") -> str:
+    """Whether a gap changes between two record sets of one seed: (a − b in `name_a`) − (a − b in
+    `name_b`), trial by trial, mean and 95% interval. Two gaps' own intervals overlapping does not
+    show they are equal, nor does their not overlapping measure how far apart they are."""
+    (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
+    iv = _gap_change(ra, na, rb, nb, a, b, sel.field_name(field))
+    return self._interval(iv, field, f"the {a} - {b} gap of {name_a} against {name_b}")
+
+  def where_gap(self, name_a: str, name_b: str, sign: str, a: str = "ticket", b: str = "reinit",
+                field: str = "acc") -> str:
+    """The densities (the rounds two sets of one design share) at which `gap_versus`'s interval
+    lies wholly below ('<') or above ('>') 0."""
+    if sign not in ("<", ">"):
+      raise ClaimError(f"sign must be '<' or '>', got {sign!r}")
+    ra, rb = self.records.get(name_a), self.records.get(name_b)
+    out = []
+    for rnd in sorted({r["round"] for r in ra if r["round"] > 0} & {r["round"] for r in rb}):
+      density = sel.mean_density(ra, rnd)
+      if abs(sel.mean_density(rb, rnd) / density - 1) > 0.01:
+        raise ClaimError(f"{name_a} and {name_b} differ in density at round {rnd}: not one design")
+      iv = _gap_change(ra, rnd, rb, rnd, a, b, sel.field_name(field))
+      if iv.real and (iv.hi < 0 if sign == "<" else iv.lo > 0):
+        out.append(f"{pct_label(density)}%")
+    return ", ".join(out) if out else "none"
+
   def _change(self, name, kind, density) -> float:
     return _change_at(*self._at(name, density), kind)
 
@@ -272,6 +298,14 @@ def _change_at(recs, rnd: int, kind: str) -> float:
   f = sel.field_name("stop")
   dense = np.mean(list(sel.kind_trials(recs, "dense", 0, f).values()))
   return float(np.mean(list(sel.kind_trials(recs, kind, rnd, f).values())) / dense - 1)
+
+
+def _gap_change(ra, na: int, rb, nb: int, a: str, b: str, field: str) -> stats.Interval:
+  """(a − b in round `na` of `ra`) − (a − b in round `nb` of `rb`), paired by trial."""
+  def gap(recs, rnd):
+    other = sel.kind_trials(recs, b, rnd, field)
+    return {t: v - other[t] for t, v in sel.kind_trials(recs, a, rnd, field).items() if t in other}
+  return stats.paired(gap(ra, na), gap(rb, nb))
 
 
 def _span(lo: str, hi: str) -> str:
