@@ -151,7 +151,7 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
         parallel.take(tracker.params, ticket_rows), parallel.take(tracker.model_state, ticket_rows)))
   if r == 0 and modes.get(cfg.prune.mode).prunes_dense:
     lineage = lineage.replace(dense_params=trained)
-  if r + 1 < lineup.num_rounds(cfg):
+  if r + 1 < lineup.num_rounds(cfg) or prunes_past_last_round(cfg):
     lineage = next_masks(setup, lineage, r, trained, trained_state, dataset)
   if cfg.prune.reset == "none":  # fine-tuning: the next round continues from the trained weights
     lineage = lineage.replace(start_params=trained, start_model_state=trained_state)
@@ -173,6 +173,13 @@ def rewound_starts(lineage: lineup.Lineage, states: train.TrainState, ticket_row
 def _where_lineages(mine, new, old):
   pick = lambda n, o: jnp.where(mine.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
   return jax.tree.map(pick, new, old)
+
+
+def prunes_past_last_round(cfg) -> bool:
+  """IMP finds the masks of a round past its last one too (a magnitude cut, cheap beside training):
+  its rounds do not depend on how many follow, so a finished run can be given more rounds and
+  continue from the lineage it left (`runs.workdir`)."""
+  return cfg.prune.mode == "iterative"
 
 
 def next_masks(setup: Setup, lineage: lineup.Lineage, round_index: int, trained: PyTree,

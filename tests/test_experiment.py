@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import layer_counts
 
-from ltjax import lineup, wiring
+from ltjax import lineup, lottery, wiring
 from ltjax.engine import runtime
 from ltjax.runs import checkpoint, experiment, results
 from ltjax.runs import workdir as workdir_lib
@@ -169,6 +169,39 @@ def test_different_config_is_refused_unless_restarting(finished, tmp_path):
   (scratch / "config.json").write_text(json.dumps({"config": {"model": "x"}}))
   experiment.prepare_workdir(scratch, other, restart=True)
   assert not (scratch / "results.jsonl").exists()
+
+
+def test_more_imp_rounds_continue_a_finished_run_as_a_longer_run_would(finished, tmp_path):
+  cfg, workdir, recs = finished
+  more = tiny_config(**{"prune.rounds": 4, **PAPER_WIDTHS})
+  grown, fresh = tmp_path / "grown", tmp_path / "fresh"
+  shutil.copytree(workdir, grown)
+  shutil.rmtree(grown / "checkpoints")  # as committed: records and lineage.npz only
+  longer = experiment.train_and_evaluate(more, grown, log=lambda _: None)
+  assert longer[:len(recs)] == recs and {r["round"] for r in longer} == {0, 1, 2, 3, 4}
+  assert json.loads((grown / "config.json").read_text())["config"]["prune"]["rounds"] == 4
+  drop = lambda rs: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rs]  # noqa: E731
+  assert drop(longer) == drop(experiment.train_and_evaluate(more, fresh, log=lambda _: None))
+  # fewer rounds, or more of a mode whose rounds depend on their count, stay another experiment
+  with pytest.raises(experiment.UsageError, match="different config.*prune.rounds: 4 -> 2"):
+    experiment.prepare_workdir(grown, tiny_config(**{"prune.rounds": 2, **PAPER_WIDTHS}), restart=False)
+  early_bird = tiny_config(**{"prune.mode": "early_bird"})
+  (tmp_path / "eb").mkdir()
+  (tmp_path / "eb" / "config.json").write_text(json.dumps({"config": workdir_lib.config_dict(early_bird)}))
+  with pytest.raises(experiment.UsageError, match="different config.*prune.rounds: 3 -> 5"):
+    experiment.prepare_workdir(tmp_path / "eb", tiny_config(**{"prune.mode": "early_bird", "prune.rounds": 5}),
+                               restart=False)
+
+
+def test_more_rounds_of_a_run_that_kept_no_further_masks_are_refused(tmp_path, monkeypatch):
+  # a run finished before IMP kept the masks of a round past its last
+  monkeypatch.setattr(lottery, "prunes_past_last_round", lambda cfg: False)
+  cfg = tiny_config(**{"prune.rounds": 1, "train.steps": 50})
+  experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  monkeypatch.undo()
+  with pytest.raises(experiment.UsageError, match=r"last round \(1\) finished before ltjax kept the masks"):
+    experiment.train_and_evaluate(tiny_config(**{"prune.rounds": 2, "train.steps": 50}), tmp_path,
+                                  log=lambda _: None)
 
 
 def test_a_workdir_holding_other_records_is_refused_before_anything_is_written(tmp_path):

@@ -86,6 +86,18 @@ def test_a_manifest_reads_back_as_written_and_names_the_finished_points(tmp_path
   sweeps.claim(tmp_path / "root", wanted)  # the same sweep again: it resumes
 
 
+def test_a_sweep_given_more_rounds_is_the_same_sweep_continued(tmp_path):
+  base = sweeps.manifest("learning_rate", "lenet_quick", {"trials": 5}, studies.expand(studies.get("learning_rate")))
+  sweeps.claim(tmp_path, base)
+  deeper = sweeps.manifest("learning_rate", "lenet_quick", {"trials": 5, "prune.rounds": 13},
+                           studies.expand(studies.get("learning_rate")))
+  sweeps.claim(tmp_path, deeper)  # each point's workdir decides whether its run can go on
+  assert sweeps.read(tmp_path)["set"] == {"trials": 5, "prune.rounds": 13}
+  with pytest.raises(sweeps.SweepError, match=r"differs in set"):
+    sweeps.claim(tmp_path, sweeps.manifest("learning_rate", "lenet_quick", {"trials": 3, "prune.rounds": 13},
+                                           studies.expand(studies.get("learning_rate"))))
+
+
 def test_claim_refuses_another_sweep_unless_restarting(tmp_path):
   sweeps.claim(tmp_path, _manifest())
   other = _manifest(config="lenet_mnist", names=("seed=1", "seed=3"))

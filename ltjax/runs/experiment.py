@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ltjax import data, lineup, lottery, models, wiring
-from ltjax.core import pruning
+from ltjax.core import masks, pruning
 from ltjax.data import prepare
 from ltjax.engine import parallel, runtime, timing, train
 from ltjax.methods import modes
@@ -130,6 +130,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
     try:
       with timing.phase("resume"):
         lineage, resume = _restore(setup, ckpt, log, workdir)
+        check_continues(setup, lineage, [workdir])
       sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer, status=status,
                          first_round=lineage.round)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lineup.num_rounds(cfg)} rounds "
@@ -215,6 +216,23 @@ def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log, workdir: pa
   if lineage.round:
     log(f"resuming after round {lineage.round - 1}{source}")
   return lineage, restore_midround(setup, ckpt, lineage, log)
+
+
+def check_continues(setup: wiring.Setup, lineage, workdirs) -> None:
+  """UsageError (one line) where a run given more IMP rounds stopped before ltjax kept the masks
+  of a round past its last (`lottery.prunes_past_last_round`): its next round would retrain the
+  last round's masks under the next round's name."""
+  cfg, r = setup.cfg, lineage.round
+  if not (lottery.prunes_past_last_round(cfg) and 0 < r < lineup.num_rounds(cfg)):
+    return
+  now = float(masks.density(jax.tree.map(lambda m: m[0], lineage.mask), setup.roles))
+  for workdir in workdirs:
+    before = [rec["density"] for rec in results.read(workdir)
+              if rec["round"] == r - 1 and rec["kind"] == "ticket" and rec["trial"] == 0]
+    if before and now >= before[0] - 1e-9:  # IMP always cuts (validation refuses all-zero rates)
+      raise UsageError(f"workdir {workdir}: its last round ({r - 1}) finished before ltjax kept the "
+                       f"masks a further round starts from; train those rounds with --restart, or in "
+                       f"another workdir")
 
 
 def restore_midround(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, lineage, log, **expect):

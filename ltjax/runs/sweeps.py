@@ -74,10 +74,18 @@ def claim(root: pathlib.Path | str, wanted: Mapping[str, Any], restart: bool = F
       old = json.loads(path.read_text())
     except (OSError, ValueError) as e:
       raise SweepError(f"{path} is unreadable ({e})") from None
-    if old != wanted:
+    if _without_rounds(old) != _without_rounds(wanted):  # more rounds: each point's workdir decides
       changed = [k for k in wanted if not isinstance(old, dict) or old.get(k) != wanted[k]]
       raise SweepError(f"{root} holds another sweep (differs in {', '.join(changed) or 'its fields'})")
   files.write_atomic(path, json.dumps(dict(wanted), indent=1) + "\n")
+
+
+def _without_rounds(manifest: Any) -> Any:
+  """The manifest without a `--set.prune.rounds`: a sweep given more IMP rounds is the same sweep
+  continued (`runs.workdir` refuses fewer, and any mode whose rounds depend on their count)."""
+  if not isinstance(manifest, dict) or not isinstance(manifest.get("set"), dict):
+    return manifest
+  return {**manifest, "set": {k: v for k, v in manifest["set"].items() if k != "prune.rounds"}}
 
 
 def finished(root: pathlib.Path | str) -> list[tuple[str, pathlib.Path]]:

@@ -141,6 +141,7 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
       ckpts.append(checkpoint.Checkpoints(workdir))
       stack.callback(ckpts[-1].close)
     lineage = _restore(setup, ckpts, log, workdirs)
+    experiment.check_continues(setup, lineage, workdirs[:1])
     # The program's mid-round states, all points in one checkpoint (one point's slice alone cannot
     # restart the others), kept in the first point's workdir (locked above; --restart clears it).
     mid = checkpoint.Checkpoints(workdirs[0], subdir=MIDROUND_DIR)

@@ -1,7 +1,8 @@
 """The workdir of a run: its layout, its lock, and the config it was made for.
 
 Layout of a workdir:
-  config.json            the resolved config and the ltjax version (a different config is refused)
+  config.json            the resolved config and the ltjax version (a different config is refused;
+                         more IMP rounds continue the run)
   results.jsonl / .csv   one record per ticket per round (rewritten atomically each round)
   curves/round_XX.npz    validation/training curves [num_evals, K] and the ticket ids
   masks/round_XX.npz     each trial's ticket mask for the round (bit-packed)
@@ -68,7 +69,8 @@ def prepare_workdir(workdir: pathlib.Path, cfg, restart: bool) -> None:
       theirs = json.loads(path.read_text())
     except json.JSONDecodeError:
       pass
-    diff = _config_diff(theirs.get("config", {}), mine["config"])
+    old = theirs.get("config", {}) if isinstance(theirs, dict) else {}
+    diff = _config_diff(_with_rounds_of(old, mine["config"]), mine["config"])
     if diff:
       raise UsageError(f"workdir {workdir} holds a different config ({diff}); use another "
                        "--workdir or --restart to discard it")
@@ -97,6 +99,18 @@ def _has_records(workdir: pathlib.Path) -> bool:
     return (workdir / results.RESULTS).stat().st_size > 0
   except OSError:
     return False
+
+
+def _with_rounds_of(old: dict, new: dict) -> dict:
+  """`old` with `new`'s prune.rounds where that only adds IMP rounds (`lottery.prunes_past_last_round`):
+  the run continues from its last round. Fewer rounds stay another experiment."""
+  o, n = old.get("prune"), new.get("prune")
+  if not (isinstance(o, dict) and isinstance(n, dict)):
+    return old
+  was, now = o.get("rounds"), n.get("rounds")
+  if o.get("mode") == n.get("mode") == "iterative" and type(was) is int and type(now) is int and now > was:
+    return {**old, "prune": {**o, "rounds": now}}
+  return old
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> str:
