@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ltjax import lineup, stability
-from ltjax.core import masks, tickets
+from ltjax.core import masks, pruning, tickets
 from ltjax.data import Dataset
 from ltjax.engine import oneoff, parallel, train
 # Importing the methods registers their modes.
@@ -151,8 +151,13 @@ def train_round(setup: Setup, lineage: lineup.Lineage, dataset: Dataset, sink: R
         parallel.take(tracker.params, ticket_rows), parallel.take(tracker.model_state, ticket_rows)))
   if r == 0 and modes.get(cfg.prune.mode).prunes_dense:
     lineage = lineage.replace(dense_params=trained)
-  if r + 1 < lineup.num_rounds(cfg) or prunes_past_last_round(cfg):
+  if r + 1 < lineup.num_rounds(cfg):
     lineage = next_masks(setup, lineage, r, trained, trained_state, dataset)
+  elif prunes_past_last_round(cfg):
+    try:
+      lineage = next_masks(setup, lineage, r, trained, trained_state, dataset)
+    except pruning.PruningError:
+      pass  # a cut that would empty a layer: this run ends here (`check_continues` says so)
   if cfg.prune.reset == "none":  # fine-tuning: the next round continues from the trained weights
     lineage = lineage.replace(start_params=trained, start_model_state=trained_state)
   return result, lineage.replace(round=r + 1)

@@ -197,11 +197,24 @@ def test_more_rounds_of_a_run_that_kept_no_further_masks_are_refused(tmp_path, m
   # a run finished before IMP kept the masks of a round past its last
   monkeypatch.setattr(lottery, "prunes_past_last_round", lambda cfg: False)
   cfg = tiny_config(**{"prune.rounds": 1, "train.steps": 50})
-  experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
   monkeypatch.undo()
-  with pytest.raises(experiment.UsageError, match=r"last round \(1\) finished before ltjax kept the masks"):
+  config = (tmp_path / "config.json").read_text()
+  with pytest.raises(experiment.UsageError, match=r"last round \(1\) left no masks for a further round"):
     experiment.train_and_evaluate(tiny_config(**{"prune.rounds": 2, "train.steps": 50}), tmp_path,
                                   log=lambda _: None)
+  assert (tmp_path / "config.json").read_text() == config  # its own command still resumes it
+  assert experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None) == recs
+
+
+def test_a_cut_past_the_last_round_that_would_empty_a_layer_ends_the_run_there(tmp_path):
+  # the output layer at 90% a round: 250 -> 25 -> 3 weights, and a third cut would leave none
+  cfg = tiny_config(**{"prune.rounds": 2, "prune.output_rate": 0.9, "train.steps": 50, "trials": 1})
+  recs = experiment.train_and_evaluate(cfg, tmp_path, log=lambda _: None)
+  assert {r["round"] for r in recs} == {0, 1, 2}
+  with pytest.raises(experiment.UsageError, match=r"last round \(2\) left no masks"):
+    experiment.train_and_evaluate(tiny_config(**{"prune.rounds": 3, "prune.output_rate": 0.9, "train.steps": 50,
+                                                 "trials": 1}), tmp_path, log=lambda _: None)
 
 
 def test_a_workdir_holding_other_records_is_refused_before_anything_is_written(tmp_path):

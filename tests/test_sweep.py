@@ -96,6 +96,14 @@ def test_a_sweep_given_more_rounds_is_the_same_sweep_continued(tmp_path):
   with pytest.raises(sweeps.SweepError, match=r"differs in set"):
     sweeps.claim(tmp_path, sweeps.manifest("learning_rate", "lenet_quick", {"trials": 3, "prune.rounds": 13},
                                            studies.expand(studies.get("learning_rate"))))
+  # a started point that ran 13 rounds: fewer, or the study's own again, would mix the round counts
+  (tmp_path / "lr=0.0006").mkdir()
+  (tmp_path / "lr=0.0006" / "config.json").write_text(json.dumps({"config": {"prune": {"rounds": 13}}}))
+  for fewer in ({"trials": 5, "prune.rounds": 9}, {"trials": 5}):
+    with pytest.raises(sweeps.SweepError, match=r"point lr=0.0006 ran 13 rounds; give --set.prune.rounds=13"):
+      sweeps.claim(tmp_path, sweeps.manifest("learning_rate", "lenet_quick", fewer,
+                                             studies.expand(studies.get("learning_rate"))))
+  sweeps.claim(tmp_path, deeper)  # the same again resumes
 
 
 def test_claim_refuses_another_sweep_unless_restarting(tmp_path):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import data, lineup, lottery, models, wiring
-from ltjax.core import masks, pruning
+from ltjax import data, files, lineup, lottery, models, wiring
+from ltjax.core import pruning
 from ltjax.data import prepare
 from ltjax.engine import parallel, runtime, timing, train
 from ltjax.methods import modes
@@ -118,6 +118,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
   log = log if writer else (lambda _: None)
   workdir = pathlib.Path(workdir)
   with (locked(_writable_dir(workdir)) if writer else contextlib.nullcontext()):
+    was = config_text(workdir)
     if writer:
       if not restart:  # records a resumed run would add to must be records, before it writes or trains
         try:
@@ -130,7 +131,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike, restart: bool = False,
     try:
       with timing.phase("resume"):
         lineage, resume = _restore(setup, ckpt, log, workdir)
-        check_continues(setup, lineage, [workdir])
+        check_continues(setup, lineage, [workdir], [was])
       sink = WorkdirSink(workdir, setup, ckpt, log, writer=writer, status=status,
                          first_round=lineage.round)
       log(f"{cfg.name}: {cfg.model} on {dataset.name}, {lineup.num_rounds(cfg)} rounds "
@@ -218,21 +219,35 @@ def _restore(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, log, workdir: pa
   return lineage, restore_midround(setup, ckpt, lineage, log)
 
 
-def check_continues(setup: wiring.Setup, lineage, workdirs) -> None:
-  """UsageError (one line) where a run given more IMP rounds stopped before ltjax kept the masks
-  of a round past its last (`lottery.prunes_past_last_round`): its next round would retrain the
-  last round's masks under the next round's name."""
+def check_continues(setup: wiring.Setup, lineage, workdirs, configs: Sequence[str | None]) -> None:
+  """UsageError (one line) where a run given more IMP rounds cannot go on: its last round finished
+  before ltjax kept the masks of a round past it (`lottery.prunes_past_last_round`), or that cut
+  would have emptied a layer; its lineage then still holds the last round's masks, and the next
+  round would retrain them under its own name. Told by the finding cost: the masks a round finds
+  count that round's training. `configs`: each workdir's config.json as it was, put back."""
   cfg, r = setup.cfg, lineage.round
   if not (lottery.prunes_past_last_round(cfg) and 0 < r < lineup.num_rounds(cfg)):
     return
-  now = float(masks.density(jax.tree.map(lambda m: m[0], lineage.mask), setup.roles))
-  for workdir in workdirs:
-    before = [rec["density"] for rec in results.read(workdir)
+  found = np.asarray(lineage.found_after)
+  trials = len(found) // len(workdirs)
+  for p, workdir in enumerate(workdirs):
+    before = [rec.get("finding_steps") for rec in results.read(workdir)
               if rec["round"] == r - 1 and rec["kind"] == "ticket" and rec["trial"] == 0]
-    if before and now >= before[0] - 1e-9:  # IMP always cuts (validation refuses all-zero rates)
-      raise UsageError(f"workdir {workdir}: its last round ({r - 1}) finished before ltjax kept the "
-                       f"masks a further round starts from; train those rounds with --restart, or in "
-                       f"another workdir")
+    if before and before[0] is not None and int(found[p * trials]) == int(before[0]):
+      for w, text in zip(workdirs, configs):  # the run as it was: its own command still resumes it
+        if text is not None and jax.process_index() == 0:
+          files.write_atomic(pathlib.Path(w) / CONFIG, text)
+      raise UsageError(f"workdir {workdir}: its last round ({r - 1}) left no masks for a further "
+                       "round (it finished before ltjax kept them, or the cut would empty a layer); "
+                       "train more rounds with --restart, or in another workdir")
+
+
+def config_text(workdir) -> str | None:
+  """config.json as it is (before this run rewrites it), or None."""
+  try:
+    return (pathlib.Path(workdir) / CONFIG).read_text()
+  except OSError:
+    return None
 
 
 def restore_midround(setup: wiring.Setup, ckpt: checkpoint.Checkpoints, lineage, log, **expect):

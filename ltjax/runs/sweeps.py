@@ -74,9 +74,11 @@ def claim(root: pathlib.Path | str, wanted: Mapping[str, Any], restart: bool = F
       old = json.loads(path.read_text())
     except (OSError, ValueError) as e:
       raise SweepError(f"{path} is unreadable ({e})") from None
-    if _without_rounds(old) != _without_rounds(wanted):  # more rounds: each point's workdir decides
+    if _without_rounds(old) != _without_rounds(wanted):
       changed = [k for k in wanted if not isinstance(old, dict) or old.get(k) != wanted[k]]
       raise SweepError(f"{root} holds another sweep (differs in {', '.join(changed) or 'its fields'})")
+    if _rounds_of(old) != _rounds_of(wanted):
+      _check_rounds(root, wanted)
   files.write_atomic(path, json.dumps(dict(wanted), indent=1) + "\n")
 
 
@@ -86,6 +88,24 @@ def _without_rounds(manifest: Any) -> Any:
   if not isinstance(manifest, dict) or not isinstance(manifest.get("set"), dict):
     return manifest
   return {**manifest, "set": {k: v for k, v in manifest["set"].items() if k != "prune.rounds"}}
+
+
+def _rounds_of(manifest: Any) -> Any:
+  return manifest.get("set", {}).get("prune.rounds") if isinstance(manifest, dict) else None
+
+
+def _check_rounds(root: pathlib.Path, wanted: Mapping[str, Any]) -> None:
+  """More rounds continue the points (their workdirs decide how); fewer than a started point ran,
+  or none given after some were, would leave the points with different round counts."""
+  rounds = _rounds_of(wanted)
+  for name in point_names(wanted):
+    try:
+      ran = json.loads((root / name / "config.json").read_text())["config"]["prune"]["rounds"]
+    except (OSError, ValueError, KeyError, TypeError):
+      continue  # not started: it trains with the sweep's rounds
+    if rounds != ran and not (type(rounds) is int and type(ran) is int and rounds > ran):
+      raise SweepError(f"{root}: point {name} ran {ran} rounds; give --set.prune.rounds={ran} or more "
+                       "to continue the sweep, or --restart")
 
 
 def finished(root: pathlib.Path | str) -> list[tuple[str, pathlib.Path]]:

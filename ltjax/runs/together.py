@@ -135,13 +135,15 @@ def train_together(points: Sequence[tuple[str, Any]], root: pathlib.Path | str, 
   workdirs = [root / name for name, _ in points]
   with contextlib.ExitStack() as stack:
     ckpts = []
+    was = []
     for workdir, cfg in zip(workdirs, configs):
       stack.enter_context(locked(_writable_dir(workdir)))
+      was.append(experiment.config_text(workdir))
       prepare_workdir(workdir, cfg, restart)
       ckpts.append(checkpoint.Checkpoints(workdir))
       stack.callback(ckpts[-1].close)
     lineage = _restore(setup, ckpts, log, workdirs)
-    experiment.check_continues(setup, lineage, workdirs[:1])
+    experiment.check_continues(setup, lineage, workdirs, was)
     # The program's mid-round states, all points in one checkpoint (one point's slice alone cannot
     # restart the others), kept in the first point's workdir (locked above; --restart clears it).
     mid = checkpoint.Checkpoints(workdirs[0], subdir=MIDROUND_DIR)
