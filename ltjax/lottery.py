@@ -183,8 +183,9 @@ def _where_lineages(mine, new, old):
 def prunes_past_last_round(cfg) -> bool:
   """IMP finds the masks of a round past its last one too (a magnitude cut, cheap beside training):
   its rounds do not depend on how many follow, so a finished run can be given more rounds and
-  continue from the lineage it left (`runs.workdir`)."""
-  return cfg.prune.mode == "iterative"
+  continue from the lineage it left (`runs.workdir`). Not after a dense-only run (rounds=0), whose
+  cut would compile a program for nothing in the one-ticket case the benchmarks time."""
+  return cfg.prune.mode == "iterative" and cfg.prune.rounds > 0
 
 
 def next_masks(setup: Setup, lineage: lineup.Lineage, round_index: int, trained: PyTree,

@@ -238,8 +238,8 @@ def check_continues(setup: wiring.Setup, lineage, workdirs, configs: Sequence[st
         if text is not None and jax.process_index() == 0:
           files.write_atomic(pathlib.Path(w) / CONFIG, text)
       raise UsageError(f"workdir {workdir}: its last round ({r - 1}) left no masks for a further "
-                       "round (it finished before ltjax kept them, or the cut would empty a layer); "
-                       "train more rounds with --restart, or in another workdir")
+                       "round (a dense-only run, one finished before ltjax kept them, or a cut that "
+                       "would empty a layer); train more rounds with --restart, or in another workdir")
 
 
 def config_text(workdir) -> str | None:
