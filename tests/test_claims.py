@@ -112,6 +112,17 @@ def test_versus_table_pairs_two_record_sets_by_trial_at_their_nearest_rounds(tmp
   assert c.gap_versus("run", 50, "run", 50) == "0.00 [0.00, 0.00]"
   assert c.where_gap("run", "other", ">") == "50.0%" and c.where_gap("run", "other", "<") == "none"
   assert c.where_gap("other", "run", "<") == "50.3%" and c.where_gap("run", "run", ">") == "none"
+  # a second reinit draw in `other`, 0.3 points above the first: averaged it halves that, alone it is all of it
+  recs2 = recs + [dict(r, draw=1, test_accuracy=r["test_accuracy"] + 0.003) for r in recs if r["kind"] == "reinit"]
+  (root / "other" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs2))
+  c = claims.Claims(claims.Records(root))
+  assert c.gap_versus("run", 50, "other", 50.3) == "+0.65 [+0.40, +0.90]"
+  assert c.gap_versus("run", 50, "other", 50.3, draw_b=0) == "+0.50 [+0.25, +0.75]"
+  assert c.gap_versus("run", 50, "other", 50.3, draw_b=1) == "+0.80 [+0.55, +1.05]"
+  assert c.gap_versus("run", 50, "other", 50.3, "ticket", "dense", draw_b=1) == "+0.70 [+0.45, +0.95]"
+  assert c.where_gap("run", "other", ">", draw_b=1) == "50.0%"
+  with pytest.raises(claims.ClaimError, match="no records of draw 2"):
+    c.where_gap("run", "other", ">", draw_b=2)
   assert c.same_records("run", "other", "reinit") == "3 of 3" and c.same_records("run", "other", "ticket") == "0 of 6"
   assert c.same_records("run", "run", "ticket", "final") == "3 of 3"  # round 0 has no final accuracy: not counted
   for r in recs:

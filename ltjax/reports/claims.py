@@ -85,21 +85,24 @@ class Claims(claim_tables.Tables):
     return self._interval(iv, field, f"{name_a} against {name_b}")
 
   def gap_versus(self, name_a: str, density_a: float, name_b: str, density_b: float, a: str = "ticket",
-                 b: str = "reinit", field: str = "acc") -> str:
+                 b: str = "reinit", field: str = "acc", draw_b: int | None = None) -> str:
     """Whether a gap changes between two record sets of one seed: (a − b in `name_a`) − (a − b in
     `name_b`), trial by trial, mean and 95% interval. Two gaps' own intervals overlapping does not
-    show they are equal, nor does their not overlapping measure how far apart they are."""
+    show they are equal, nor does their not overlapping measure how far apart they are. `draw_b`
+    keeps one of `name_b`'s control draws (else they are averaged per trial): to compare one draw
+    against one, and to see whether a verdict rests on which draw it was."""
     (ra, na), (rb, nb) = self._at(name_a, density_a), self._at(name_b, density_b)
+    rb = _one_draw(rb, draw_b, name_b)
     iv = _gap_change(ra, na, rb, nb, a, b, sel.field_name(field))
     return self._interval(iv, field, f"the {a} - {b} gap of {name_a} against {name_b}")
 
   def where_gap(self, name_a: str, name_b: str, sign: str, a: str = "ticket", b: str = "reinit",
-                field: str = "acc") -> str:
+                field: str = "acc", draw_b: int | None = None) -> str:
     """The densities (the rounds two sets of one design share) at which `gap_versus`'s interval
     lies wholly below ('<') or above ('>') 0."""
     if sign not in ("<", ">"):
       raise ClaimError(f"sign must be '<' or '>', got {sign!r}")
-    ra, rb = self.records.get(name_a), self.records.get(name_b)
+    ra, rb = self.records.get(name_a), _one_draw(self.records.get(name_b), draw_b, name_b)
     out = []
     for rnd in sorted({r["round"] for r in ra if r["round"] > 0} & {r["round"] for r in rb}):
       density = sel.mean_density(ra, rnd)
@@ -306,6 +309,17 @@ def _gap_change(ra, na: int, rb, nb: int, a: str, b: str, field: str) -> stats.I
     other = sel.kind_trials(recs, b, rnd, field)
     return {t: v - other[t] for t, v in sel.kind_trials(recs, a, rnd, field).items() if t in other}
   return stats.paired(gap(ra, na), gap(rb, nb))
+
+
+def _one_draw(recs, draw: int | None, name: str):
+  """`recs` with every kind that has a record of control draw `draw` cut to that draw (tickets and
+  dense networks, which have draw 0 only, stay as they are for draw > 0)."""
+  if draw is None:
+    return recs
+  drawn = {r["kind"] for r in recs if r.get("draw", 0) == draw}
+  if not drawn:
+    raise ClaimError(f"{name} has no records of draw {draw}")
+  return [r for r in recs if r.get("draw", 0) == draw or r["kind"] not in drawn]
 
 
 def _span(lo: str, hi: str) -> str:
